@@ -1,0 +1,51 @@
+# Set-up and entry points. `make demo` and `make test` work on a fresh Debian 12 machine.
+VENV := .venv
+PY := $(VENV)/bin/python
+BUILD := build
+JOBS ?= $(shell nproc)
+
+APT_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev \
+  pybind11-dev python3-pybind11 python3-dev python3-venv python3-pip python3-setuptools python3-wheel \
+  python3-numpy python3-pytest python3-sklearn libgtest-dev googletest
+BENCH_PACKAGES := python3-torch
+
+.PHONY: deps bench-deps venv install build demo test test-cpp test-python bench clean
+
+# Installs the Debian packages that are missing (apt-get update only when needed).
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+bench-deps:
+	@dpkg -s $(BENCH_PACKAGES) >/dev/null 2>&1 || (apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BENCH_PACKAGES))
+
+# Debian's interpreter (numpy lives there), in a venv that sees the system packages.
+# pip.conf turns build isolation off (no PyPI here); the option's value is inverted.
+$(PY): | deps
+	/usr/bin/python3 -m venv --system-site-packages $(VENV)
+	printf '[install]\nno-build-isolation = false\n' > $(VENV)/pip.conf
+
+venv: deps $(PY)
+
+install: venv
+	$(PY) -m pip install --no-deps --no-build-isolation -q .
+
+build: install
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: install
+	$(PY) examples/linear_regression.py
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure
+	$(PY) -m pytest -q tests/python
+
+bench: install bench-deps
+	$(PY) bench/bench_overhead.py
+
+clean:
+	rm -rf $(BUILD) $(VENV) python/xgrad.egg-info

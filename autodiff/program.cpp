@@ -1,0 +1,370 @@
+#include "autodiff/program.h"
+
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <unordered_map>
+
+#include "autodiff/memory_plan.h"
+#include "core/error.h"
+
+namespace xgrad {
+
+namespace {
+
+// Where a value's memory comes from in one plan.
+enum class Place { feed, held, arena, fresh, view };
+
+const char* place_name(Place p) {
+  switch (p) {
+    case Place::feed: return "feed";
+    case Place::held: return "param/const";
+    case Place::arena: return "arena";
+    case Place::fresh: return "output";
+    case Place::view: return "view";
+  }
+  return "?";
+}
+
+struct Value {
+  NodeKind kind;
+  std::string name;
+  TensorType type;
+  Tensor held;  // params and constants: shares the node's storage
+};
+
+struct Step {
+  const OpDef* op;
+  std::vector<int> inputs;
+  int out;
+  Attrs attrs;
+};
+
+// Per-run scratch: every value's tensor, with arena values pre-bound.
+struct Context {
+  std::shared_ptr<Storage> arena;
+  std::vector<Tensor> values;
+  std::vector<std::vector<const Tensor*>> step_inputs;
+};
+
+struct Plan {
+  std::vector<Shape> shapes;
+  std::vector<Place> places;
+  std::vector<std::int64_t> arena_offsets;  // bytes, for Place::arena
+  std::int64_t arena_bytes = 0;
+  std::mutex pool_mutex;
+  std::vector<std::unique_ptr<Context>> idle;
+};
+
+Tensor placeholder(DType dtype, const Shape& shape) {
+  auto bytes = static_cast<std::size_t>(numel(shape)) * itemsize(dtype);
+  return Tensor::view_of(Storage::borrow(nullptr, bytes, nullptr), dtype, shape, contiguous_strides(shape), 0);
+}
+
+std::string describe_inputs(const Step& step, const std::vector<Value>& values, const std::vector<Shape>* shapes) {
+  std::string s;
+  for (std::size_t i = 0; i < step.inputs.size(); ++i) {
+    const int v = step.inputs[i];
+    s += (i ? ", " : "") + values[v].name + ": " + dtype_name(values[v].type.dtype) +
+         xgrad::to_string(shapes ? (*shapes)[v] : values[v].type.shape);
+  }
+  return s;
+}
+
+}  // namespace
+
+struct Program::Impl {
+  std::vector<Value> values;
+  std::vector<Step> steps;
+  std::vector<int> outputs;
+  std::vector<int> feed_values;  // value index of each program input
+  std::vector<std::string> input_names;
+  std::vector<std::string> graph_input_names;
+
+  mutable std::mutex plans_mutex;
+  mutable std::map<std::vector<Shape>, std::shared_ptr<Plan>> plans;
+
+  std::string where(const Step& step, const std::vector<Shape>* shapes) const {
+    return "op '" + step.op->name() + "' (node '" + values[step.out].name + "', inputs " +
+           describe_inputs(step, values, shapes) + "): ";
+  }
+
+  std::shared_ptr<Plan> plan_for(const std::vector<Shape>& signature) const {
+    std::lock_guard<std::mutex> lock(plans_mutex);
+    auto& slot = plans[signature];
+    if (!slot) slot = make_plan(signature);
+    return slot;
+  }
+
+  std::shared_ptr<Plan> make_plan(const std::vector<Shape>& signature) const;
+  std::unique_ptr<Context> make_context(const Plan& plan) const;
+  std::vector<Tensor> check_feeds(const Feeds& feeds) const;
+};
+
+std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signature) const {
+  auto plan = std::make_shared<Plan>();
+  const std::size_t n = values.size();
+  plan->shapes.resize(n);
+  plan->places.assign(n, Place::arena);
+  std::vector<Tensor> layout(n);  // tensors with the right shapes and strides, no data
+  for (std::size_t k = 0; k < feed_values.size(); ++k) {
+    const int v = feed_values[k];
+    plan->shapes[v] = signature[k];
+    plan->places[v] = Place::feed;
+    layout[v] = placeholder(values[v].type.dtype, signature[k]);
+  }
+  for (std::size_t v = 0; v < n; ++v)
+    if (values[v].held.defined()) {
+      plan->shapes[v] = values[v].held.shape();
+      plan->places[v] = Place::held;
+      layout[v] = values[v].held;
+    }
+  std::vector<int> base(n);  // the value whose memory a view ultimately reads
+  for (std::size_t v = 0; v < n; ++v) base[v] = static_cast<int>(v);
+  for (const Step& step : steps) {
+    std::vector<TensorType> in_types;
+    std::vector<const Tensor*> in_layout;
+    for (int i : step.inputs) {
+      in_types.push_back({values[i].type.dtype, plan->shapes[i]});
+      in_layout.push_back(&layout[i]);
+    }
+    TensorType out;
+    try {
+      out = step.op->infer()(in_types, step.attrs);
+    } catch (const TypeError& e) {
+      throw TypeError(where(step, &plan->shapes) + e.what());
+    } catch (const ValueError& e) {
+      throw ValueError(where(step, &plan->shapes) + e.what());
+    }
+    if (!is_static(out.shape))
+      throw ValueError(where(step, &plan->shapes) + "output shape " + xgrad::to_string(out.shape) + " is not resolved by the feeds");
+    plan->shapes[step.out] = out.shape;
+    const bool alias = step.op->view() &&
+                       (!step.op->alias_if() || step.op->alias_if()(in_layout.data(), out.shape, step.attrs));
+    if (alias) {
+      plan->places[step.out] = Place::view;
+      layout[step.out] = step.op->view()(in_layout.data(), out.shape, step.attrs);
+      base[step.out] = base[step.inputs[0]];
+    } else {
+      layout[step.out] = placeholder(out.dtype, out.shape);
+    }
+  }
+  for (int o : outputs)
+    if (plan->places[o] == Place::arena) plan->places[o] = Place::fresh;
+
+  // Liveness of arena buffers, counting reads through views.
+  std::vector<int> first(n, -1), last(n, -1);
+  for (std::size_t s = 0; s < steps.size(); ++s) {
+    const int out = steps[s].out;
+    if (plan->places[out] == Place::arena) first[out] = last[out] = static_cast<int>(s);
+    for (int i : steps[s].inputs)
+      if (plan->places[base[i]] == Place::arena) last[base[i]] = std::max(last[base[i]], static_cast<int>(s));
+  }
+  for (int o : outputs)  // an output viewing an arena buffer is copied out after the last step
+    if (plan->places[base[o]] == Place::arena) last[base[o]] = static_cast<int>(steps.size());
+  std::vector<BufferRequest> requests;
+  std::vector<int> requested;
+  for (std::size_t v = 0; v < n; ++v)
+    if (plan->places[v] == Place::arena) {
+      requests.push_back({numel(plan->shapes[v]) * static_cast<std::int64_t>(itemsize(values[v].type.dtype)), first[v], last[v]});
+      requested.push_back(static_cast<int>(v));
+    }
+  const ArenaLayout arena = plan_arena(requests);
+  plan->arena_offsets.assign(n, -1);
+  for (std::size_t r = 0; r < requested.size(); ++r) plan->arena_offsets[requested[r]] = arena.offsets[r];
+  plan->arena_bytes = arena.total_bytes;
+  return plan;
+}
+
+std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
+  auto ctx = std::make_unique<Context>();
+  ctx->arena = Storage::allocate(static_cast<std::size_t>(plan.arena_bytes));
+  ctx->values.resize(values.size());
+  for (std::size_t v = 0; v < values.size(); ++v) {
+    if (plan.places[v] == Place::held) ctx->values[v] = values[v].held;
+    if (plan.places[v] == Place::arena) {
+      const DType dt = values[v].type.dtype;
+      ctx->values[v] = Tensor::view_of(ctx->arena, dt, plan.shapes[v], contiguous_strides(plan.shapes[v]),
+                                       plan.arena_offsets[v] / static_cast<std::int64_t>(itemsize(dt)));
+    }
+  }
+  for (const Step& step : steps) {
+    std::vector<const Tensor*> ins;
+    for (int i : step.inputs) ins.push_back(&ctx->values[i]);
+    ctx->step_inputs.push_back(std::move(ins));
+  }
+  return ctx;
+}
+
+std::vector<Tensor> Program::Impl::check_feeds(const Feeds& feeds) const {
+  std::vector<Tensor> fed(input_names.size());
+  for (const auto& [name, tensor] : feeds) {
+    std::size_t k = 0;
+    while (k < input_names.size() && input_names[k] != name) ++k;
+    if (k == input_names.size()) {
+      std::string uses;
+      for (const auto& in : input_names) uses += (uses.empty() ? "" : ", ") + in;
+      bool in_graph = false;
+      for (const auto& in : graph_input_names) in_graph = in_graph || in == name;
+      throw ValueError(in_graph ? "feed '" + name + "': this program does not use input '" + name + "' (it uses: " + uses + ")"
+                                : "feed '" + name + "': the graph has no input of that name (this program's inputs: " + uses + ")");
+    }
+    if (fed[k].defined()) throw ValueError("feed '" + name + "' is given twice");
+    const TensorType& want = values[feed_values[k]].type;
+    if (!tensor.defined()) throw ValueError("feed '" + name + "' is empty");
+    if (tensor.dtype() != want.dtype)
+      throw TypeError("feed '" + name + "' is " + dtype_name(tensor.dtype()) + ", but input '" + name + "' is " +
+                      dtype_name(want.dtype));
+    bool ok = tensor.shape().size() == want.shape.size();
+    for (std::size_t d = 0; ok && d < want.shape.size(); ++d)
+      ok = want.shape[d] == kDynamic || want.shape[d] == tensor.shape()[d];
+    if (!ok)
+      throw ValueError("feed '" + name + "' has shape " + xgrad::to_string(tensor.shape()) + ", but input '" + name +
+                       "' expects " + xgrad::to_string(want.shape));
+    fed[k] = tensor.contiguous();
+  }
+  for (std::size_t k = 0; k < fed.size(); ++k)
+    if (!fed[k].defined())
+      throw ValueError("missing feed for input '" + input_names[k] + "' (" + xgrad::to_string(values[feed_values[k]].type) + ")");
+  return fed;
+}
+
+Program::Program(const std::vector<Var>& outputs) : impl_(std::make_shared<Impl>()) {
+  if (outputs.empty()) throw ValueError("compile: no outputs given");
+  Graph* graph = nullptr;
+  std::vector<Node*> roots;
+  for (const auto& o : outputs) {
+    if (!o) throw ValueError("compile: an output is an empty node");
+    if (graph && &o.graph() != graph) throw ValueError("compile: outputs come from different graphs");
+    graph = &o.graph();
+    roots.push_back(o.node());
+  }
+  Impl& p = *impl_;
+  for (const auto& in : graph->inputs()) p.graph_input_names.push_back(in.name());
+  std::unordered_map<const Node*, int> index;
+  for (Node* node : topological_order(roots)) {
+    const int v = static_cast<int>(p.values.size());
+    index[node] = v;
+    Value value{node->kind(), node->name(), node->type(), {}};
+    if (node->kind() == NodeKind::param || node->kind() == NodeKind::constant) value.held = node->value();
+    if (node->kind() == NodeKind::input) {
+      p.input_names.push_back(node->name());
+      p.feed_values.push_back(v);
+    }
+    if (node->kind() == NodeKind::op) {
+      Step step{node->op(), {}, v, node->attrs()};
+      for (const Node* in : node->inputs()) step.inputs.push_back(index.at(in));
+      p.steps.push_back(std::move(step));
+    }
+    p.values.push_back(std::move(value));
+  }
+  for (const auto& o : outputs) p.outputs.push_back(index.at(o.node()));
+}
+
+std::vector<Tensor> Program::run(const Feeds& feeds) const {
+  const Impl& p = *impl_;
+  std::vector<Tensor> fed = p.check_feeds(feeds);
+  std::vector<Shape> signature;
+  for (const auto& t : fed) signature.push_back(t.shape());
+  const std::shared_ptr<Plan> plan = p.plan_for(signature);
+
+  std::unique_ptr<Context> ctx;
+  {
+    std::lock_guard<std::mutex> lock(plan->pool_mutex);
+    if (!plan->idle.empty()) {
+      ctx = std::move(plan->idle.back());
+      plan->idle.pop_back();
+    }
+  }
+  if (!ctx) ctx = p.make_context(*plan);
+  // Drops per-run references (feeds, outputs, views) and returns the context to the pool.
+  struct Release {
+    const Impl& p;
+    Plan& plan;
+    std::unique_ptr<Context>& ctx;
+    ~Release() {
+      for (std::size_t v = 0; v < p.values.size(); ++v) {
+        const Place place = plan.places[v];
+        if (place == Place::feed || place == Place::fresh || place == Place::view) ctx->values[v] = Tensor();
+      }
+      std::lock_guard<std::mutex> lock(plan.pool_mutex);
+      plan.idle.push_back(std::move(ctx));
+    }
+  } release{p, *plan, ctx};
+
+  std::vector<Tensor>& vals = ctx->values;
+  for (std::size_t k = 0; k < fed.size(); ++k) vals[p.feed_values[k]] = std::move(fed[k]);
+  for (int o : p.outputs)
+    if (plan->places[o] == Place::fresh && !vals[o].defined()) vals[o] = Tensor::empty(p.values[o].type.dtype, plan->shapes[o]);
+
+  for (std::size_t s = 0; s < p.steps.size(); ++s) {
+    const Step& step = p.steps[s];
+    const Tensor* const* ins = ctx->step_inputs[s].data();
+    try {
+      if (plan->places[step.out] == Place::view) vals[step.out] = step.op->view()(ins, plan->shapes[step.out], step.attrs);
+      else step.op->kernel()(ins, vals[step.out], step.attrs);
+    } catch (const TypeError& e) {
+      throw TypeError(p.where(step, &plan->shapes) + e.what());
+    } catch (const ValueError& e) {
+      throw ValueError(p.where(step, &plan->shapes) + e.what());
+    }
+  }
+
+  std::vector<Tensor> result;
+  std::vector<bool> handed_out(p.values.size(), false);
+  for (int o : p.outputs) {
+    const bool own = plan->places[o] == Place::fresh && !handed_out[o];
+    result.push_back(own ? vals[o] : vals[o].copy());
+    handed_out[o] = true;
+  }
+  return result;
+}
+
+const std::vector<std::string>& Program::input_names() const { return impl_->input_names; }
+
+std::vector<TensorType> Program::input_types() const {
+  std::vector<TensorType> out;
+  for (int v : impl_->feed_values) out.push_back(impl_->values[v].type);
+  return out;
+}
+
+std::vector<TensorType> Program::output_types() const {
+  std::vector<TensorType> out;
+  for (int v : impl_->outputs) out.push_back(impl_->values[v].type);
+  return out;
+}
+
+std::size_t Program::num_steps() const { return impl_->steps.size(); }
+
+std::string Program::to_string() const {
+  const Impl& p = *impl_;
+  std::ostringstream os;
+  os << "Program(" << p.steps.size() << " steps; inputs:";
+  for (int v : p.feed_values) os << " " << p.values[v].name << ": " << xgrad::to_string(p.values[v].type);
+  os << "; outputs:";
+  for (int v : p.outputs) os << " " << p.values[v].name;
+  os << ")";
+  for (const Step& step : p.steps) {
+    os << "\n  " << p.values[step.out].name << " = " << step.op->name() << "(";
+    for (std::size_t i = 0; i < step.inputs.size(); ++i) os << (i ? ", " : "") << p.values[step.inputs[i]].name;
+    os << ")";
+    if (!step.attrs.items().empty()) os << " {" << step.attrs.to_string() << "}";
+    os << " -> " << xgrad::to_string(p.values[step.out].type);
+  }
+  std::lock_guard<std::mutex> lock(p.plans_mutex);
+  for (const auto& [signature, plan] : p.plans) {
+    os << "\n plan for";
+    for (std::size_t k = 0; k < signature.size(); ++k) os << " " << p.input_names[k] << xgrad::to_string(signature[k]);
+    os << ": arena " << plan->arena_bytes << " bytes";
+    for (const Step& step : p.steps) {
+      os << "\n  " << p.values[step.out].name << " " << xgrad::to_string(plan->shapes[step.out]) << " "
+         << place_name(plan->places[step.out]);
+      if (plan->places[step.out] == Place::arena) os << " @" << plan->arena_offsets[step.out];
+    }
+  }
+  return os.str();
+}
+
+Program compile(const std::vector<Var>& outputs) { return Program(outputs); }
+
+}  // namespace xgrad

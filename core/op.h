@@ -1,0 +1,89 @@
+// The op contract. An op is one OpDef in the registry and carries
+// everything about it: type inference, CPU kernel (or zero-copy view),
+// gradient built from other ops' builder functions, and its ONNX name.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/attrs.h"
+#include "core/tensor.h"
+
+namespace xgrad {
+
+class Node;
+class Var;
+
+struct TensorType {
+  DType dtype = DType::float32;
+  Shape shape;
+  bool operator==(const TensorType& o) const { return dtype == o.dtype && shape == o.shape; }
+};
+std::string to_string(const TensorType& type);  // "float32(None, 10)"
+
+// Output type from input types. Throws ValueError / TypeError with a message
+// about the shapes; the graph adds the op and node names.
+using InferFn = std::function<TensorType(const std::vector<TensorType>& inputs, const Attrs& attrs)>;
+
+// Hot path: plain function pointers, called from the Program's tape.
+using KernelFn = void (*)(const Tensor* const* inputs, Tensor& out, const Attrs& attrs);
+using ViewFn = Tensor (*)(const Tensor* const* inputs, const Shape& out_shape, const Attrs& attrs);
+// Decides at plan time (given input layouts) whether a view op can alias.
+using AliasIfFn = bool (*)(const Tensor* const* inputs, const Shape& out_shape, const Attrs& attrs);
+
+struct GradCtx {
+  const Node& node;
+  const std::vector<Var>& inputs;
+  const Var& output;
+  const Var& dy;  // gradient flowing into the output
+  const Attrs& attrs;
+  const Var& x(std::size_t i = 0) const;  // the i-th input
+};
+// One gradient per input; an empty Var means "identically zero" (the output
+// does not depend on that input's values).
+using GradFn = std::function<std::vector<Var>(const GradCtx&)>;
+
+class OpDef {
+ public:
+  explicit OpDef(std::string name) : name_(std::move(name)) {}
+
+  OpDef& arity(int n) { arity_ = n; return *this; }
+  OpDef& infer(InferFn f) { infer_ = std::move(f); return *this; }
+  OpDef& kernel(KernelFn f) { kernel_ = f; return *this; }
+  // A view op returns a Tensor over its input's storage. With alias_if, the
+  // view is used only when the predicate holds; otherwise the kernel runs.
+  OpDef& view(ViewFn f, AliasIfFn alias_if = nullptr) { view_ = f; alias_if_ = alias_if; return *this; }
+  OpDef& grad(GradFn f) { grad_ = std::move(f); return *this; }
+  OpDef& not_differentiable(std::string why) { non_diff_reason_ = std::move(why); return *this; }
+  OpDef& onnx(std::string op_type) { onnx_op_ = std::move(op_type); return *this; }
+
+  const std::string& name() const { return name_; }
+  int arity() const { return arity_; }
+  const InferFn& infer() const { return infer_; }
+  KernelFn kernel() const { return kernel_; }
+  ViewFn view() const { return view_; }
+  AliasIfFn alias_if() const { return alias_if_; }
+  const GradFn& grad() const { return grad_; }
+  bool differentiable() const { return static_cast<bool>(grad_); }
+  const std::string& non_differentiable_reason() const { return non_diff_reason_; }
+  const std::string& onnx_op() const { return onnx_op_; }
+
+ private:
+  std::string name_;
+  int arity_ = 1;
+  InferFn infer_;
+  KernelFn kernel_ = nullptr;
+  ViewFn view_ = nullptr;
+  AliasIfFn alias_if_ = nullptr;
+  GradFn grad_;
+  std::string non_diff_reason_;
+  std::string onnx_op_;
+};
+
+// The registry. register_op returns a reference that stays valid for the
+// life of the process; ops keep it in a static to build nodes without a look-up.
+const OpDef& register_op(OpDef def);
+const OpDef& find_op(const std::string& name);  // throws ValueError for unknown names
+std::vector<const OpDef*> registered_ops();
+
+}  // namespace xgrad

@@ -1,0 +1,51 @@
+#include <deque>
+#include <mutex>
+
+#include "core/error.h"
+#include "core/op.h"
+
+namespace xgrad {
+
+namespace {
+struct Registry {
+  std::mutex mutex;
+  std::deque<OpDef> ops;  // deque: references stay valid as it grows
+};
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+}  // namespace
+
+std::string to_string(const TensorType& type) { return std::string(dtype_name(type.dtype)) + to_string(type.shape); }
+
+const OpDef& register_op(OpDef def) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  for (const auto& op : r.ops)
+    if (op.name() == def.name()) throw ValueError("op '" + def.name() + "' is registered twice");
+  if (!def.infer()) throw ValueError("op '" + def.name() + "' has no infer function");
+  if (!def.kernel() && !def.view()) throw ValueError("op '" + def.name() + "' has neither kernel nor view");
+  if (!def.differentiable() && def.non_differentiable_reason().empty())
+    throw ValueError("op '" + def.name() + "' must have a gradient or say why it is not differentiable");
+  r.ops.push_back(std::move(def));
+  return r.ops.back();
+}
+
+const OpDef& find_op(const std::string& name) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  for (const auto& op : r.ops)
+    if (op.name() == name) return op;
+  throw ValueError("unknown op '" + name + "'");
+}
+
+std::vector<const OpDef*> registered_ops() {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  std::vector<const OpDef*> out;
+  for (const auto& op : r.ops) out.push_back(&op);
+  return out;
+}
+
+}  // namespace xgrad

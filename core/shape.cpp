@@ -1,0 +1,83 @@
+#include "core/shape.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace xgrad {
+
+std::int64_t numel(const Shape& shape) {
+  std::int64_t n = 1;
+  for (auto d : shape) {
+    if (d < 0) return kDynamic;
+    n *= d;
+  }
+  return n;
+}
+
+bool is_static(const Shape& shape) {
+  return std::none_of(shape.begin(), shape.end(), [](std::int64_t d) { return d < 0; });
+}
+
+Strides contiguous_strides(const Shape& shape) {
+  Strides strides(shape.size());
+  std::int64_t s = 1;
+  for (auto i = shape.size(); i-- > 0;) {
+    strides[i] = s;
+    s *= std::max<std::int64_t>(shape[i], 1);
+  }
+  return strides;
+}
+
+std::string to_string(const Shape& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += shape[i] < 0 ? "None" : std::to_string(shape[i]);
+  }
+  if (shape.size() == 1) s += ",";
+  return s + ")";
+}
+
+Shape broadcast_shapes(const Shape& a, const Shape& b) {
+  const auto n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const std::int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da == db || db == 1) {
+      out[i] = da;
+    } else if (da == 1) {
+      out[i] = db;
+    } else if (da == kDynamic || db == kDynamic) {
+      out[i] = da == kDynamic ? db : da;  // checked again with concrete shapes at run time
+    } else {
+      throw ValueError("shapes " + to_string(a) + " and " + to_string(b) +
+                       " cannot be broadcast together (dimension " + std::to_string(i) + ": " +
+                       std::to_string(da) + " vs " + std::to_string(db) + ")");
+    }
+  }
+  return out;
+}
+
+std::int64_t normalize_axis(std::int64_t axis, std::int64_t ndim, const std::string& what) {
+  if (axis < -ndim || axis >= ndim)
+    throw ValueError(what + ": axis " + std::to_string(axis) + " is out of range for a tensor of rank " +
+                     std::to_string(ndim));
+  return axis < 0 ? axis + ndim : axis;
+}
+
+std::vector<std::int64_t> normalize_axes(const std::vector<std::int64_t>& axes, std::int64_t ndim,
+                                         const std::string& what) {
+  std::vector<std::int64_t> out;
+  for (auto a : axes) {
+    auto n = normalize_axis(a, ndim, what);
+    if (std::find(out.begin(), out.end(), n) != out.end())
+      throw ValueError(what + ": axis " + std::to_string(a) + " is repeated");
+    out.push_back(n);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace xgrad

@@ -1,0 +1,274 @@
+#include "core/tensor.h"
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+#include "core/strided_loop.h"
+
+namespace xgrad {
+
+namespace {
+
+std::string shape_str(const Shape& s) { return to_string(s); }
+
+template <class To, class From>
+void convert_loop(const Tensor& src, Tensor& dst) {
+  const From* s = static_cast<const From*>(src.raw_data());
+  To* d = static_cast<To*>(dst.raw_data());
+  const Strides dst_strides = dst.strides();
+  strided_loop<2>(src.shape(), {&dst_strides, &src.strides()},
+                  [&](std::int64_t n, const auto& off, const auto& st) {
+                    To* dp = d + off[0];
+                    const From* sp = s + off[1];
+                    for (std::int64_t i = 0; i < n; ++i) dp[i * st[0]] = static_cast<To>(sp[i * st[1]]);
+                  });
+}
+
+template <class F>
+void visit_dtype(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::float32: f(float{}); break;
+    case DType::float64: f(double{}); break;
+    case DType::int64: f(std::int64_t{}); break;
+    case DType::bool_: f(bool{}); break;
+  }
+}
+
+}  // namespace
+
+Tensor Tensor::empty(DType dtype, const Shape& shape) {
+  if (!is_static(shape)) throw ValueError("cannot allocate a tensor of symbolic shape " + shape_str(shape));
+  Tensor t;
+  t.storage_ = Storage::allocate(static_cast<std::size_t>(xgrad::numel(shape)) * itemsize(dtype));
+  t.dtype_ = dtype;
+  t.shape_ = shape;
+  t.strides_ = contiguous_strides(shape);
+  return t;
+}
+
+Tensor Tensor::zeros(DType dtype, const Shape& shape) {
+  Tensor t = empty(dtype, shape);
+  std::memset(t.raw_data(), 0, static_cast<std::size_t>(t.numel()) * itemsize(dtype));
+  return t;
+}
+
+Tensor Tensor::full(DType dtype, const Shape& shape, double value) {
+  Tensor t = empty(dtype, shape);
+  visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    std::fill_n(static_cast<T*>(t.raw_data()), t.numel(), static_cast<T>(value));
+  });
+  return t;
+}
+
+Tensor Tensor::view_of(std::shared_ptr<Storage> storage, DType dtype, Shape shape, Strides strides,
+                       std::int64_t offset) {
+  if (shape.size() != strides.size()) throw ValueError("view: shape and strides differ in rank");
+  std::int64_t lo = offset, hi = offset;
+  bool empty_view = false;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] < 0) throw ValueError("view: negative dimension in " + shape_str(shape));
+    if (shape[i] == 0) empty_view = true;
+    const std::int64_t span = (shape[i] - 1) * strides[i];
+    (span < 0 ? lo : hi) += span;
+  }
+  const auto capacity = static_cast<std::int64_t>(storage->nbytes() / itemsize(dtype));
+  if (!empty_view && (lo < 0 || hi >= capacity))
+    throw ValueError("view: shape " + shape_str(shape) + " reaches outside its storage");
+  Tensor t;
+  t.storage_ = std::move(storage);
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.strides_ = std::move(strides);
+  t.offset_ = offset;
+  return t;
+}
+
+std::int64_t Tensor::dim(std::int64_t axis) const { return shape_[normalize_axis(axis, ndim(), "dim")]; }
+
+bool Tensor::is_contiguous() const {
+  std::int64_t expected = 1;
+  for (auto i = shape_.size(); i-- > 0;) {
+    if (shape_[i] == 1) continue;
+    if (strides_[i] != expected) return false;
+    expected *= shape_[i];
+  }
+  return true;
+}
+
+Shape resolve_reshape(const Shape& target, std::int64_t count, const std::string& what) {
+  Shape out = target;
+  std::int64_t known = 1;
+  int infer_at = -1;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == -1) {
+      if (infer_at >= 0) throw ValueError(what + ": only one dimension can be -1 in " + shape_str(target));
+      infer_at = static_cast<int>(i);
+    } else if (out[i] < 0) {
+      throw ValueError(what + ": invalid dimension in " + shape_str(target));
+    } else {
+      known *= out[i];
+    }
+  }
+  if (infer_at >= 0) {
+    if (known == 0 || count % known != 0)
+      throw ValueError(what + ": cannot reshape " + std::to_string(count) + " elements into " +
+                       shape_str(target));
+    out[infer_at] = count / known;
+  } else if (known != count) {
+    throw ValueError(what + ": cannot reshape " + std::to_string(count) + " elements into " +
+                     shape_str(target));
+  }
+  return out;
+}
+
+Tensor Tensor::reshape(const Shape& shape) const {
+  Shape resolved = resolve_reshape(shape, numel(), "reshape");
+  if (!is_contiguous())
+    throw ValueError("reshape: a non-contiguous view of shape " + shape_str(shape_) +
+                     " cannot be reshaped without a copy; call contiguous() first");
+  return view_of(storage_, dtype_, resolved, contiguous_strides(resolved), offset_);
+}
+
+Tensor Tensor::permute(const std::vector<std::int64_t>& axes) const {
+  if (static_cast<std::int64_t>(axes.size()) != ndim())
+    throw ValueError("permute: " + std::to_string(axes.size()) + " axes given for a tensor of rank " +
+                     std::to_string(ndim()));
+  auto norm = normalize_axes(axes, ndim(), "permute");
+  (void)norm;  // validates that axes is a permutation
+  Shape s(axes.size());
+  Strides st(axes.size());
+  for (std::size_t i = 0; i < axes.size(); ++i) {
+    const auto a = normalize_axis(axes[i], ndim(), "permute");
+    s[i] = shape_[a];
+    st[i] = strides_[a];
+  }
+  return view_of(storage_, dtype_, s, st, offset_);
+}
+
+Tensor Tensor::transpose() const {
+  std::vector<std::int64_t> axes(shape_.size());
+  for (std::size_t i = 0; i < axes.size(); ++i) axes[i] = static_cast<std::int64_t>(axes.size() - 1 - i);
+  return permute(axes);
+}
+
+Tensor Tensor::slice(std::int64_t axis, std::int64_t start, std::int64_t stop, std::int64_t step) const {
+  axis = normalize_axis(axis, ndim(), "slice");
+  if (step == 0) throw ValueError("slice: step cannot be zero");
+  const std::int64_t n = shape_[axis];
+  // Python slice semantics (clamping, negative indices).
+  auto clamp = [&](std::int64_t i, std::int64_t lo, std::int64_t hi) {
+    if (i < 0) i += n;
+    return std::min(std::max(i, lo), hi);
+  };
+  std::int64_t len;
+  if (step > 0) {
+    start = clamp(start, 0, n);
+    stop = clamp(stop, 0, n);
+    len = stop > start ? (stop - start + step - 1) / step : 0;
+  } else {
+    start = clamp(start, -1, n - 1);
+    stop = clamp(stop, -1, n - 1);
+    len = start > stop ? (start - stop - step - 1) / -step : 0;
+  }
+  Shape s = shape_;
+  Strides st = strides_;
+  s[axis] = len;
+  st[axis] = strides_[axis] * step;
+  return view_of(storage_, dtype_, s, st, offset_ + (len > 0 ? start * strides_[axis] : 0));
+}
+
+Tensor Tensor::broadcast_to(const Shape& shape) const {
+  if (shape.size() < shape_.size())
+    throw ValueError("broadcast_to: cannot broadcast " + shape_str(shape_) + " to lower rank " +
+                     shape_str(shape));
+  const std::size_t lead = shape.size() - shape_.size();
+  for (std::size_t i = 0; i < shape_.size(); ++i)
+    if (shape_[i] != 1 && shape_[i] != shape[lead + i])
+      throw ValueError("broadcast_to: cannot broadcast " + shape_str(shape_) + " to " + shape_str(shape));
+  Tensor t;
+  t.storage_ = storage_;
+  t.dtype_ = dtype_;
+  t.shape_ = shape;
+  t.strides_ = broadcast_strides(shape_, strides_, shape);
+  t.offset_ = offset_;
+  return t;
+}
+
+Tensor Tensor::squeeze(const std::vector<std::int64_t>& axes) const {
+  std::vector<bool> drop(shape_.size(), false);
+  if (axes.empty()) {
+    for (std::size_t i = 0; i < shape_.size(); ++i) drop[i] = shape_[i] == 1;
+  } else {
+    for (auto a : normalize_axes(axes, ndim(), "squeeze")) {
+      if (shape_[a] != 1)
+        throw ValueError("squeeze: axis " + std::to_string(a) + " of shape " + shape_str(shape_) +
+                         " is not of size 1");
+      drop[a] = true;
+    }
+  }
+  Shape s;
+  Strides st;
+  for (std::size_t i = 0; i < shape_.size(); ++i)
+    if (!drop[i]) {
+      s.push_back(shape_[i]);
+      st.push_back(strides_[i]);
+    }
+  return view_of(storage_, dtype_, s, st, offset_);
+}
+
+Tensor Tensor::unsqueeze(std::int64_t axis) const {
+  axis = normalize_axis(axis, ndim() + 1, "unsqueeze");
+  Shape s = shape_;
+  Strides st = strides_;
+  const std::int64_t inner = axis < ndim() ? strides_[axis] * shape_[axis] : 1;
+  s.insert(s.begin() + axis, 1);
+  st.insert(st.begin() + axis, inner);
+  return view_of(storage_, dtype_, s, st, offset_);
+}
+
+Tensor Tensor::contiguous() const { return is_contiguous() ? *this : copy(); }
+
+Tensor Tensor::copy() const {
+  Tensor out = empty(dtype_, shape_);
+  out.copy_from(*this);
+  return out;
+}
+
+void Tensor::copy_from(const Tensor& src) {
+  if (src.dtype_ != dtype_ || src.shape_ != shape_)
+    throw ValueError(std::string("copy_from: cannot copy ") + dtype_name(src.dtype_) + shape_str(src.shape_) +
+                     " into " + dtype_name(dtype_) + shape_str(shape_));
+  if (is_contiguous() && src.is_contiguous()) {
+    std::memmove(raw_data(), src.raw_data(), static_cast<std::size_t>(numel()) * itemsize(dtype_));
+    return;
+  }
+  visit_dtype(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    convert_loop<T, T>(src, *this);
+  });
+}
+
+Tensor Tensor::astype(DType dtype) const {
+  Tensor out = empty(dtype, shape_);
+  visit_dtype(dtype, [&](auto to) {
+    visit_dtype(dtype_, [&](auto from) { convert_loop<decltype(to), decltype(from)>(*this, out); });
+  });
+  return out;
+}
+
+double Tensor::item() const {
+  if (numel() != 1) throw ValueError("item: tensor of shape " + shape_str(shape_) + " has not one element");
+  double v = 0;
+  visit_dtype(dtype_, [&](auto tag) { v = static_cast<double>(*static_cast<const decltype(tag)*>(raw_data())); });
+  return v;
+}
+
+std::string Tensor::to_string() const {
+  std::ostringstream os;
+  os << "Tensor(" << dtype_name(dtype_) << ", shape=" << shape_str(shape_) << ")";
+  return os.str();
+}
+
+}  // namespace xgrad

@@ -1,0 +1,76 @@
+// Tensor: a typed, strided view of a Storage. Every view operation here
+// returns a new Tensor over the same Storage; only contiguous() and copy()
+// ever move data.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/shape.h"
+#include "core/storage.h"
+
+namespace xgrad {
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Uninitialized contiguous tensor with freshly allocated storage.
+  static Tensor empty(DType dtype, const Shape& shape);
+  static Tensor zeros(DType dtype, const Shape& shape);
+  static Tensor full(DType dtype, const Shape& shape, double value);
+  // A view over existing storage; checks that it stays inside the storage.
+  static Tensor view_of(std::shared_ptr<Storage> storage, DType dtype, Shape shape, Strides strides,
+                        std::int64_t offset);
+
+  bool defined() const { return storage_ != nullptr; }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  const Strides& strides() const { return strides_; }
+  std::int64_t offset() const { return offset_; }
+  std::int64_t ndim() const { return static_cast<std::int64_t>(shape_.size()); }
+  std::int64_t numel() const { return xgrad::numel(shape_); }
+  std::int64_t dim(std::int64_t axis) const;
+  bool is_contiguous() const;
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
+
+  void* raw_data() const {
+    return static_cast<char*>(storage_->data()) + offset_ * static_cast<std::int64_t>(itemsize(dtype_));
+  }
+  template <class T> T* data() const {
+    if (dtype_v<T> != dtype_)
+      throw TypeError(std::string("tensor holds ") + dtype_name(dtype_) + ", not " + dtype_name(dtype_v<T>));
+    return static_cast<T*>(raw_data());
+  }
+
+  // Views (no copy).
+  Tensor reshape(const Shape& shape) const;  // one -1 allowed; requires contiguity
+  Tensor permute(const std::vector<std::int64_t>& axes) const;
+  Tensor transpose() const;  // reverses the axes, like numpy's .T
+  Tensor slice(std::int64_t axis, std::int64_t start, std::int64_t stop, std::int64_t step = 1) const;
+  Tensor broadcast_to(const Shape& shape) const;
+  Tensor squeeze(const std::vector<std::int64_t>& axes) const;  // empty: every size-1 axis
+  Tensor unsqueeze(std::int64_t axis) const;
+
+  // Copies.
+  Tensor contiguous() const;  // returns *this when already contiguous
+  Tensor copy() const;        // always a fresh contiguous tensor
+  void copy_from(const Tensor& src);  // same dtype and shape; any strides
+  Tensor astype(DType dtype) const;
+
+  double item() const;  // the single element of a one-element tensor, as double
+  std::string to_string() const;
+
+ private:
+  std::shared_ptr<Storage> storage_;
+  DType dtype_ = DType::float32;
+  Shape shape_;
+  Strides strides_;
+  std::int64_t offset_ = 0;
+};
+
+// Resolves a reshape target holding at most one -1 against a known element count.
+Shape resolve_reshape(const Shape& target, std::int64_t count, const std::string& what);
+
+}  // namespace xgrad

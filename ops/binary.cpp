@@ -1,0 +1,59 @@
+// Elementwise binary ops with numpy broadcasting. Gradients are summed back
+// to each input's shape by sum_to_like.
+#include "ops/elementwise.h"
+#include "ops/ops.h"
+
+namespace xgrad {
+
+namespace {
+
+struct AddF { template <class V> V operator()(V a, V b) const { return a + b; } };
+struct SubF { template <class V> V operator()(V a, V b) const { return a - b; } };
+struct MulF { template <class V> V operator()(V a, V b) const { return a * b; } };
+struct DivF { template <class V> V operator()(V a, V b) const { return a / b; } };
+
+OpDef binary(const char* name, KernelFn kernel, const char* onnx) {
+  return OpDef(name).arity(2).infer(infer::broadcast_floating).kernel(kernel).onnx(onnx);
+}
+
+const OpDef& add_op = register_op(binary("add", kernels::binary_kernel<AddF>, "Add").grad([](const GradCtx& c) {
+  return std::vector<Var>{sum_to_like(c.dy, c.x(0)), sum_to_like(c.dy, c.x(1))};
+}));
+
+const OpDef& sub_op = register_op(binary("sub", kernels::binary_kernel<SubF>, "Sub").grad([](const GradCtx& c) {
+  return std::vector<Var>{sum_to_like(c.dy, c.x(0)), sum_to_like(-c.dy, c.x(1))};
+}));
+
+const OpDef& mul_op = register_op(binary("mul", kernels::binary_kernel<MulF>, "Mul").grad([](const GradCtx& c) {
+  return std::vector<Var>{sum_to_like(c.dy * c.x(1), c.x(0)), sum_to_like(c.dy * c.x(0), c.x(1))};
+}));
+
+const OpDef& div_op = register_op(binary("div", kernels::binary_kernel<DivF>, "Div").grad([](const GradCtx& c) {
+  // d(a/b)/db = -a/b^2 = -y/b
+  return std::vector<Var>{sum_to_like(c.dy / c.x(1), c.x(0)), sum_to_like(-(c.dy * c.output) / c.x(1), c.x(1))};
+}));
+
+Var scalar_like(Var like, double value) { return like.graph().scalar(value, like.dtype()); }
+
+}  // namespace
+
+Var add(Var a, Var b) { return a.graph().apply(add_op, {a, b}); }
+Var sub(Var a, Var b) { return a.graph().apply(sub_op, {a, b}); }
+Var mul(Var a, Var b) { return a.graph().apply(mul_op, {a, b}); }
+Var div(Var a, Var b) { return a.graph().apply(div_op, {a, b}); }
+
+Var operator+(Var a, Var b) { return add(a, b); }
+Var operator-(Var a, Var b) { return sub(a, b); }
+Var operator*(Var a, Var b) { return mul(a, b); }
+Var operator/(Var a, Var b) { return div(a, b); }
+Var operator-(Var a) { return neg(a); }
+Var operator+(Var a, double b) { return add(a, scalar_like(a, b)); }
+Var operator-(Var a, double b) { return sub(a, scalar_like(a, b)); }
+Var operator*(Var a, double b) { return mul(a, scalar_like(a, b)); }
+Var operator/(Var a, double b) { return div(a, scalar_like(a, b)); }
+Var operator+(double a, Var b) { return add(scalar_like(b, a), b); }
+Var operator-(double a, Var b) { return sub(scalar_like(b, a), b); }
+Var operator*(double a, Var b) { return mul(scalar_like(b, a), b); }
+Var operator/(double a, Var b) { return div(scalar_like(b, a), b); }
+
+}  // namespace xgrad

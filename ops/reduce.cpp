@@ -1,0 +1,175 @@
+// Reductions over axes, and the broadcasting inverse used by gradients.
+#include <algorithm>
+#include <cstring>
+
+#include "ops/elementwise.h"
+#include "ops/ops.h"
+
+namespace xgrad {
+
+namespace {
+
+using G = std::vector<Var>;
+
+// Axes attribute resolved against a rank; empty means every axis.
+Axes reduce_axes(const Attrs& attrs, std::int64_t ndim) {
+  Axes axes = attrs.get_ints("axes");
+  if (axes.empty()) {
+    for (std::int64_t i = 0; i < ndim; ++i) axes.push_back(i);
+    return axes;
+  }
+  return normalize_axes(axes, ndim, "reduce");
+}
+
+Shape reduced_shape(const Shape& in, const Axes& axes, bool keepdims) {
+  Shape out;
+  for (std::int64_t i = 0; i < static_cast<std::int64_t>(in.size()); ++i) {
+    const bool reduced = std::find(axes.begin(), axes.end(), i) != axes.end();
+    if (!reduced) out.push_back(in[i]);
+    else if (keepdims) out.push_back(1);
+  }
+  return out;
+}
+
+TensorType infer_reduce(const std::vector<TensorType>& in, const Attrs& attrs) {
+  infer::require_floating(in[0]);
+  const Axes axes = reduce_axes(attrs, static_cast<std::int64_t>(in[0].shape.size()));
+  return {in[0].dtype, reduced_shape(in[0].shape, axes, attrs.get_int("keepdims") != 0)};
+}
+
+// out (contiguous, numel = product of kept dims) = sum of x over the axes where
+// `kept` (x's rank, 1 on reduced axes) differs from x's shape.
+template <class T>
+void sum_into(const Tensor& x, const Shape& kept, T* out, double scale) {
+  const std::int64_t n_out = numel(kept);
+  std::fill(out, out + n_out, T(0));
+  const Strides out_strides = broadcast_strides(kept, contiguous_strides(kept), x.shape());
+  const T* xp = static_cast<const T*>(x.raw_data());
+  strided_loop<2>(x.shape(), {&out_strides, &x.strides()}, [&](std::int64_t cnt, const auto& off, const auto& st) {
+    if (st[0] == 0) {  // reducing along the inner run: accumulate in double
+      double s = 0;
+      for (std::int64_t i = 0; i < cnt; ++i) s += xp[off[1] + i * st[1]];
+      out[off[0]] += static_cast<T>(s);
+    } else {
+      for (std::int64_t i = 0; i < cnt; ++i) out[off[0] + i * st[0]] += xp[off[1] + i * st[1]];
+    }
+  });
+  if (scale != 1.0)
+    for (std::int64_t i = 0; i < n_out; ++i) out[i] = static_cast<T>(out[i] * scale);
+}
+
+Shape keepdims_shape(const Tensor& x, const Attrs& attrs) {
+  return reduced_shape(x.shape(), reduce_axes(attrs, x.ndim()), true);
+}
+
+std::int64_t reduced_count(const Shape& x_shape, const Shape& kept) {
+  return numel(kept) == 0 ? 0 : numel(x_shape) / std::max<std::int64_t>(numel(kept), 1);
+}
+
+void sum_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const Tensor& x = *in[0];
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    sum_into<T>(x, keepdims_shape(x, attrs), static_cast<T*>(out.raw_data()), 1.0);
+  });
+}
+
+void mean_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const Tensor& x = *in[0];
+  const Shape kept = keepdims_shape(x, attrs);
+  const std::int64_t count = reduced_count(x.shape(), kept);
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    sum_into<T>(x, kept, static_cast<T*>(out.raw_data()), count == 0 ? std::nan("") : 1.0 / count);
+  });
+}
+
+// The shape x takes when summed down to `target` (x's rank, 1 on summed axes).
+Shape sum_to_kept(const Shape& x, const Shape& target) {
+  Shape kept(x.size(), 1);
+  const std::size_t lead = x.size() - target.size();
+  for (std::size_t i = 0; i < target.size(); ++i) kept[lead + i] = target[i];
+  return kept;
+}
+
+TensorType infer_sum_to_like(const std::vector<TensorType>& in, const Attrs&) {
+  infer::require_floating(in[0]);
+  const Shape& x = in[0].shape;
+  const Shape& target = in[1].shape;
+  if (target.size() > x.size() || broadcast_shapes(x, target).size() != x.size())
+    throw ValueError("cannot sum " + to_string(x) + " down to " + to_string(target));
+  for (std::size_t i = 0; i < target.size(); ++i) {
+    const auto t = target[i], d = x[x.size() - target.size() + i];
+    if (t != 1 && t != kDynamic && d != kDynamic && t != d)
+      throw ValueError("cannot sum " + to_string(x) + " down to " + to_string(target));
+  }
+  return {in[0].dtype, target};
+}
+
+void sum_to_like_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
+  const Tensor& x = *in[0];
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    sum_into<T>(x, sum_to_kept(x.shape(), out.shape()), static_cast<T*>(out.raw_data()), 1.0);
+  });
+}
+
+// Number of elements a reduction folds into each output, as a scalar of x's dtype.
+void reduction_size_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const Tensor& x = *in[0];
+  const double count = static_cast<double>(reduced_count(x.shape(), keepdims_shape(x, attrs)));
+  kernels::dispatch_floating(out.dtype(), [&](auto tag) { *static_cast<decltype(tag)*>(out.raw_data()) = count; });
+}
+
+Var unsqueeze_reduced(Var dy, const Attrs& attrs, std::int64_t ndim) {
+  if (attrs.get_int("keepdims")) return dy;
+  return unsqueeze(dy, reduce_axes(attrs, ndim));
+}
+
+const OpDef& sum_op = register_op(OpDef("sum").infer(infer_reduce).kernel(sum_kernel).onnx("ReduceSum").grad(
+    [](const GradCtx& c) { return G{broadcast_like(unsqueeze_reduced(c.dy, c.attrs, c.x().node()->shape().size()), c.x())}; }));
+
+const OpDef& reduction_size_op = register_op(
+    OpDef("reduction_size")
+        .infer([](const std::vector<TensorType>& in, const Attrs&) { return TensorType{in[0].dtype, {}}; })
+        .kernel(reduction_size_kernel)
+        .onnx("Size")
+        .grad([](const GradCtx&) { return G{Var()}; }));  // depends on x's shape only
+
+const OpDef& mean_op = register_op(OpDef("mean").infer(infer_reduce).kernel(mean_kernel).onnx("ReduceMean").grad(
+    [](const GradCtx& c) {
+      const Var& x = c.x();
+      const Axes axes = reduce_axes(c.attrs, static_cast<std::int64_t>(x.shape().size()));
+      Var spread = broadcast_like(unsqueeze_reduced(c.dy, c.attrs, x.shape().size()), x);
+      Shape reduced_dims;
+      for (auto a : axes) reduced_dims.push_back(x.shape()[a]);
+      if (is_static(reduced_dims)) return G{spread / static_cast<double>(std::max<std::int64_t>(numel(reduced_dims), 1))};
+      return G{spread / x.graph().apply(reduction_size_op, {x}, c.attrs)};
+    }));
+
+const OpDef& sum_to_like_op = register_op(
+    OpDef("sum_to_like")
+        .arity(2)
+        .infer(infer_sum_to_like)
+        .kernel(sum_to_like_kernel)
+        .view([](const Tensor* const* in, const Shape&, const Attrs&) { return *in[0]; },
+              [](const Tensor* const* in, const Shape& out_shape, const Attrs&) { return in[0]->shape() == out_shape; })
+        .onnx("ReduceSum")
+        .grad([](const GradCtx& c) { return G{broadcast_like(c.dy, c.x(0)), Var()}; }));
+
+}  // namespace
+
+Var sum(Var x, const Axes& axes, bool keepdims) {
+  return x.graph().apply(sum_op, {x}, {{"axes", axes}, {"keepdims", std::int64_t{keepdims}}});
+}
+
+Var mean(Var x, const Axes& axes, bool keepdims) {
+  return x.graph().apply(mean_op, {x}, {{"axes", axes}, {"keepdims", std::int64_t{keepdims}}});
+}
+
+Var sum_to_like(Var x, Var like) {
+  if (x.shape() == like.shape() && is_static(x.shape())) return x;
+  return x.graph().apply(sum_to_like_op, {x, like});
+}
+
+}  // namespace xgrad
