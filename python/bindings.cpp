@@ -30,6 +30,18 @@ DType to_dtype(const py::dtype& dt, const std::string& what) {
                   " is not supported (use float32, float64, int64 or bool)");
 }
 
+bool holds(const py::dtype& dt, DType dtype) {
+  const char kind = dt.kind();
+  const auto size = dt.itemsize();
+  switch (dtype) {
+    case DType::float32: return kind == 'f' && size == 4;
+    case DType::float64: return kind == 'f' && size == 8;
+    case DType::int64: return kind == 'i' && size == 8;
+    case DType::bool_: return kind == 'b';
+  }
+  return false;
+}
+
 DType parse_dtype(const py::object& obj, const std::string& what) {
   if (obj.is_none()) return DType::float32;
   return to_dtype(py::dtype::from_args(obj), what);
@@ -99,7 +111,7 @@ Tensor wrap_array(const py::array& arr, const std::string& what) {
 // converted once otherwise.
 Tensor to_tensor(const py::handle& obj, std::optional<DType> dtype, const std::string& what) {
   py::array arr;
-  if (py::isinstance<py::array>(obj)) {
+  if (py::isinstance<py::array>(obj) && (!dtype || holds(py::reinterpret_borrow<py::array>(obj).dtype(), *dtype))) {
     arr = py::reinterpret_borrow<py::array>(obj);
   } else {
     py::object np = py::module_::import("numpy");

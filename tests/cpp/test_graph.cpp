@@ -1,1 +1,88 @@
 #include <gtest/gtest.h>
+
+#include "autodiff/grad.h"
+#include "autodiff/program.h"
+#include "ops/ops.h"
+
+using namespace xgrad;
+
+TEST(Graph, ShapeErrorsNameOpNodeAndShapes) {
+  Graph g;
+  Var a = g.input("a", {kDynamic, 3});
+  Var b = g.input("b", {4});
+  try {
+    add(a, b);
+    FAIL() << "expected a ValueError";
+  } catch (const ValueError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("op 'add'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("node 'add_"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("(None, 3)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("(4,)"), std::string::npos) << msg;
+  }
+  EXPECT_THROW(matmul(a, g.input("m", {4, 2})), ValueError);
+  EXPECT_THROW(add(a, g.input("d", {3}, DType::float64)), TypeError);
+  EXPECT_THROW(g.input("a", {1}), ValueError);  // duplicate name
+}
+
+TEST(Graph, SymbolicBatchDimension) {
+  Graph g;
+  Var x = g.input("x", {kDynamic, 10});
+  Var w = g.param("w", Tensor::zeros(DType::float32, {10, 2}));
+  Var y = matmul(x, w);
+  EXPECT_EQ(y.shape(), (Shape{kDynamic, 2}));
+  EXPECT_EQ(sum(y, {0}).shape(), (Shape{2}));
+  EXPECT_EQ(reshape(y, {-1}).shape(), (Shape{kDynamic}));
+}
+
+TEST(Graph, VarsFromAnotherGraphAreRefused) {
+  Graph g1, g2;
+  Var a = g1.input("a", {2});
+  Var b = g2.input("b", {2});
+  EXPECT_THROW(add(a, b), ValueError);
+}
+
+TEST(Graph, DeepChainsNeedNoRecursion) {
+  // 50,000 nodes deep: recursion over depth would overflow the stack.
+  Graph g;
+  Var x = g.input("x", {4}, DType::float64);
+  Var y = x;
+  for (int i = 0; i < 50000; ++i) y = y * 1.0;
+  Var loss = sum(y);
+  Var gx = grad(loss, {x})[0];
+  Program p = compile({loss, gx});
+  Tensor X = Tensor::full(DType::float64, {4}, 2.0);
+  auto out = p.run({{"x", X}});
+  EXPECT_DOUBLE_EQ(out[0].item(), 8.0);
+  EXPECT_DOUBLE_EQ(out[1].data<double>()[3], 1.0);
+}
+
+TEST(Graph, DotOutputListsNodesAndEdges) {
+  Graph g;
+  Var x = g.input("x", {2});
+  Var y = tanh(x);
+  const std::string dot = g.to_dot();
+  EXPECT_NE(dot.find("digraph"), std::string::npos);
+  EXPECT_NE(dot.find("n" + std::to_string(x->id()) + " -> n" + std::to_string(y->id())), std::string::npos);
+}
+
+TEST(Grad, MissingDependencyIsAnErrorUnlessAllowed) {
+  Graph g;
+  Var x = g.input("x", {3}, DType::float64);
+  Var z = g.param("z", Tensor::zeros(DType::float64, {2}));
+  Var loss = sum(exp(x));
+  EXPECT_THROW(grad(loss, {z}), ValueError);
+  Var gz = grad(loss, {z}, true)[0];
+  Program p = compile({gz});
+  auto out = p.run({});
+  EXPECT_EQ(out[0].shape(), (Shape{2}));
+  EXPECT_EQ(out[0].data<double>()[1], 0.0);
+  EXPECT_THROW(grad(exp(x), {x}), ValueError);  // not a scalar
+}
+
+TEST(Grad, EveryRegisteredOpHasAGradientOrAReason) {
+  for (const OpDef* op : registered_ops()) {
+    EXPECT_TRUE(op->differentiable() || !op->non_differentiable_reason().empty()) << op->name();
+    EXPECT_FALSE(op->onnx_op().empty()) << op->name() << " has no ONNX name";
+  }
+}

@@ -1,1 +1,148 @@
 #include <gtest/gtest.h>
+
+#include <thread>
+
+#include "autodiff/grad.h"
+#include "autodiff/program.h"
+#include "ops/ops.h"
+
+using namespace xgrad;
+
+namespace {
+Tensor range_tensor(const Shape& shape, double start = 0.0) {
+  Tensor t = Tensor::empty(DType::float32, shape);
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = static_cast<float>(start + i);
+  return t;
+}
+}  // namespace
+
+TEST(Program, RunsWithDifferentBatchSizes) {
+  Graph g;
+  Var x = g.input("x", {kDynamic, 3});
+  Var w = g.param("w", range_tensor({3, 2}));
+  Program p = compile({sum(matmul(x, w), {1})});
+  for (std::int64_t batch : {1, 5, 2, 5}) {
+    auto out = p.run({{"x", range_tensor({batch, 3})}});
+    ASSERT_EQ(out[0].shape(), (Shape{batch}));
+    // row r of x is (3r, 3r+1, 3r+2); w columns sum to (1, 5, 9)
+    for (std::int64_t r = 0; r < batch; ++r)
+      EXPECT_FLOAT_EQ(out[0].data<float>()[r], 3 * r * 1 + (3 * r + 1) * 5 + (3 * r + 2) * 9);
+  }
+}
+
+TEST(Program, OutputsAreFreshAndNotOverwrittenByLaterRuns) {
+  Graph g;
+  Var x = g.input("x", {4});
+  Program p = compile({x * 2.0, reshape(x, {2, 2})});
+  auto first = p.run({{"x", range_tensor({4})}});
+  auto second = p.run({{"x", range_tensor({4}, 10.0)}});
+  EXPECT_FLOAT_EQ(first[0].data<float>()[3], 6.0f);
+  EXPECT_FLOAT_EQ(second[0].data<float>()[3], 26.0f);
+  EXPECT_NE(first[0].storage().get(), second[0].storage().get());
+  // An output that is a view of a feed is copied, so the caller owns it.
+  Tensor feed = range_tensor({4});
+  auto third = p.run({{"x", feed}});
+  EXPECT_NE(third[1].storage().get(), feed.storage().get());
+}
+
+TEST(Program, ParamUpdatesAreSeenWithoutRecompiling) {
+  Graph g;
+  Var w = g.param("w", range_tensor({2}));
+  Program p = compile({sum(w)});
+  EXPECT_FLOAT_EQ(p.run({})[0].item(), 1.0);
+  w->value().data<float>()[0] = 10.0f;
+  EXPECT_FLOAT_EQ(p.run({})[0].item(), 11.0);
+  w->set_value(Tensor::full(DType::float32, {2}, 3.0));
+  EXPECT_FLOAT_EQ(p.run({})[0].item(), 6.0);
+  EXPECT_THROW(w->set_value(Tensor::zeros(DType::float32, {3})), ValueError);
+}
+
+TEST(Program, FeedErrorsAreClear) {
+  Graph g;
+  Var x = g.input("x", {kDynamic, 3});
+  g.input("unused", {1});
+  Program p = compile({sum(x)});
+  EXPECT_THROW(p.run({}), ValueError);                                                      // missing
+  EXPECT_THROW(p.run({{"x", range_tensor({2, 4})}}), ValueError);                           // shape
+  EXPECT_THROW(p.run({{"x", Tensor::zeros(DType::float64, {2, 3})}}), TypeError);           // dtype
+  EXPECT_THROW(p.run({{"x", range_tensor({2, 3})}, {"nope", range_tensor({1})}}), ValueError);  // unknown
+  try {
+    p.run({{"x", range_tensor({2, 3})}, {"unused", range_tensor({1})}});
+    FAIL();
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("does not use input 'unused'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Program, TransposedMatmulOperandsAreViewsNotCopies) {
+  Graph g;
+  Var a = g.input("a", {3, 2}, DType::float64);
+  Var b = g.input("b", {3, 4}, DType::float64);
+  Program p = compile({matmul(transpose(a), b)});
+  const std::string plan_before = p.to_string();
+  Tensor A = Tensor::empty(DType::float64, {3, 2}), B = Tensor::empty(DType::float64, {3, 4});
+  for (int i = 0; i < 6; ++i) A.data<double>()[i] = i + 1;
+  for (int i = 0; i < 12; ++i) B.data<double>()[i] = i % 5;
+  auto out = p.run({{"a", A}, {"b", B}});
+  for (int r = 0; r < 2; ++r)
+    for (int c = 0; c < 4; ++c) {
+      double expect = 0;
+      for (int k = 0; k < 3; ++k) expect += A.data<double>()[k * 2 + r] * B.data<double>()[k * 4 + c];
+      EXPECT_DOUBLE_EQ(out[0].data<double>()[r * 4 + c], expect);
+    }
+  const std::string plan = p.to_string();
+  EXPECT_NE(plan.find("transpose_2 (2, 3) view"), std::string::npos) << plan;
+}
+
+TEST(Program, ConcurrentRunsGiveTheSingleThreadedResult) {
+  Graph g;
+  Var x = g.input("x", {kDynamic, 8});
+  Var w = g.param("w", range_tensor({8, 8}));
+  Var y = sum(tanh(matmul(x, w) * 0.001), {1});
+  Program p = compile({y});
+  Tensor X = range_tensor({16, 8});
+  const Tensor ref = p.run({{"x", X}})[0];
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(8, 0);
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        Tensor out = p.run({{"x", X}})[0];
+        for (std::int64_t j = 0; j < out.numel(); ++j) mismatches[t] += out.data<float>()[j] != ref.data<float>()[j];
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(mismatches[t], 0);
+}
+
+namespace {
+// A test-only op whose kernel records where its input lives.
+const void* probed_address = nullptr;
+const OpDef& probe_op = register_op(
+    OpDef("test_probe")
+        .infer([](const std::vector<TensorType>& in, const Attrs&) { return in[0]; })
+        .kernel([](const Tensor* const* in, Tensor& out, const Attrs&) {
+          probed_address = in[0]->raw_data();
+          out.copy_from(*in[0]);
+        })
+        .not_differentiable("test op")
+        .onnx("Identity"));
+}  // namespace
+
+TEST(Program, ContiguousFeedsAndParamsAreReadInPlace) {
+  Graph g;
+  Var x = g.input("x", {kDynamic, 3});
+  Var w = g.param("w", range_tensor({2, 3}));
+  Program p = compile({g.apply(probe_op, {x})});
+  Tensor X = range_tensor({4, 3});
+  p.run({{"x", X}});
+  EXPECT_EQ(probed_address, X.raw_data());  // the kernel read the caller's memory
+  Program q = compile({g.apply(probe_op, {w})});
+  q.run({});
+  EXPECT_EQ(probed_address, w->value().raw_data());
+  // A non-contiguous feed is made contiguous once, not refused.
+  Tensor Xt = range_tensor({3, 4}).transpose();
+  auto out = p.run({{"x", Xt}});
+  EXPECT_NE(probed_address, Xt.raw_data());
+  EXPECT_FLOAT_EQ(out[0].data<float>()[1], 4.0f);
+}
