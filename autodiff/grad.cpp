@@ -10,12 +10,18 @@ namespace xgrad {
 
 namespace {
 
-// Gradient shapes must equal their input's shape; symbolic dims must sit in the same places.
-void check_grad_type(const Node& op_node, const Node& input, const Var& g) {
-  if (g.dtype() != input.dtype() || g.shape() != input.shape())
+// A gradient must have its input's type. Symbolic dims may have been lost on
+// the way (a (None, 3) input can get a (None, None) gradient); then the
+// gradient is re-typed with a reshape_like view. Anything else is a bug in the rule.
+Var fit_grad_type(const Node& op_node, const Node& input, const Var& g) {
+  bool compatible = g.dtype() == input.dtype() && g.shape().size() == input.shape().size();
+  for (std::size_t d = 0; compatible && d < g.shape().size(); ++d)
+    compatible = g.shape()[d] == input.shape()[d] || g.shape()[d] == kDynamic || input.shape()[d] == kDynamic;
+  if (!compatible)
     throw ValueError("grad: the gradient rule of op '" + op_node.op()->name() + "' (node '" + op_node.name() +
                      "') produced " + to_string(g->type()) + " for input '" + input.name() + "' of type " +
                      to_string(input.type()));
+  return g.shape() == input.shape() ? g : reshape_like(g, Var(const_cast<Node*>(&input)));
 }
 
 }  // namespace
@@ -64,9 +70,9 @@ std::vector<Var> grad(Var y, const std::vector<Var>& xs, bool allow_unused) {
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       Node* in = inputs[i].node();
       if (!grads[i] || !relevant.count(in)) continue;
-      check_grad_type(*n, *in, grads[i]);
-      auto [slot, fresh] = total.emplace(in, grads[i]);
-      if (!fresh) slot->second = slot->second + grads[i];
+      const Var gi = fit_grad_type(*n, *in, grads[i]);
+      auto [slot, fresh] = total.emplace(in, gi);
+      if (!fresh) slot->second = slot->second + gi;
     }
   }
 

@@ -3,6 +3,7 @@
 // (non-contiguous, broadcasting) path of elementwise kernels.
 #pragma once
 #include <array>
+#include <stdexcept>
 #include <cstdint>
 #include <vector>
 
@@ -12,20 +13,39 @@ namespace xgrad {
 
 // inner(count, offsets, inner_strides): process `count` elements; operand k
 // starts at offsets[k] and advances by inner_strides[k] (all in elements).
+// Dimensions of size 1 are dropped and dimensions that every operand walks
+// contiguously are merged first, so (4096, 1) runs as one inner loop of 4096.
 template <std::size_t N, class Inner>
-void strided_loop(const Shape& shape, const std::array<const Strides*, N>& strides, Inner&& inner) {
-  const std::size_t nd = shape.size();
+void strided_loop(const Shape& full_shape, const std::array<const Strides*, N>& full_strides, Inner&& inner) {
+  constexpr std::size_t kMaxRank = 16;
   std::array<std::int64_t, N> offsets{};
   std::array<std::int64_t, N> inner_strides{};
+  if (full_shape.size() > kMaxRank) throw std::length_error("strided_loop: rank above 16");
+  std::int64_t shape[kMaxRank];
+  std::int64_t strides[N][kMaxRank];
+  std::size_t nd = 0;
+  for (std::size_t d = 0; d < full_shape.size(); ++d) {
+    if (full_shape[d] == 0) return;
+    if (full_shape[d] == 1) continue;
+    bool merge = nd > 0;
+    for (std::size_t k = 0; merge && k < N; ++k)
+      merge = strides[k][nd - 1] == (*full_strides[k])[d] * full_shape[d];
+    if (merge) {
+      shape[nd - 1] *= full_shape[d];
+      for (std::size_t k = 0; k < N; ++k) strides[k][nd - 1] = (*full_strides[k])[d];
+      continue;
+    }
+    shape[nd] = full_shape[d];
+    for (std::size_t k = 0; k < N; ++k) strides[k][nd] = (*full_strides[k])[d];
+    ++nd;
+  }
   if (nd == 0) {
     inner(std::int64_t{1}, offsets, inner_strides);
     return;
   }
-  for (auto d : shape)
-    if (d == 0) return;
-  for (std::size_t k = 0; k < N; ++k) inner_strides[k] = (*strides[k])[nd - 1];
+  for (std::size_t k = 0; k < N; ++k) inner_strides[k] = strides[k][nd - 1];
   const std::int64_t inner_count = shape[nd - 1];
-  std::vector<std::int64_t> index(nd, 0);
+  std::int64_t index[kMaxRank] = {};
   while (true) {
     inner(inner_count, offsets, inner_strides);
     // Advance the outer index like an odometer, fixing the offsets incrementally.
@@ -34,10 +54,10 @@ void strided_loop(const Shape& shape, const std::array<const Strides*, N>& strid
       if (d == 0) return;
       --d;
       if (++index[d] < shape[d]) {
-        for (std::size_t k = 0; k < N; ++k) offsets[k] += (*strides[k])[d];
+        for (std::size_t k = 0; k < N; ++k) offsets[k] += strides[k][d];
         break;
       }
-      for (std::size_t k = 0; k < N; ++k) offsets[k] -= (*strides[k])[d] * (shape[d] - 1);
+      for (std::size_t k = 0; k < N; ++k) offsets[k] -= strides[k][d] * (shape[d] - 1);
       index[d] = 0;
     }
   }
