@@ -359,6 +359,8 @@ PYBIND11_MODULE(_xgrad, m) {
         py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false);
   m.def("reshape", [](const PyNode& x, const py::object& shape) { return wrap(x.graph, reshape(x.var, parse_shape(shape, "reshape"))); },
         py::arg("x"), py::arg("shape"));
+  m.def("broadcast_to", [](const PyNode& x, const py::object& shape) { return wrap(x.graph, broadcast_to(x.var, parse_shape(shape, "broadcast_to"))); },
+        py::arg("x"), py::arg("shape"), "A view of x broadcast to `shape` (numpy rules).");
   m.def("transpose", [](const PyNode& x, const py::object& axes) { return wrap(x.graph, transpose(x.var, parse_axes(axes))); },
         py::arg("x"), py::arg("axes") = py::none());
   m.def("grad", [](const PyNode& y, const py::object& xs, bool allow_unused) -> py::object {

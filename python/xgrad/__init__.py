@@ -14,7 +14,7 @@ compile the nodes you need into a Program and run it with numpy feeds::
 """
 import numpy as _np
 
-from ._xgrad import (Graph, Node, Program, add, div, exp, grad, log, matmul, mean, mul, neg, pow, registered_ops,
+from ._xgrad import (Graph, Node, Program, add, broadcast_to, div, exp, grad, log, matmul, mean, mul, neg, pow, registered_ops,
                      relu, reshape, sigmoid, sqrt, square, sub, sum, tanh, transpose)
 
 __version__ = "0.1.0"
@@ -47,6 +47,6 @@ Node.mean = lambda self, axis=None, keepdims=False: mean(self, axis, keepdims)
 
 __all__ = [
     "Graph", "Node", "Program", "grad", "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "tanh", "sigmoid",
-    "relu", "square", "sqrt", "sum", "mean", "matmul", "reshape", "transpose", "registered_ops", "float32", "float64",
+    "relu", "square", "sqrt", "sum", "mean", "matmul", "reshape", "transpose", "broadcast_to", "registered_ops", "float32", "float64",
     "int64", "bool_",
 ]

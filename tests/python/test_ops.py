@@ -1,0 +1,686 @@
+"""Table-driven op tests: forward parity with numpy, first- and second-order
+gradient checks against central finite differences, registry coverage, the
+internal helper ops that gradients emit, and error reporting.
+
+Every public op has at least one entry in CASES. A case builds its output from
+input nodes, names the numpy reference, and supplies float64 input arrays
+(chosen to exercise broadcasting, transposed operands, negative axes, ...).
+"""
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence, Tuple
+
+import numpy as np
+import pytest
+
+import xgrad as xg
+
+# ---------------------------------------------------------------------------
+# input data
+# ---------------------------------------------------------------------------
+
+_rng = np.random.default_rng(1234)
+
+
+def _any(*shape):
+    """Values in [-1.5, 1.5], kept at least 0.1 away from 0 (relu/step kinks, pow with integer exponent)."""
+    mag = _rng.uniform(0.1, 1.5, size=shape)
+    return np.where(_rng.random(shape) < 0.5, -mag, mag)
+
+
+def _pos(*shape):
+    """Strictly positive values (log, sqrt, non-integer pow)."""
+    return _rng.uniform(0.5, 2.0, size=shape)
+
+
+def _nonzero(*shape):
+    """Denominators: |v| in [0.5, 2], random sign."""
+    mag = _rng.uniform(0.5, 2.0, size=shape)
+    return np.where(_rng.random(shape) < 0.5, -mag, mag)
+
+
+def _small(*shape):
+    return _rng.uniform(-1.0, 1.0, size=shape)
+
+
+# ---------------------------------------------------------------------------
+# the table
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    id: str
+    op: str                      # the registered op this case covers
+    build: Callable              # (*input nodes) -> output node
+    ref: Callable                # (*numpy arrays) -> numpy array
+    inputs: Sequence[np.ndarray]  # float64 arrays, one per builder argument
+    kinds: Optional[Tuple[str, ...]] = None  # "input" (default) or "param" per argument
+    dynamic: Optional[Tuple[bool, ...]] = None  # which inputs may get a None first dim (default: every input of rank >= 1)
+    second_order: Optional[str] = None  # None: skip; "strict": every input must get a 2nd-order gradient; "loose": allow_unused
+    extra_ops: Tuple[str, ...] = field(default_factory=tuple)  # other registered ops a case also covers
+
+    def __post_init__(self):
+        n = len(self.inputs)
+        if self.kinds is None:
+            self.kinds = ("input",) * n
+        if self.dynamic is None:
+            self.dynamic = tuple(k == "input" and np.ndim(a) >= 1 for k, a in zip(self.kinds, self.inputs))
+        assert len(self.kinds) == n and len(self.dynamic) == n, self.id
+
+    @property
+    def has_dynamic_variant(self):
+        return any(self.dynamic)
+
+
+def _sum_ref(axis, keepdims):
+    return lambda x: np.sum(x, axis=axis, keepdims=keepdims)
+
+
+def _mean_ref(axis, keepdims):
+    return lambda x: np.mean(x, axis=axis, keepdims=keepdims)
+
+
+def _reduction_cases(op, fn, ref_factory):
+    cases = []
+    for axis in (None, 1, -1, (0, 2), (-1, 0), (0, 1, 2)):
+        for keepdims in (False, True):
+            cases.append(Case(
+                f"{op}-axis{axis}-keep{int(keepdims)}".replace(" ", ""), op,
+                (lambda a, k: lambda x: fn(x, a, k))(axis, keepdims),
+                ref_factory(axis, keepdims), [_small(2, 3, 4)], second_order="loose"))
+    # method form, and a 2-D input
+    cases.append(Case(f"{op}-method-2d-axis0", op,
+                      (lambda x: x.sum(axis=0)) if op == "sum" else (lambda x: x.mean(axis=0)),
+                      ref_factory(0, False), [_small(4, 3)], second_order="loose"))
+    return cases
+
+
+def _sig(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+CASES = [
+    # ---- binary elementwise, with broadcasting ----
+    Case("add-same", "add", lambda a, b: a + b, np.add, [_any(4, 3), _any(4, 3)], second_order="loose"),
+    Case("add-row", "add", lambda a, b: a + b, np.add, [_any(4, 3), _any(3)], second_order="loose"),
+    Case("add-outer", "add", lambda a, b: xg.add(a, b), np.add, [_any(4, 1), _any(1, 3)], second_order="loose"),
+    Case("add-3d", "add", lambda a, b: a + b, np.add, [_any(2, 1, 3), _any(4, 1)], second_order="loose"),
+    Case("add-scalar-node", "add", lambda a, b: a + b, np.add, [_any(4, 3), np.array(0.7)], second_order="loose"),
+    Case("add-const", "add", lambda a: a + 2.5, lambda a: a + 2.5, [_any(4, 3)]),
+    Case("add-rconst", "add", lambda a: 2.5 + a, lambda a: 2.5 + a, [_any(4, 3)]),
+    Case("add-list-const", "add", lambda a: a + [1.0, -2.0, 3.0], lambda a: a + np.array([1.0, -2.0, 3.0]), [_any(4, 3)]),
+    Case("sub-row", "sub", lambda a, b: a - b, np.subtract, [_any(4, 3), _any(3)], second_order="loose"),
+    Case("sub-outer", "sub", lambda a, b: xg.sub(a, b), np.subtract, [_any(4, 1), _any(1, 3)], second_order="loose"),
+    Case("sub-col-first", "sub", lambda a, b: a - b, np.subtract, [_any(3), _any(4, 3)], second_order="loose"),
+    Case("sub-rconst", "sub", lambda a: 1.5 - a, lambda a: 1.5 - a, [_any(4, 3)]),
+    Case("sub-const", "sub", lambda a: a - 1.5, lambda a: a - 1.5, [_any(4, 3)]),
+    Case("mul-same", "mul", lambda a, b: a * b, np.multiply, [_any(4, 3), _any(4, 3)], second_order="loose"),
+    Case("mul-row", "mul", lambda a, b: a * b, np.multiply, [_any(4, 3), _any(3)], second_order="loose"),
+    Case("mul-outer", "mul", lambda a, b: xg.mul(a, b), np.multiply, [_any(4, 1), _any(1, 3)], second_order="loose"),
+    Case("mul-3d", "mul", lambda a, b: a * b, np.multiply, [_any(4, 1), _any(2, 1, 3)], second_order="loose"),
+    Case("mul-scalar-node", "mul", lambda a, b: b * a, np.multiply, [_any(4, 3), np.array(-1.3)], second_order="loose"),
+    Case("mul-self", "mul", lambda a: a * a, lambda a: a * a, [_any(4, 3)], second_order="strict"),
+    Case("mul-const", "mul", lambda a: a * 3.0, lambda a: a * 3.0, [_any(4, 3)]),
+    Case("mul-rconst", "mul", lambda a: -2.0 * a, lambda a: -2.0 * a, [_any(4, 3)]),
+    Case("div-same", "div", lambda a, b: a / b, np.divide, [_any(4, 3), _nonzero(4, 3)], second_order="loose"),
+    Case("div-row", "div", lambda a, b: a / b, np.divide, [_any(4, 3), _nonzero(3)], second_order="loose"),
+    Case("div-outer", "div", lambda a, b: xg.div(a, b), np.divide, [_any(4, 1), _nonzero(1, 3)], second_order="loose"),
+    Case("div-col-num", "div", lambda a, b: a / b, np.divide, [_any(4, 1), _nonzero(4, 3)], second_order="loose"),
+    Case("div-scalar-node", "div", lambda a, b: a / b, np.divide, [_any(4, 3), np.array(1.7)], second_order="loose"),
+    Case("div-const", "div", lambda a: a / 4.0, lambda a: a / 4.0, [_any(4, 3)]),
+    Case("div-rconst", "div", lambda a: 2.0 / a, lambda a: 2.0 / a, [_nonzero(4, 3)], second_order="strict"),
+    # ---- unary elementwise ----
+    Case("neg-op", "neg", lambda a: -a, np.negative, [_any(4, 3)]),
+    Case("neg-fn", "neg", lambda a: xg.neg(a), np.negative, [_any(2, 3, 2)]),
+    Case("exp", "exp", xg.exp, np.exp, [_small(4, 3)], second_order="strict"),
+    Case("exp-3d", "exp", xg.exp, np.exp, [_small(2, 3, 2)], second_order="strict"),
+    Case("log", "log", xg.log, np.log, [_pos(4, 3)], second_order="strict"),
+    Case("tanh", "tanh", xg.tanh, np.tanh, [_any(4, 3)], second_order="strict"),
+    Case("sigmoid", "sigmoid", xg.sigmoid, _sig, [_any(4, 3) * 2], second_order="strict"),
+    Case("relu", "relu", xg.relu, lambda a: np.maximum(a, 0.0), [_any(4, 3)]),
+    Case("square", "square", xg.square, np.square, [_any(4, 3)], second_order="strict"),
+    Case("sqrt", "sqrt", xg.sqrt, np.sqrt, [_pos(4, 3)], second_order="strict"),
+    Case("pow-int3-any-sign", "pow", lambda a: xg.pow(a, 3), lambda a: a ** 3, [_any(4, 3)], second_order="strict"),
+    Case("pow-op-2", "pow", lambda a: a ** 2, lambda a: a ** 2, [_any(4, 3)], second_order="strict"),
+    Case("pow-2.5", "pow", lambda a: xg.pow(a, 2.5), lambda a: a ** 2.5, [_pos(4, 3)], second_order="strict"),
+    Case("pow-0.5", "pow", lambda a: a ** 0.5, np.sqrt, [_pos(4, 3)], second_order="strict"),
+    Case("pow-neg1.5", "pow", lambda a: xg.pow(a, -1.5), lambda a: a ** -1.5, [_pos(4, 3)], second_order="strict"),
+    Case("pow-neg1-any-sign", "pow", lambda a: a ** -1, lambda a: 1.0 / a, [_nonzero(4, 3)], second_order="strict"),
+    # ---- reductions ----
+    *_reduction_cases("sum", xg.sum, _sum_ref),
+    *_reduction_cases("mean", xg.mean, _mean_ref),
+    # ---- matmul ----
+    Case("matmul", "matmul", lambda a, b: a @ b, np.matmul, [_any(4, 3), _any(3, 2)], second_order="loose"),
+    Case("matmul-fn", "matmul", lambda a, b: xg.matmul(a, b), np.matmul, [_any(5, 4), _any(4, 3)], second_order="loose"),
+    Case("matmul-paramT-left", "matmul", lambda w, b: w.T @ b, lambda w, b: w.T @ b, [_any(3, 4), _any(3, 2)],
+         kinds=("param", "input"), second_order="loose", extra_ops=("transpose",)),
+    Case("matmul-paramT-right", "matmul", lambda a, w: a @ w.T, lambda a, w: a @ w.T, [_any(4, 3), _any(2, 3)],
+         kinds=("input", "param"), second_order="loose", extra_ops=("transpose",)),
+    Case("matmul-bothT", "matmul", lambda a, b: a.T @ b.T, lambda a, b: a.T @ b.T, [_any(3, 4), _any(2, 3)],
+         second_order="loose", extra_ops=("transpose",)),
+    Case("matmul-row-col", "matmul", lambda a, b: a @ b, np.matmul, [_any(1, 3), _any(3, 1)], second_order="loose"),
+    Case("matmul-col-row", "matmul", lambda a, b: a @ b, np.matmul, [_any(4, 1), _any(1, 3)], second_order="loose"),
+    # ---- shape ops ----
+    Case("reshape-flat", "reshape", lambda a: xg.reshape(a, (-1,)), lambda a: a.reshape(-1), [_any(4, 3)]),
+    Case("reshape-neg1-last", "reshape", lambda a: xg.reshape(a, (2, -1)), lambda a: a.reshape(2, -1), [_any(4, 3)]),
+    Case("reshape-neg1-first", "reshape", lambda a: a.reshape(-1, 4), lambda a: a.reshape(-1, 4), [_any(2, 3, 4)]),
+    Case("reshape-3d", "reshape", lambda a: a.reshape((3, 2, 2)), lambda a: a.reshape(3, 2, 2), [_any(4, 3)]),
+    Case("reshape-of-transpose", "reshape", lambda a: a.T.reshape(-1), lambda a: a.T.reshape(-1), [_any(4, 3)],
+         extra_ops=("transpose",)),
+    Case("transpose-default", "transpose", lambda a: xg.transpose(a), lambda a: a.T, [_any(2, 3, 4)]),
+    Case("transpose-T", "transpose", lambda a: a.T, lambda a: a.T, [_any(4, 3)]),
+    Case("transpose-perm", "transpose", lambda a: xg.transpose(a, (1, 0, 2)), lambda a: a.transpose(1, 0, 2),
+         [_any(2, 3, 4)]),
+    Case("transpose-perm-cycle", "transpose", lambda a: a.transpose(2, 0, 1), lambda a: a.transpose(2, 0, 1),
+         [_any(2, 3, 4)]),
+    Case("transpose-perm-negative", "transpose", lambda a: xg.transpose(a, (-1, 0, 1)),
+         lambda a: a.transpose(-1, 0, 1), [_any(2, 3, 4)]),
+    Case("transpose-then-exp", "transpose", lambda a: xg.exp(a.transpose(1, 2, 0)),
+         lambda a: np.exp(a.transpose(1, 2, 0)), [_small(2, 3, 4)], second_order="strict"),
+]
+
+# Ops the engine emits itself (mostly from gradient rules); covered by the helper tests below.
+HELPER_OPS = {"sum_to_like", "reshape_like", "broadcast_like", "unsqueeze", "squeeze", "broadcast_to", "step",
+              "zeros_like", "reduction_size"}
+
+ids = [c.id for c in CASES]
+assert len(ids) == len(set(ids)), "duplicate case ids"
+
+DYN_CASES = [c for c in CASES if c.has_dynamic_variant]
+SECOND_ORDER_CASES = [c for c in CASES if c.second_order]
+
+# ---------------------------------------------------------------------------
+# harness
+# ---------------------------------------------------------------------------
+
+
+class Built:
+    """A case instantiated in a fresh graph."""
+
+    def __init__(self, case, dtype=np.float64, dynamic=False):
+        self.case = case
+        self.dtype = dtype
+        self.g = xg.Graph()
+        self.arrays = [np.array(a, dtype=dtype) for a in case.inputs]  # private copies, perturbed by FD
+        self.nodes = []
+        for i, (arr, kind, dyn) in enumerate(zip(self.arrays, case.kinds, case.dynamic)):
+            if kind == "param":
+                self.nodes.append(self.g.param(f"w{i}", arr))
+            else:
+                shape = arr.shape
+                if dynamic and dyn:
+                    shape = (None,) + shape[1:]
+                self.nodes.append(self.g.input(f"x{i}", shape, dtype=dtype))
+        self.out = case.build(*self.nodes)
+
+    def feeds(self):
+        """Input feeds keyed by name; params get their current array assigned (copied in)."""
+        feeds = {}
+        for node, arr, kind in zip(self.nodes, self.arrays, self.case.kinds):
+            if kind == "param":
+                node.value = arr
+            else:
+                feeds[node.name] = arr
+        return feeds
+
+    def reference(self):
+        return self.case.ref(*[a.astype(np.float64) for a in self.arrays])
+
+
+def _check_shape(node_shape, ref_shape, dynamic):
+    assert len(node_shape) == len(ref_shape), (node_shape, ref_shape)
+    for d, r in zip(node_shape, ref_shape):
+        assert d == r or (dynamic and d is None), (node_shape, ref_shape)
+
+
+def _fd(f, arrays, k, eps=1e-6):
+    """Central differences of f() w.r.t. arrays[k], perturbed in place.
+
+    f returns a scalar or an array: the result has shape arrays[k].shape + f's shape.
+    """
+    x = arrays[k]
+    out = None
+    for idx in np.ndindex(x.shape):
+        orig = x[idx]
+        x[idx] = orig + eps
+        fp = np.array(f(), dtype=np.float64)
+        x[idx] = orig - eps
+        fm = np.array(f(), dtype=np.float64)
+        x[idx] = orig
+        d = (fp - fm) / (2 * eps)
+        if out is None:
+            out = np.zeros(x.shape + d.shape)
+        out[idx] = d
+    return out
+
+
+def _loss(b, R):
+    return xg.sum(b.out * b.g.const(R))
+
+
+# ---------------------------------------------------------------------------
+# 1. forward parity
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype,rtol,atol", [(np.float32, 1e-5, 1e-6), (np.float64, 1e-12, 1e-14)],
+                         ids=["float32", "float64"])
+@pytest.mark.parametrize("case,dynamic", [(c, False) for c in CASES] + [(c, True) for c in DYN_CASES],
+                         ids=[c.id + "-static" for c in CASES] + [c.id + "-dynamic" for c in DYN_CASES])
+def test_forward(case, dtype, rtol, atol, dynamic):
+    b = Built(case, dtype, dynamic)
+    expected = b.reference()
+    assert b.out.dtype == np.dtype(dtype)
+    _check_shape(b.out.shape, expected.shape, dynamic)
+    prog = b.g.compile(b.out)
+    feeds = b.feeds()
+    got = prog({b.g.node(k): v for k, v in feeds.items()}) if feeds else prog()
+    assert isinstance(got, np.ndarray)
+    assert got.dtype == np.dtype(dtype)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol)
+
+
+# ---------------------------------------------------------------------------
+# 2. first-order gradients vs finite differences (float64)
+# ---------------------------------------------------------------------------
+
+def _grad_check(case, dynamic):
+    b = Built(case, np.float64, dynamic)
+    R = _rng_for(case).standard_normal(b.reference().shape)
+    loss = _loss(b, R)
+    grads = xg.grad(loss, b.nodes)
+    assert len(grads) == len(b.nodes)
+    for gnode, node in zip(grads, b.nodes):
+        assert gnode.dtype == np.float64
+        assert gnode.shape == node.shape, (gnode, node)
+    prog = b.g.compile([loss] + grads)
+    loss_prog = b.g.compile(loss)
+    res = prog(**b.feeds())
+    np.testing.assert_allclose(res[0], np.sum(b.reference() * R), rtol=1e-12, atol=1e-12)
+    for k, analytic in enumerate(res[1:]):
+        assert analytic.shape == b.arrays[k].shape
+        numeric = _fd(lambda: loss_prog(**b.feeds()), b.arrays, k)
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8, err_msg=f"input {k} of {case.id}")
+
+
+def _rng_for(case):
+    return np.random.default_rng(zlib.crc32(case.id.encode()))
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_grad_static(case):
+    _grad_check(case, dynamic=False)
+
+
+@pytest.mark.parametrize("case", DYN_CASES, ids=[c.id for c in DYN_CASES])
+def test_grad_dynamic(case):
+    _grad_check(case, dynamic=True)
+
+
+# ---------------------------------------------------------------------------
+# 3. second-order gradients vs finite differences of the first gradient
+# ---------------------------------------------------------------------------
+
+def _second_order_check(case, dynamic):
+    b = Built(case, np.float64, dynamic)
+    rng = _rng_for(case)
+    R = rng.standard_normal(b.reference().shape)
+    loss = _loss(b, R)
+    grads = xg.grad(loss, b.nodes)
+    Vs = [rng.standard_normal(a.shape) for a in b.arrays]
+    s = None
+    for gnode, V in zip(grads, Vs):
+        term = xg.sum(gnode * b.g.const(V))
+        s = term if s is None else s + term
+    hess_v = xg.grad(s, b.nodes, allow_unused=(case.second_order == "loose"))
+    prog = b.g.compile(hess_v)
+    first = b.g.compile(grads)
+    analytic = prog(**b.feeds())
+    for k in range(len(b.nodes)):
+        # d(first gradient)/d(input k) by central differences, contracted with V
+        numeric = np.zeros(b.arrays[k].shape)
+        for j, V in enumerate(Vs):
+            jac = _fd(lambda: first(**b.feeds())[j], b.arrays, k)  # input_k.shape + grads[j].shape
+            numeric += np.tensordot(jac, V, axes=V.ndim)
+        np.testing.assert_allclose(analytic[k], numeric, rtol=1e-6, atol=1e-8, err_msg=f"input {k} of {case.id}")
+
+
+@pytest.mark.parametrize("case", SECOND_ORDER_CASES, ids=[c.id for c in SECOND_ORDER_CASES])
+def test_second_order_static(case):
+    _second_order_check(case, dynamic=False)
+
+
+@pytest.mark.parametrize("case", [c for c in SECOND_ORDER_CASES if c.has_dynamic_variant],
+                         ids=[c.id for c in SECOND_ORDER_CASES if c.has_dynamic_variant])
+def test_second_order_dynamic(case):
+    _second_order_check(case, dynamic=True)
+
+
+def test_smooth_unary_ops_have_strict_second_order_cases():
+    required = {"exp", "tanh", "sigmoid", "log", "sqrt", "square", "pow"}
+    covered = {c.op for c in CASES if c.second_order == "strict"}
+    assert required <= covered, required - covered
+
+
+# ---------------------------------------------------------------------------
+# registry coverage
+# ---------------------------------------------------------------------------
+
+def test_every_registered_op_has_a_case():
+    registered = set(xg.registered_ops())
+    covered = {c.op for c in CASES} | {op for c in CASES for op in c.extra_ops}
+    missing = registered - covered - HELPER_OPS
+    assert not missing, f"registered ops without a case in CASES: {sorted(missing)}"
+    # the table and the helper list name only ops that exist
+    assert covered <= registered, covered - registered
+    assert HELPER_OPS <= registered, HELPER_OPS - registered
+    # every helper has a dedicated test in this module
+    for name in HELPER_OPS:
+        assert callable(globals().get(f"test_helper_{name}")), f"no test_helper_{name}"
+
+
+# ---------------------------------------------------------------------------
+# internal helper ops
+# ---------------------------------------------------------------------------
+
+def _find_op(root, name, shape=None):
+    """A node with op `name` (and static shape `shape`, if given) reachable from root through node.inputs."""
+    seen, stack = set(), [root]
+    while stack:
+        n = stack.pop()
+        if n.name in seen:
+            continue
+        seen.add(n.name)
+        if n.op == name and (shape is None or n.shape == shape):
+            return n
+        stack.extend(n.inputs)
+    return None
+
+
+def _forward_check_helper(g, root, name, ref, feeds, shape=None):
+    """Find the helper node below root, run it together with its inputs, and compare with ref(*input values)."""
+    node = _find_op(root, name, shape)
+    assert node is not None, f"no '{name}' node under {root!r}"
+    vals = g.compile([node] + node.inputs)(**feeds)
+    np.testing.assert_allclose(vals[0], ref(*vals[1:]), rtol=1e-12, atol=1e-14)
+    return node
+
+
+def _sum_to(x, shape):
+    lead = x.ndim - len(shape)
+    x = x.sum(axis=tuple(range(lead)))
+    axes = tuple(i for i, d in enumerate(shape) if d == 1 and x.shape[i] != 1)
+    return x.sum(axis=axes, keepdims=True)
+
+
+def test_helper_sum_to_like():
+    g = xg.Graph()
+    a = g.input("a", (4, 3), dtype=np.float64)
+    b = g.input("b", (3,), dtype=np.float64)
+    c = g.input("c", (4, 1), dtype=np.float64)
+    ga, gb, gc = xg.grad(xg.sum(a * b * c), [a, b, c])
+    prog = g.compile([ga, gb, gc])
+    assert "sum_to_like(" in str(prog)
+    A, B, C = _any(4, 3), _any(3), _any(4, 1)
+    feeds = dict(a=A, b=B, c=C)
+    ra, rb, rc = prog(**feeds)
+    np.testing.assert_allclose(ra, np.broadcast_to(B * C, (4, 3)), rtol=1e-12)
+    np.testing.assert_allclose(rb, (A * C).sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(rc, (A * B).sum(axis=1, keepdims=True), rtol=1e-12)
+    assert gb.op == "sum_to_like" and gc.op == "sum_to_like"
+    _forward_check_helper(g, gb, "sum_to_like", lambda x, like: _sum_to(x, like.shape), feeds)
+    _forward_check_helper(g, gc, "sum_to_like", lambda x, like: _sum_to(x, like.shape), feeds)
+    # equal static shapes: no sum_to_like at all
+    g2 = xg.Graph()
+    p = g2.input("p", (4, 3), dtype=np.float64)
+    q = g2.input("q", (4, 3), dtype=np.float64)
+    assert "sum_to_like" not in str(g2.compile(xg.grad(xg.sum(p * q), [p, q])))
+
+
+def test_helper_sum_to_like_symbolic_dim_broadcast_at_run_time():
+    # Both operands are (None, 3); at run time b has one row and is broadcast,
+    # so its gradient must be summed back to (1, 3) by sum_to_like.
+    g = xg.Graph()
+    a = g.input("a", (None, 3), dtype=np.float64)
+    b = g.input("b", (None, 3), dtype=np.float64)
+    ga, gb = xg.grad(xg.sum(a * b), [a, b])
+    prog = g.compile([a * b, ga, gb])
+    assert "sum_to_like(" in str(prog)
+    A, B = _any(4, 3), _any(1, 3)
+    y, ra, rb = prog(a=A, b=B)
+    np.testing.assert_allclose(y, A * B, rtol=1e-12)
+    np.testing.assert_allclose(ra, np.broadcast_to(B, (4, 3)), rtol=1e-12)
+    np.testing.assert_allclose(rb, A.sum(axis=0, keepdims=True), rtol=1e-12)
+    # the same program with equal row counts
+    B4 = _any(4, 3)
+    _, ra, rb = prog(a=A, b=B4)
+    np.testing.assert_allclose(ra, B4, rtol=1e-12)
+    np.testing.assert_allclose(rb, A, rtol=1e-12)
+
+
+def test_helper_reshape_like():
+    g = xg.Graph()
+    x = g.input("x", (4, 3), dtype=np.float64)
+    R = _any(2, 6)
+    (gx,) = xg.grad(xg.sum(x.reshape(2, -1) * g.const(R)), [x])
+    prog = g.compile(gx)
+    assert "reshape_like(" in str(prog)
+    assert gx.op == "reshape_like"
+    np.testing.assert_allclose(prog(x=_any(4, 3)), R.reshape(4, 3), rtol=1e-12)
+    _forward_check_helper(g, gx, "reshape_like", lambda v, like: v.reshape(like.shape), {"x": _any(4, 3)})
+    # a reshape whose input is a non-contiguous view (copy path of reshape_like's gradient input)
+    g2 = xg.Graph()
+    y = g2.input("y", (None, 3), dtype=np.float64)
+    R2 = _any(12)
+    (gy,) = xg.grad(xg.sum(y.T.reshape(-1) * g2.const(R2)), [y])
+    prog2 = g2.compile(gy)
+    assert "reshape_like(" in str(prog2)
+    np.testing.assert_allclose(prog2(y=_any(4, 3)), R2.reshape(3, 4).T, rtol=1e-12)
+
+
+def test_helper_broadcast_like():
+    g = xg.Graph()
+    x = g.input("x", (None, 3), dtype=np.float64)
+    (gx,) = xg.grad(xg.sum(x), [x])
+    prog = g.compile(gx)
+    assert "broadcast_like(" in str(prog)
+    np.testing.assert_array_equal(prog(x=_any(5, 3)), np.ones((5, 3)))
+    np.testing.assert_array_equal(prog(x=_any(2, 3)), np.ones((2, 3)))
+    node = _forward_check_helper(g, gx, "broadcast_like", lambda v, like: np.broadcast_to(v, like.shape),
+                                 {"x": _any(5, 3)})
+    assert node.shape == (None, 3)
+
+
+def test_helper_unsqueeze():
+    g = xg.Graph()
+    x = g.input("x", (2, 3, 4), dtype=np.float64)
+    R = _any(2, 4)
+    (gx,) = xg.grad(xg.sum(xg.sum(x, axis=1) * g.const(R)), [x])
+    prog = g.compile(gx)
+    assert "unsqueeze(" in str(prog)
+    np.testing.assert_allclose(prog(x=_any(2, 3, 4)), np.broadcast_to(R[:, None, :], (2, 3, 4)), rtol=1e-12)
+    node = _forward_check_helper(g, gx, "unsqueeze", lambda v: v.reshape(2, 1, 4), {"x": _any(2, 3, 4)},
+                                 shape=(2, 1, 4))
+    assert node.shape == (2, 1, 4)
+    # with keepdims the gradient needs no unsqueeze
+    g2 = xg.Graph()
+    y = g2.input("y", (2, 3, 4), dtype=np.float64)
+    (gy,) = xg.grad(xg.sum(xg.sum(y, axis=1, keepdims=True) * 2.0), [y])
+    assert "axes=[1]" not in "".join(l for l in str(g2.compile(gy)).splitlines() if "unsqueeze(" in l)
+
+
+def test_helper_squeeze():
+    # Double backward through sum(axis=0): the first gradient contains unsqueeze,
+    # whose own gradient rule is squeeze.
+    g = xg.Graph()
+    x = g.input("x", (4, 3), dtype=np.float64)
+    r = g.input("r", (3,), dtype=np.float64)
+    (gx,) = xg.grad(xg.sum(xg.sum(x, axis=0) * r), [x])
+    V = _any(4, 3)
+    (gr,) = xg.grad(xg.sum(gx * g.const(V)), [r])
+    prog = g.compile(gr)
+    assert "squeeze(" in str(prog).replace("unsqueeze(", "")
+    X, Rv = _any(4, 3), _any(3)
+    np.testing.assert_allclose(prog(x=X, r=Rv), V.sum(axis=0), rtol=1e-12)
+    node = _forward_check_helper(g, gr, "squeeze", lambda v: v.reshape(3), {"x": X, "r": Rv}, shape=(3,))
+    assert node.shape == (3,)
+    # and finite differences of the first gradient agree
+    first = g.compile(gx)
+    arrays = [X.copy(), Rv.copy()]
+    jac = _fd(lambda: first(x=arrays[0], r=arrays[1]), arrays, 1)
+    numeric = np.array([np.sum(jac[i] * V) for i in range(3)])
+    np.testing.assert_allclose(prog(x=X, r=Rv), numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_helper_broadcast_to():
+    g = xg.Graph()
+    x = g.input("x", (4, 1), dtype=np.float64)
+    y = xg.broadcast_to(x, (2, 4, 3))
+    assert y.op == "broadcast_to" and y.shape == (2, 4, 3)
+    R = _any(2, 4, 3)
+    (gx,) = xg.grad(xg.sum(y * g.const(R)), [x])
+    X = _any(4, 1)
+    out, gval = g.compile([y, gx])(x=X)
+    np.testing.assert_array_equal(out, np.broadcast_to(X, (2, 4, 3)))
+    np.testing.assert_allclose(gval, R.sum(axis=(0, 2))[:, None], rtol=1e-12)
+
+
+def test_helper_step():
+    g = xg.Graph()
+    x = g.input("x", (4, 3), dtype=np.float64)
+    R = _any(4, 3)
+    (gx,) = xg.grad(xg.sum(xg.relu(x) * g.const(R)), [x])
+    prog = g.compile(gx)
+    assert "step(" in str(prog)
+    X = _any(4, 3)
+    np.testing.assert_array_equal(prog(x=X), np.where(X > 0, R, 0.0))
+    _forward_check_helper(g, gx, "step", lambda v: (v > 0).astype(np.float64), {"x": X})
+    # relu's second derivative: step has no gradient, so x is unused by the second gradient
+    V = _any(4, 3)
+    s = xg.sum(gx * g.const(V))
+    with pytest.raises(ValueError, match="does not depend on"):
+        xg.grad(s, [x])
+    (h,) = xg.grad(s, [x], allow_unused=True)
+    np.testing.assert_array_equal(g.compile(h)(x=X), np.zeros((4, 3)))
+
+
+def test_helper_zeros_like():
+    g = xg.Graph()
+    x = g.input("x", (None, 3), dtype=np.float64)
+    u = g.input("u", (None, 2), dtype=np.float64)
+    loss = xg.sum(xg.exp(x))
+    with pytest.raises(ValueError, match="allow_unused"):
+        xg.grad(loss, [x, u])
+    gx, gu = xg.grad(loss, [x, u], allow_unused=True)
+    assert gu.op == "zeros_like" and gu.shape == (None, 2) and gu.dtype == np.float64
+    prog = g.compile([gx, gu])
+    assert "zeros_like(" in str(prog)
+    for rows in (1, 5):
+        X, U = _small(rows, 3), np.full((rows, 2), np.nan)
+        rx, ru = prog(x=X, u=U)
+        np.testing.assert_allclose(rx, np.exp(X), rtol=1e-12)
+        np.testing.assert_array_equal(ru, np.zeros((rows, 2)))  # zeros even where the input is nan
+
+
+def test_helper_reduction_size():
+    g = xg.Graph()
+    x = g.input("x", (None, 3, 2), dtype=np.float64)
+    gall, = xg.grad(xg.mean(x), [x])
+    g0, = xg.grad(xg.sum(xg.mean(x, axis=(0, 2)) * g.const(np.array([1.0, 2.0, 3.0]))), [x])
+    prog = g.compile([gall, g0])
+    assert "reduction_size(" in str(prog)
+    for rows in (1, 4):
+        X = _small(rows, 3, 2)
+        ra, r0 = prog(x=X)
+        np.testing.assert_allclose(ra, np.full(X.shape, 1.0 / X.size), rtol=1e-12)
+        np.testing.assert_allclose(r0, np.broadcast_to(np.array([1.0, 2.0, 3.0])[None, :, None] / (rows * 2), X.shape),
+                                   rtol=1e-12)
+        node = _forward_check_helper(g, gall, "reduction_size", lambda v: np.array(float(v.size)), {"x": X})
+        assert node.shape == ()
+    # mean over the symbolic dim only; a static reduction needs no reduction_size
+    g2 = xg.Graph()
+    y = g2.input("y", (None, 3), dtype=np.float64)
+    (gy,) = xg.grad(xg.sum(xg.mean(y, axis=1)), [y])
+    assert "reduction_size" not in str(g2.compile(gy))
+
+
+# ---------------------------------------------------------------------------
+# errors
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("form", ["operator", "function"])
+def test_broadcast_mismatch_names_op_node_and_shapes(form):
+    g = xg.Graph()
+    a = g.input("lhs", (4, 3), dtype=np.float64)
+    b = g.input("rhs", (4, 2), dtype=np.float64)
+    with pytest.raises(ValueError) as info:
+        a + b if form == "operator" else xg.add(a, b)
+    msg = str(info.value)
+    assert "'add'" in msg
+    assert "node 'add_" in msg
+    assert "lhs" in msg and "rhs" in msg
+    assert "(4, 3)" in msg and "(4, 2)" in msg
+
+
+@pytest.mark.parametrize("op", ["sub", "mul", "div"])
+def test_broadcast_mismatch_other_binary_ops(op):
+    g = xg.Graph()
+    a = g.input("a", (2, 3), dtype=np.float64)
+    b = g.input("b", (3, 2), dtype=np.float64)
+    with pytest.raises(ValueError, match=rf"'{op}'.*\(2, 3\).*\(3, 2\)"):
+        getattr(xg, op)(a, b)
+
+
+def test_broadcast_mismatch_at_run_time():
+    g = xg.Graph()
+    a = g.input("a", (None, 3), dtype=np.float64)
+    b = g.input("b", (None, 3), dtype=np.float64)
+    prog = g.compile(a + b)
+    with pytest.raises(ValueError, match="add"):
+        prog(a=np.zeros((4, 3)), b=np.zeros((2, 3)))
+
+
+def test_matmul_inner_dim_mismatch():
+    g = xg.Graph()
+    a = g.input("a", (4, 3), dtype=np.float64)
+    b = g.input("b", (4, 2), dtype=np.float64)
+    with pytest.raises(ValueError) as info:
+        a @ b
+    msg = str(info.value)
+    assert "'matmul'" in msg and "node 'matmul_" in msg
+    assert "(4, 3)" in msg and "(4, 2)" in msg
+    with pytest.raises(ValueError, match="matmul"):
+        xg.matmul(a, b)
+
+
+def test_matmul_inner_dim_mismatch_at_run_time():
+    g = xg.Graph()
+    a = g.input("a", (2, None), dtype=np.float64)
+    b = g.input("b", (None, 2), dtype=np.float64)
+    prog = g.compile(a @ b)
+    np.testing.assert_allclose(prog(a=np.ones((2, 3)), b=np.ones((3, 2))), np.full((2, 2), 3.0))
+    with pytest.raises(ValueError, match="matmul"):
+        prog(a=np.ones((2, 3)), b=np.ones((4, 2)))
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "matmul"])
+def test_dtype_mismatch_raises_type_error(op):
+    g = xg.Graph()
+    a = g.input("a", (3, 3), dtype=np.float32)
+    b = g.input("b", (3, 3), dtype=np.float64)
+    with pytest.raises(TypeError, match=rf"'{op}'.*float32.*float64"):
+        getattr(xg, op)(a, b)
+
+
+def test_matmul_grad_with_inner_dim_symbolic_on_one_side():
+    # Regression: dy @ b.T takes its second dim from b; with a: (None, 3) and
+    # b: (None, 2) it came out (None, None) and grad() rejected it.
+    g = xg.Graph()
+    a = g.input("a", (None, 3), dtype=np.float64)
+    b = g.input("b", (None, 2), dtype=np.float64)
+    ga, gb = xg.grad(xg.sum(a @ b), [a, b])
+    assert ga.shape == (None, 3) and gb.shape == (None, 2)
+    A, B = _any(4, 3), _any(3, 2)
+    ra, rb = g.compile([ga, gb])(a=A, b=B)
+    np.testing.assert_allclose(ra, np.ones((4, 2)) @ B.T, rtol=1e-12)
+    np.testing.assert_allclose(rb, A.T @ np.ones((4, 2)), rtol=1e-12)
