@@ -33,7 +33,7 @@ std::string to_string(const Shape& shape) {
   std::string s = "(";
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (i) s += ", ";
-    s += shape[i] < 0 ? "None" : std::to_string(shape[i]);
+    s += shape[i] == kDynamic ? "None" : std::to_string(shape[i]);
   }
   if (shape.size() == 1) s += ",";
   return s + ")";

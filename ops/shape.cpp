@@ -27,6 +27,13 @@ TensorType infer_reshape(const std::vector<TensorType>& in, const Attrs& attrs) 
   if (count >= 0) return {in[0].dtype, resolve_reshape(target, count, "reshape " + to_string(in[0].shape))};
   if (std::count(target.begin(), target.end(), -1) > 1)
     throw ValueError("only one dimension can be -1 in " + to_string(target));
+  // The static dims of the input divide its element count, so they must divide a fully given target.
+  std::int64_t known = 1, wanted = 1;
+  for (auto d : in[0].shape) known *= d == kDynamic ? 1 : d;
+  for (auto d : target) wanted *= d;
+  if (wanted >= 0 && known > 0 && wanted % known != 0)
+    throw ValueError("cannot reshape " + to_string(in[0].shape) + " into " + to_string(target) + ": " +
+                     std::to_string(wanted) + " is not a multiple of " + std::to_string(known));
   return {in[0].dtype, target};  // the -1 stays symbolic until run time
 }
 

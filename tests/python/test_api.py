@@ -219,3 +219,26 @@ def test_node_keeps_its_graph_alive():
     x, y = make()  # the Graph object itself is gone from Python
     prog = y.graph.compile(y)
     np.testing.assert_allclose(prog(x=np.zeros(2)), [1.0, 1.0])
+
+
+def test_reshape_of_symbolic_batch_is_checked_as_far_as_known():
+    g = xg.Graph()
+    x = g.input("x", (None, 3))
+    with pytest.raises(ValueError, match="16 is not a multiple of 3"):
+        xg.reshape(x, (4, 4))
+    flat = g.compile(xg.reshape(x, (-1,)))
+    assert flat(x=np.ones((5, 3), np.float32)).shape == (15,)
+    with pytest.raises(ValueError, match="op 'reshape'.*cannot reshape 9 elements"):
+        g.compile(xg.reshape(x, (4, -1)))(x=np.ones((3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"invalid shape \(-5,\)"):
+        g.input("q", (-5,))
+
+
+def test_empty_batch_runs():
+    g = xg.Graph()
+    x = g.input("x", (None, 3))
+    w = g.param("w", np.ones((3, 2), np.float32))
+    y = xg.sum(x @ w, axis=0)
+    (gw,) = xg.grad(xg.sum(y), [w])
+    out, dw = g.compile([y, gw])(x=np.zeros((0, 3), np.float32))
+    assert out.tolist() == [0.0, 0.0] and dw.shape == (3, 2) and not dw.any()
