@@ -87,3 +87,23 @@ TEST(Tensor, AstypeAndDtypeChecks) {
   EXPECT_FLOAT_EQ(f.data<float>()[1], 2.0f);  // transposed element order
   EXPECT_THROW(f.data<double>(), TypeError);
 }
+
+#include <xtensor/xarray.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xnoalias.hpp>
+
+#include "core/xtensor_adapt.h"
+
+TEST(Tensor, XtensorAdaptorsAreViewsOfTheSameMemory) {
+  Tensor t = iota({2, 3});
+  Tensor tt = t.transpose();  // (3, 2), strided
+  auto xa = as_xtensor<double>(tt);
+  EXPECT_EQ(xa(2, 1), at(t, {1, 2}));
+  EXPECT_DOUBLE_EQ(xt::sum(xa)(), 15.0);
+  Tensor out = Tensor::zeros(DType::float64, {3, 2});
+  auto xo = as_xtensor<double>(out);
+  xt::noalias(xo) = xa * 2.0 + 1.0;  // written straight into out's storage
+  EXPECT_DOUBLE_EQ(out.data<double>()[5], 2.0 * at(t, {1, 2}) + 1.0);
+  xa(0, 0) = 42.0;  // writes through to t
+  EXPECT_DOUBLE_EQ(t.data<double>()[0], 42.0);
+}
