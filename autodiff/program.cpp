@@ -1,5 +1,6 @@
 #include "autodiff/program.h"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -51,6 +52,9 @@ struct Plan {
   std::vector<Shape> shapes;
   std::vector<Place> places;
   std::vector<std::int64_t> arena_offsets;  // bytes, for Place::arena
+  // Views: their planned layout, and their offset relative to their first input's.
+  std::vector<Tensor> view_layouts;
+  std::vector<std::int64_t> view_offsets;
   std::int64_t arena_bytes = 0;
   std::mutex pool_mutex;
   std::vector<std::unique_ptr<Context>> idle;
@@ -79,6 +83,8 @@ struct Program::Impl {
   std::vector<int> outputs;
   std::vector<int> feed_values;  // value index of each program input
   std::vector<std::string> input_names;
+  std::vector<TensorType> input_types;
+  std::vector<bool> repeated_output;  // an output listed earlier too: handed out as a copy
   std::vector<std::string> graph_input_names;
 
   mutable std::mutex plans_mutex;
@@ -144,6 +150,8 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
     if (alias) {
       plan->places[step.out] = Place::view;
       layout[step.out] = step.op->view()(in_layout.data(), out.shape, step.attrs);
+      if (layout[step.out].storage() != layout[step.inputs[0]].storage())
+        throw ValueError(where(step, &plan->shapes) + "a view op must view its first input");
       base[step.out] = base[step.inputs[0]];
     } else {
       layout[step.out] = placeholder(out.dtype, out.shape);
@@ -173,6 +181,13 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
   plan->arena_offsets.assign(n, -1);
   for (std::size_t r = 0; r < requested.size(); ++r) plan->arena_offsets[requested[r]] = arena.offsets[r];
   plan->arena_bytes = arena.total_bytes;
+  plan->view_layouts.resize(n);
+  plan->view_offsets.assign(n, 0);
+  for (const Step& step : steps)
+    if (plan->places[step.out] == Place::view) {
+      plan->view_layouts[step.out] = layout[step.out];
+      plan->view_offsets[step.out] = layout[step.out].offset() - layout[step.inputs[0]].offset();
+    }
   return plan;
 }
 
@@ -182,6 +197,7 @@ std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
   ctx->values.resize(values.size());
   for (std::size_t v = 0; v < values.size(); ++v) {
     if (plan.places[v] == Place::held) ctx->values[v] = values[v].held;
+    if (plan.places[v] == Place::view) ctx->values[v] = plan.view_layouts[v];
     if (plan.places[v] == Place::arena) {
       const DType dt = values[v].type.dtype;
       ctx->values[v] = Tensor::view_of(ctx->arena, dt, plan.shapes[v], contiguous_strides(plan.shapes[v]),
@@ -249,6 +265,7 @@ Program::Program(const std::vector<Var>& outputs) : impl_(std::make_shared<Impl>
     if (node->kind() == NodeKind::param || node->kind() == NodeKind::constant) value.held = node->value();
     if (node->kind() == NodeKind::input) {
       p.input_names.push_back(node->name());
+      p.input_types.push_back(node->type());
       p.feed_values.push_back(v);
     }
     if (node->kind() == NodeKind::op) {
@@ -258,7 +275,11 @@ Program::Program(const std::vector<Var>& outputs) : impl_(std::make_shared<Impl>
     }
     p.values.push_back(std::move(value));
   }
-  for (const auto& o : outputs) p.outputs.push_back(index.at(o.node()));
+  for (const auto& o : outputs) {
+    const int v = index.at(o.node());
+    p.repeated_output.push_back(std::find(p.outputs.begin(), p.outputs.end(), v) != p.outputs.end());
+    p.outputs.push_back(v);
+  }
 }
 
 std::vector<Tensor> Program::run(const Feeds& feeds) const {
@@ -285,7 +306,8 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
     ~Release() {
       for (std::size_t v = 0; v < p.values.size(); ++v) {
         const Place place = plan.places[v];
-        if (place == Place::feed || place == Place::fresh || place == Place::view) ctx->values[v] = Tensor();
+        if (place == Place::feed || place == Place::fresh) ctx->values[v] = Tensor();
+        if (place == Place::view) ctx->values[v].rebind(nullptr, 0);
       }
       std::lock_guard<std::mutex> lock(plan.pool_mutex);
       plan.idle.push_back(std::move(ctx));
@@ -301,8 +323,12 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
     const Step& step = p.steps[s];
     const Tensor* const* ins = ctx->step_inputs[s].data();
     try {
-      if (plan->places[step.out] == Place::view) vals[step.out] = step.op->view()(ins, plan->shapes[step.out], step.attrs);
-      else step.op->kernel()(ins, vals[step.out], step.attrs);
+      if (plan->places[step.out] == Place::view) {  // an alias: only the memory under it changes per run
+        const Tensor& base = *ins[0];
+        vals[step.out].rebind(base.storage(), base.offset() + plan->view_offsets[step.out]);
+      } else {
+        step.op->kernel()(ins, vals[step.out], step.attrs);
+      }
     } catch (const TypeError& e) {
       throw TypeError(p.where(step, &plan->shapes) + e.what());
     } catch (const ValueError& e) {
@@ -311,22 +337,18 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
   }
 
   std::vector<Tensor> result;
-  std::vector<bool> handed_out(p.values.size(), false);
-  for (int o : p.outputs) {
-    const bool own = plan->places[o] == Place::fresh && !handed_out[o];
+  result.reserve(p.outputs.size());
+  for (std::size_t i = 0; i < p.outputs.size(); ++i) {
+    const int o = p.outputs[i];
+    const bool own = plan->places[o] == Place::fresh && !p.repeated_output[i];
     result.push_back(own ? vals[o] : vals[o].copy());
-    handed_out[o] = true;
   }
   return result;
 }
 
 const std::vector<std::string>& Program::input_names() const { return impl_->input_names; }
 
-std::vector<TensorType> Program::input_types() const {
-  std::vector<TensorType> out;
-  for (int v : impl_->feed_values) out.push_back(impl_->values[v].type);
-  return out;
-}
+const std::vector<TensorType>& Program::input_types() const { return impl_->input_types; }
 
 std::vector<TensorType> Program::output_types() const {
   std::vector<TensorType> out;

@@ -26,7 +26,7 @@ class Program {
   std::vector<Tensor> run(const Feeds& feeds) const;
 
   const std::vector<std::string>& input_names() const;
-  std::vector<TensorType> input_types() const;
+  const std::vector<TensorType>& input_types() const;
   std::vector<TensorType> output_types() const;
   std::size_t num_steps() const;
   std::string to_string() const;  // the tape and every cached memory plan

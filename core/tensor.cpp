@@ -135,8 +135,7 @@ Tensor Tensor::permute(const std::vector<std::int64_t>& axes) const {
   if (static_cast<std::int64_t>(axes.size()) != ndim())
     throw ValueError("permute: " + std::to_string(axes.size()) + " axes given for a tensor of rank " +
                      std::to_string(ndim()));
-  auto norm = normalize_axes(axes, ndim(), "permute");
-  (void)norm;  // validates that axes is a permutation
+  normalize_axes(axes, ndim(), "permute");  // throws unless axes is a permutation
   Shape s(axes.size());
   Strides st(axes.size());
   for (std::size_t i = 0; i < axes.size(); ++i) {

@@ -53,6 +53,15 @@ class Tensor {
   Tensor squeeze(const std::vector<std::int64_t>& axes) const;  // empty: every size-1 axis
   Tensor unsqueeze(std::int64_t axis) const;
 
+  // Re-points this tensor, layout unchanged, at another storage and offset.
+  // For the Program's pooled contexts, whose views keep their planned layout
+  // from run to run while the memory under them (a feed) changes; the caller
+  // guarantees that the layout fits the new storage.
+  void rebind(std::shared_ptr<Storage> storage, std::int64_t offset) noexcept {
+    storage_ = std::move(storage);
+    offset_ = offset;
+  }
+
   // Copies.
   Tensor contiguous() const;  // returns *this when already contiguous
   Tensor copy() const;        // always a fresh contiguous tensor

@@ -196,7 +196,7 @@ py::object run_program(const PyProgram& self, const py::args& args, const py::kw
     std::optional<DType> want;
     const auto& names = self.program.input_names();
     for (std::size_t k = 0; k < names.size(); ++k)
-      if (names[k] == name) want = self.program.input_types()[k].dtype;
+      if (names[k] == name) want = self.program.input_types()[k].dtype;  // a reference: no copy per call
     // Arrays keep their dtype (a mismatch is reported by run); other objects are converted.
     feeds.emplace_back(name, to_tensor(value, py::isinstance<py::array>(value) ? std::nullopt : want, "feed '" + name + "'"));
   };
