@@ -19,27 +19,21 @@ namespace {
 
 // ---- dtypes, shapes, axes -------------------------------------------------
 
-DType to_dtype(const py::dtype& dt, const std::string& what) {
+// The xgrad dtype of a numpy dtype; empty for dtypes xgrad does not hold.
+std::optional<DType> from_numpy_dtype(const py::dtype& dt) {
   const char kind = dt.kind();
   const auto size = dt.itemsize();
   if (kind == 'f' && size == 4) return DType::float32;
   if (kind == 'f' && size == 8) return DType::float64;
   if (kind == 'i' && size == 8) return DType::int64;
   if (kind == 'b') return DType::bool_;
-  throw TypeError(what + ": numpy dtype " + py::repr(py::handle(dt)).cast<std::string>() +
-                  " is not supported (use float32, float64, int64 or bool)");
+  return std::nullopt;
 }
 
-bool holds(const py::dtype& dt, DType dtype) {
-  const char kind = dt.kind();
-  const auto size = dt.itemsize();
-  switch (dtype) {
-    case DType::float32: return kind == 'f' && size == 4;
-    case DType::float64: return kind == 'f' && size == 8;
-    case DType::int64: return kind == 'i' && size == 8;
-    case DType::bool_: return kind == 'b';
-  }
-  return false;
+DType to_dtype(const py::dtype& dt, const std::string& what) {
+  if (auto dtype = from_numpy_dtype(dt)) return *dtype;
+  throw TypeError(what + ": numpy dtype " + py::repr(py::handle(dt)).cast<std::string>() +
+                  " is not supported (use float32, float64, int64 or bool)");
 }
 
 DType parse_dtype(const py::object& obj, const std::string& what) {
@@ -111,7 +105,7 @@ Tensor wrap_array(const py::array& arr, const std::string& what) {
 // converted once otherwise.
 Tensor to_tensor(const py::handle& obj, std::optional<DType> dtype, const std::string& what) {
   py::array arr;
-  if (py::isinstance<py::array>(obj) && (!dtype || holds(py::reinterpret_borrow<py::array>(obj).dtype(), *dtype))) {
+  if (py::isinstance<py::array>(obj) && (!dtype || from_numpy_dtype(py::reinterpret_borrow<py::array>(obj).dtype()) == *dtype)) {
     arr = py::reinterpret_borrow<py::array>(obj);
   } else {
     py::object np = py::module_::import("numpy");
