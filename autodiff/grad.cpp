@@ -81,7 +81,8 @@ std::vector<Var> grad(Var y, const std::vector<Var>& xs, bool allow_unused) {
     auto found = total.find(x.node());
     if (found != total.end()) {
       result.push_back(found->second);
-    } else if (allow_unused) {
+    } else if (relevant.count(x.node()) || allow_unused) {
+      // On a path to y but every rule on the way gave an exact zero (sign, a comparison under where): zeros.
       result.push_back(zeros_like(x));
     } else {
       throw ValueError("grad: y (node '" + y.name() + "') does not depend on node '" + x.name() +

@@ -236,24 +236,20 @@ Tensor Tensor::copy() const {
 }
 
 void Tensor::copy_from(const Tensor& src) {
-  if (src.dtype_ != dtype_ || src.shape_ != shape_)
-    throw ValueError(std::string("copy_from: cannot copy ") + dtype_name(src.dtype_) + shape_str(src.shape_) +
-                     " into " + dtype_name(dtype_) + shape_str(shape_));
-  if (is_contiguous() && src.is_contiguous()) {
+  if (src.shape_ != shape_)
+    throw ValueError(std::string("copy_from: cannot copy shape ") + shape_str(src.shape_) + " into " + shape_str(shape_));
+  if (src.dtype_ == dtype_ && is_contiguous() && src.is_contiguous()) {
     std::memmove(raw_data(), src.raw_data(), static_cast<std::size_t>(numel()) * itemsize(dtype_));
     return;
   }
-  visit_dtype(dtype_, [&](auto tag) {
-    using T = decltype(tag);
-    convert_loop<T, T>(src, *this);
+  visit_dtype(dtype_, [&](auto to) {
+    visit_dtype(src.dtype_, [&](auto from) { convert_loop<decltype(to), decltype(from)>(src, *this); });
   });
 }
 
 Tensor Tensor::astype(DType dtype) const {
   Tensor out = empty(dtype, shape_);
-  visit_dtype(dtype, [&](auto to) {
-    visit_dtype(dtype_, [&](auto from) { convert_loop<decltype(to), decltype(from)>(*this, out); });
-  });
+  out.copy_from(*this);
   return out;
 }
 

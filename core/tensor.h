@@ -65,7 +65,7 @@ class Tensor {
   // Copies.
   Tensor contiguous() const;  // returns *this when already contiguous
   Tensor copy() const;        // always a fresh contiguous tensor
-  void copy_from(const Tensor& src);  // same dtype and shape; any strides
+  void copy_from(const Tensor& src);  // same shape; any strides; converts the dtype
   Tensor astype(DType dtype) const;
 
   double item() const;  // the single element of a one-element tensor, as double

@@ -1,5 +1,7 @@
 // Elementwise binary ops with numpy broadcasting. Gradients are summed back
 // to each input's shape by sum_to_like.
+#include <cmath>
+
 #include "ops/elementwise.h"
 #include "ops/ops.h"
 
@@ -11,6 +13,14 @@ struct AddF { template <class V> V operator()(V a, V b) const { return a + b; } 
 struct SubF { template <class V> V operator()(V a, V b) const { return a - b; } };
 struct MulF { template <class V> V operator()(V a, V b) const { return a * b; } };
 struct DivF { template <class V> V operator()(V a, V b) const { return a / b; } };
+struct PowF {
+  template <class V> V operator()(V a, V b) const {
+    if constexpr (std::is_floating_point_v<V>) return std::pow(a, b);
+    else return xsimd::pow(a, b);
+  }
+};
+struct MaxF { template <class V> V operator()(V a, V b) const { return xsimd::max(a, b); } };
+struct MinF { template <class V> V operator()(V a, V b) const { return xsimd::min(a, b); } };
 
 OpDef binary(const char* name, KernelFn kernel, const char* onnx) {
   return OpDef(name).arity(2).infer(infer::broadcast_floating).kernel(kernel).onnx(onnx);
@@ -33,9 +43,36 @@ const OpDef& div_op = register_op(binary("div", kernels::binary_kernel<DivF>, "D
   return std::vector<Var>{sum_to_like(c.dy / c.x(1), c.x(0)), sum_to_like(-(c.dy * c.output) / c.x(1), c.x(1))};
 }));
 
+const OpDef& pow_op = register_op(binary("pow", kernels::binary_kernel<PowF>, "Pow").grad([](const GradCtx& c) {
+  const Var& a = c.x(0);
+  const Var& b = c.x(1);
+  // d/db a^b = a^b log(a); taken as 0 where a == 0 (the limit for b > 0), as in PyTorch.
+  const Var db = where(eq(a, 0.0), 0.0, c.dy * c.output * log(a));
+  return std::vector<Var>{sum_to_like(c.dy * b * pow(a, b - 1.0), a), sum_to_like(db, b)};
+}));
+
+// The gradient of maximum (minimum) goes to the larger (smaller) input; ties split it evenly.
+std::vector<Var> select_grad(const GradCtx& c, Var a_wins, Var b_wins) {
+  const Var tie = eq(c.x(0), c.x(1));
+  const Var half = where(tie, c.dy * 0.5, 0.0);
+  return {sum_to_like(where(a_wins, c.dy, half), c.x(0)), sum_to_like(where(b_wins, c.dy, half), c.x(1))};
+}
+
+const OpDef& maximum_op = register_op(binary("maximum", kernels::binary_kernel<MaxF>, "Max").grad([](const GradCtx& c) {
+  return select_grad(c, gt(c.x(0), c.x(1)), lt(c.x(0), c.x(1)));
+}));
+
+const OpDef& minimum_op = register_op(binary("minimum", kernels::binary_kernel<MinF>, "Min").grad([](const GradCtx& c) {
+  return select_grad(c, lt(c.x(0), c.x(1)), gt(c.x(0), c.x(1)));
+}));
+
 Var scalar_like(Var like, double value) { return like.graph().scalar(value, like.dtype()); }
 
 }  // namespace
+
+Var pow(Var base, Var exponent) { return base.graph().apply(pow_op, {base, exponent}); }
+Var maximum(Var a, Var b) { return a.graph().apply(maximum_op, {a, b}); }
+Var minimum(Var a, Var b) { return a.graph().apply(minimum_op, {a, b}); }
 
 Var add(Var a, Var b) { return a.graph().apply(add_op, {a, b}); }
 Var sub(Var a, Var b) { return a.graph().apply(sub_op, {a, b}); }

@@ -17,6 +17,13 @@ namespace xgrad::kernels {
 
 template <class T> using Batch = xsimd::batch<T>;
 
+// cond ? a : b for a scalar or lane by lane for a batch.
+template <class V, class C>
+V select(C cond, V a, V b) {
+  if constexpr (std::is_floating_point_v<V>) return cond ? a : b;
+  else return xsimd::select(cond, a, b);
+}
+
 template <class Fn>
 void dispatch_floating(DType dtype, Fn&& fn) {
   switch (dtype) {
@@ -103,6 +110,55 @@ void binary_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   });
 }
 
+template <class Fn>
+void dispatch_numeric(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::float32: fn(float{}); return;
+    case DType::float64: fn(double{}); return;
+    case DType::int64: fn(std::int64_t{}); return;
+    case DType::bool_: fn(bool{}); return;
+  }
+}
+
+// out (bool) = F(a, b) elementwise, broadcasting; inputs of any one dtype.
+template <class F>
+void compare_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
+  const Tensor& a = *in[0];
+  const Tensor& b = *in[1];
+  dispatch_numeric(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* ap = static_cast<const T*>(a.raw_data());
+    const T* bp = static_cast<const T*>(b.raw_data());
+    bool* yp = static_cast<bool*>(out.raw_data());
+    const Strides as = broadcast_strides(a.shape(), a.strides(), out.shape());
+    const Strides bs = broadcast_strides(b.shape(), b.strides(), out.shape());
+    strided_loop<3>(out.shape(), {&out.strides(), &as, &bs}, [&](std::int64_t n, const auto& off, const auto& st) {
+      for (std::int64_t i = 0; i < n; ++i) yp[off[0] + i * st[0]] = F{}(ap[off[1] + i * st[1]], bp[off[2] + i * st[2]]);
+    });
+  });
+}
+
+// out = cond ? a : b, broadcasting all three.
+inline void where_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
+  const Tensor& c = *in[0];
+  const Tensor& a = *in[1];
+  const Tensor& b = *in[2];
+  dispatch_numeric(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const bool* cp = static_cast<const bool*>(c.raw_data());
+    const T* ap = static_cast<const T*>(a.raw_data());
+    const T* bp = static_cast<const T*>(b.raw_data());
+    T* yp = static_cast<T*>(out.raw_data());
+    const Strides cs = broadcast_strides(c.shape(), c.strides(), out.shape());
+    const Strides as = broadcast_strides(a.shape(), a.strides(), out.shape());
+    const Strides bs = broadcast_strides(b.shape(), b.strides(), out.shape());
+    strided_loop<4>(out.shape(), {&out.strides(), &cs, &as, &bs}, [&](std::int64_t n, const auto& off, const auto& st) {
+      for (std::int64_t i = 0; i < n; ++i)
+        yp[off[0] + i * st[0]] = cp[off[1] + i * st[1]] ? ap[off[2] + i * st[2]] : bp[off[3] + i * st[3]];
+    });
+  });
+}
+
 }  // namespace xgrad::kernels
 
 namespace xgrad::infer {
@@ -117,12 +173,21 @@ inline TensorType same_floating(const std::vector<TensorType>& in, const Attrs&)
   return in[0];
 }
 
+inline void require_same_dtype(const TensorType& a, const TensorType& b) {
+  if (a.dtype != b.dtype)
+    throw TypeError(std::string("dtypes differ: ") + dtype_name(a.dtype) + " and " + dtype_name(b.dtype) +
+                    " (convert one with astype)");
+}
+
 inline TensorType broadcast_floating(const std::vector<TensorType>& in, const Attrs&) {
   require_floating(in[0]);
-  if (in[0].dtype != in[1].dtype)
-    throw TypeError(std::string("dtypes differ: ") + dtype_name(in[0].dtype) + " and " + dtype_name(in[1].dtype) +
-                    " (convert one with astype)");
+  require_same_dtype(in[0], in[1]);
   return {in[0].dtype, broadcast_shapes(in[0].shape, in[1].shape)};
+}
+
+inline TensorType broadcast_compare(const std::vector<TensorType>& in, const Attrs&) {
+  require_same_dtype(in[0], in[1]);
+  return {DType::bool_, broadcast_shapes(in[0].shape, in[1].shape)};
 }
 
 }  // namespace xgrad::infer

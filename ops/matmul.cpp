@@ -17,8 +17,7 @@ TensorType infer_matmul(const std::vector<TensorType>& in, const Attrs&) {
   const TensorType& a = in[0];
   const TensorType& b = in[1];
   infer::require_floating(a);
-  if (a.dtype != b.dtype)
-    throw TypeError(std::string("dtypes differ: ") + dtype_name(a.dtype) + " and " + dtype_name(b.dtype));
+  infer::require_same_dtype(a, b);
   if (a.shape.size() != 2 || b.shape.size() != 2)
     throw ValueError("expects 2-D operands, got shapes " + to_string(a.shape) + " and " + to_string(b.shape));
   const auto ka = a.shape[1], kb = b.shape[0];

@@ -16,6 +16,27 @@ Var sub(Var a, Var b);
 Var mul(Var a, Var b);
 Var div(Var a, Var b);
 
+Var pow(Var base, Var exponent);
+Var maximum(Var a, Var b);  // ties split the gradient evenly, as in PyTorch
+Var minimum(Var a, Var b);
+
+// Comparisons: bool out, not differentiable (ops/compare.cpp). Scalars take a's dtype.
+Var eq(Var a, Var b);
+Var ne(Var a, Var b);
+Var lt(Var a, Var b);
+Var le(Var a, Var b);
+Var gt(Var a, Var b);
+Var ge(Var a, Var b);
+Var eq(Var a, double b);
+Var ne(Var a, double b);
+Var lt(Var a, double b);
+Var le(Var a, double b);
+Var gt(Var a, double b);
+Var ge(Var a, double b);
+Var where(Var cond, Var a, Var b);
+Var where(Var cond, Var a, double b);
+Var where(Var cond, double a, Var b);
+
 // Elementwise unary (ops/unary.cpp).
 Var neg(Var x);
 Var exp(Var x);
@@ -26,12 +47,40 @@ Var relu(Var x);
 Var square(Var x);
 Var sqrt(Var x);
 Var pow(Var x, double exponent);
-Var step(Var x);        // 1 where x > 0 else 0; relu's derivative
+Var abs(Var x);
+Var sign(Var x);
+Var expm1(Var x);
+Var log1p(Var x);
+Var rsqrt(Var x);
+Var sin(Var x);
+Var cos(Var x);
+Var erf(Var x);
 Var zeros_like(Var x);  // zeros of x's (run-time) shape
+Var astype(Var x, DType dtype);
+
+// Activations (ops/activation.cpp).
+Var leaky_relu(Var x, double negative_slope = 0.01);
+Var elu(Var x, double alpha = 1.0);
+Var gelu(Var x, bool tanh_approximation = false);
+Var softplus(Var x);
+Var clip(Var x, double lo, double hi);
 
 // Reductions (ops/reduce.cpp). Empty axes: all axes.
 Var sum(Var x, const Axes& axes = {}, bool keepdims = false);
 Var mean(Var x, const Axes& axes = {}, bool keepdims = false);
+Var max(Var x, const Axes& axes = {}, bool keepdims = false);
+Var min(Var x, const Axes& axes = {}, bool keepdims = false);
+Var prod(Var x, const Axes& axes = {}, bool keepdims = false);
+// Composites of the above (ops/statistics.cpp); ddof as numpy (0: population).
+Var var(Var x, const Axes& axes = {}, bool keepdims = false, double ddof = 0.0);
+Var std(Var x, const Axes& axes = {}, bool keepdims = false, double ddof = 0.0);
+Var logsumexp(Var x, const Axes& axes = {}, bool keepdims = false);
+// Index of the largest / smallest element along `axis` (flattened when axis is empty); int64.
+Var argmax(Var x, std::optional<std::int64_t> axis = std::nullopt, bool keepdims = false);
+Var argmin(Var x, std::optional<std::int64_t> axis = std::nullopt, bool keepdims = false);
+// The number of elements a reduction over `axes` folds together, as a scalar of x's dtype
+// (a constant when those dims are static).
+Var count_reduced(Var x, const Axes& axes);
 // Sums x down to the shape of `like` (undoes broadcasting); a no-op alias when equal.
 Var sum_to_like(Var x, Var like);
 
@@ -46,6 +95,7 @@ Var unsqueeze(Var x, const Axes& axes);       // axes in the output
 Var squeeze(Var x, const Axes& axes = {});
 Var broadcast_to(Var x, const Shape& shape);
 Var broadcast_like(Var x, Var like);
+Var stop_gradient(Var x);  // x itself (a view); no gradient flows through it
 
 // Operators: nodes mixed with nodes or with scalars (scalars take the node's dtype).
 Var operator+(Var a, Var b);

@@ -1,6 +1,7 @@
 // Reductions over axes, and the broadcasting inverse used by gradients.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "ops/elementwise.h"
 #include "ops/ops.h"
@@ -58,6 +59,20 @@ void sum_into(const Tensor& x, const Shape& kept, T* out, double scale) {
     for (std::int64_t i = 0; i < n_out; ++i) out[i] = static_cast<T>(out[i] * scale);
 }
 
+// out = fold of x over the reduced axes with `combine`, starting from `init`.
+template <class T, class Combine>
+void fold_into(const Tensor& x, const Shape& kept, T* out, T init, Combine combine) {
+  std::fill(out, out + numel(kept), init);
+  const Strides out_strides = broadcast_strides(kept, contiguous_strides(kept), x.shape());
+  const T* xp = static_cast<const T*>(x.raw_data());
+  strided_loop<2>(x.shape(), {&out_strides, &x.strides()}, [&](std::int64_t cnt, const auto& off, const auto& st) {
+    for (std::int64_t i = 0; i < cnt; ++i) {
+      T& o = out[off[0] + i * st[0]];
+      o = combine(o, xp[off[1] + i * st[1]]);
+    }
+  });
+}
+
 Shape keepdims_shape(const Tensor& x, const Attrs& attrs) {
   return reduced_shape(x.shape(), reduce_axes(attrs, x.ndim()), true);
 }
@@ -81,6 +96,24 @@ void mean_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     sum_into<T>(x, kept, static_cast<T*>(out.raw_data()), count == 0 ? std::nan("") : 1.0 / count);
+  });
+}
+
+// NaN wins, as in numpy.
+struct MaxCombine { template <class T> T operator()(T acc, T v) const { return (v > acc || v != v) ? v : acc; } };
+struct MinCombine { template <class T> T operator()(T acc, T v) const { return (v < acc || v != v) ? v : acc; } };
+struct ProdCombine { template <class T> T operator()(T acc, T v) const { return acc * v; } };
+
+template <class Combine, int kInit>  // kInit: -1 lowest, +1 highest, 0 one
+void fold_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const Tensor& x = *in[0];
+  const Shape kept = keepdims_shape(x, attrs);
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (kInit != 0 && numel(kept) > 0 && x.numel() == 0)
+      throw ValueError("max/min of an empty reduction has no identity");
+    const T init = kInit < 0 ? -std::numeric_limits<T>::infinity() : kInit > 0 ? std::numeric_limits<T>::infinity() : T(1);
+    fold_into<T>(x, kept, static_cast<T*>(out.raw_data()), init, Combine{});
   });
 }
 
@@ -139,12 +172,8 @@ const OpDef& reduction_size_op = register_op(
 const OpDef& mean_op = register_op(OpDef("mean").infer(infer_reduce).kernel(mean_kernel).onnx("ReduceMean").grad(
     [](const GradCtx& c) {
       const Var& x = c.x();
-      const Axes axes = reduce_axes(c.attrs, static_cast<std::int64_t>(x.shape().size()));
-      Var spread = broadcast_like(unsqueeze_reduced(c.dy, c.attrs, x.shape().size()), x);
-      Shape reduced_dims;
-      for (auto a : axes) reduced_dims.push_back(x.shape()[a]);
-      if (is_static(reduced_dims)) return G{spread / static_cast<double>(std::max<std::int64_t>(numel(reduced_dims), 1))};
-      return G{spread / x.graph().apply(reduction_size_op, {x}, c.attrs)};
+      const Var spread = broadcast_like(unsqueeze_reduced(c.dy, c.attrs, x.shape().size()), x);
+      return G{spread / count_reduced(x, c.attrs.get_ints("axes"))};
     }));
 
 const OpDef& sum_to_like_op = register_op(
@@ -157,7 +186,60 @@ const OpDef& sum_to_like_op = register_op(
         .onnx("ReduceSum")
         .grad([](const GradCtx& c) { return G{broadcast_like(c.dy, c.x(0)), Var()}; }));
 
+// Gradient of max / min: dy goes to the elements equal to the result, split evenly among ties.
+std::vector<Var> extremum_grad(const GradCtx& c) {
+  const Var& x = c.x();
+  const std::int64_t ndim = static_cast<std::int64_t>(x.shape().size());
+  const Var hit = eq(x, broadcast_like(unsqueeze_reduced(c.output, c.attrs, ndim), x));
+  const Var ties = sum(astype(hit, x.dtype()), reduce_axes(c.attrs, ndim), true);
+  const Var share = broadcast_like(unsqueeze_reduced(c.dy, c.attrs, ndim) / ties, x);
+  return G{where(hit, share, 0.0)};
+}
+
+const OpDef& max_op = register_op(OpDef("max").infer(infer_reduce).kernel(fold_kernel<MaxCombine, -1>).onnx("ReduceMax")
+    .grad(extremum_grad));
+const OpDef& min_op = register_op(OpDef("min").infer(infer_reduce).kernel(fold_kernel<MinCombine, 1>).onnx("ReduceMin")
+    .grad(extremum_grad));
+
+// d prod / d x_i = product of the other elements. Where x_i == 0 that is the product of the
+// non-zero elements if x_i is the only zero, else 0; elsewhere it is y / x_i.
+// Known limit: differentiating this again is exact unless a slice holds two or more zeros.
+const OpDef& prod_op = register_op(OpDef("prod").infer(infer_reduce).kernel(fold_kernel<ProdCombine, 0>).onnx("ReduceProd")
+    .grad([](const GradCtx& c) {
+      const Var& x = c.x();
+      const std::int64_t ndim = static_cast<std::int64_t>(x.shape().size());
+      const Axes axes = reduce_axes(c.attrs, ndim);
+      const Var is_zero = eq(x, 0.0);
+      const Var nonzero_prod = prod(where(is_zero, 1.0, x), axes, true);
+      const Var zeros = sum(astype(is_zero, x.dtype()), axes, true);
+      const Var at_zero = broadcast_like(where(eq(zeros, 1.0), nonzero_prod, 0.0), x);
+      const Var y = broadcast_like(unsqueeze_reduced(c.output, c.attrs, ndim), x);
+      const Var others = where(is_zero, at_zero, y / where(is_zero, 1.0, x));
+      return G{broadcast_like(unsqueeze_reduced(c.dy, c.attrs, ndim), x) * others};
+    }));
+
 }  // namespace
+
+Var max(Var x, const Axes& axes, bool keepdims) {
+  return x.graph().apply(max_op, {x}, {{"axes", axes}, {"keepdims", std::int64_t{keepdims}}});
+}
+
+Var min(Var x, const Axes& axes, bool keepdims) {
+  return x.graph().apply(min_op, {x}, {{"axes", axes}, {"keepdims", std::int64_t{keepdims}}});
+}
+
+Var prod(Var x, const Axes& axes, bool keepdims) {
+  return x.graph().apply(prod_op, {x}, {{"axes", axes}, {"keepdims", std::int64_t{keepdims}}});
+}
+
+Var count_reduced(Var x, const Axes& axes) {
+  Shape reduced_dims;
+  const auto ndim = static_cast<std::int64_t>(x.shape().size());
+  if (axes.empty()) reduced_dims = x.shape();
+  for (auto a : axes) reduced_dims.push_back(x.shape()[normalize_axis(a, ndim, "count_reduced")]);
+  if (is_static(reduced_dims)) return x.graph().scalar(static_cast<double>(numel(reduced_dims)), x.dtype());
+  return x.graph().apply(reduction_size_op, {x}, {{"axes", axes}, {"keepdims", std::int64_t{0}}});
+}
 
 Var sum(Var x, const Axes& axes, bool keepdims) {
   return x.graph().apply(sum_op, {x}, {{"axes", axes}, {"keepdims", std::int64_t{keepdims}}});

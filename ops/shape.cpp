@@ -148,7 +148,14 @@ const OpDef& broadcast_to_op = register_op(OpDef("broadcast_to").infer(infer_bro
 const OpDef& broadcast_like_op = register_op(OpDef("broadcast_like").arity(2).infer(infer_broadcast_like).onnx("Expand")
     .view(broadcast_view).grad([](const GradCtx& c) { return G{sum_to_like(c.dy, c.x(0)), Var()}; }));
 
+const OpDef& stop_gradient_op = register_op(OpDef("stop_gradient").onnx("Identity")
+    .infer([](const std::vector<TensorType>& in, const Attrs&) { return in[0]; })
+    .view([](const Tensor* const* in, const Shape&, const Attrs&) { return *in[0]; })
+    .grad([](const GradCtx&) { return G{Var()}; }));  // treated as a constant by grad
+
 }  // namespace
+
+Var stop_gradient(Var x) { return x.graph().apply(stop_gradient_op, {x}); }
 
 Var reshape(Var x, const Shape& shape) { return x.graph().apply(reshape_op, {x}, {{"shape", shape}}); }
 Var reshape_like(Var x, Var like) {

@@ -1,4 +1,6 @@
-// Elementwise unary ops. Each functor works on scalars and xsimd batches.
+// Elementwise unary ops. Each functor works on scalars and xsimd batches;
+// each gradient is written with builder functions, so it differentiates again.
+#include <cmath>
 #include <cstring>
 
 #include "ops/elementwise.h"
@@ -8,7 +10,6 @@ namespace xgrad {
 
 namespace {
 
-
 struct NegF { template <class V> V operator()(V x) const { return -x; } };
 struct ExpF { template <class V> V operator()(V x) const { return xsimd::exp(x); } };
 struct LogF { template <class V> V operator()(V x) const { return xsimd::log(x); } };
@@ -17,15 +18,21 @@ struct SigmoidF { template <class V> V operator()(V x) const { return V(1) / (V(
 struct ReluF { template <class V> V operator()(V x) const { return xsimd::max(x, V(0)); } };
 struct SquareF { template <class V> V operator()(V x) const { return x * x; } };
 struct SqrtF { template <class V> V operator()(V x) const { return xsimd::sqrt(x); } };
-struct StepF {
+struct RsqrtF { template <class V> V operator()(V x) const { return V(1) / xsimd::sqrt(x); } };
+struct AbsF { template <class V> V operator()(V x) const { return xsimd::abs(x); } };
+struct SignF {
   template <class V> V operator()(V x) const {
-    if constexpr (std::is_floating_point_v<V>) return x > V(0) ? V(1) : V(0);
-    else return xsimd::select(x > V(0), V(1), V(0));
+    if constexpr (std::is_floating_point_v<V>) return x > V(0) ? V(1) : (x < V(0) ? V(-1) : V(0));
+    else return xsimd::select(x > V(0), V(1), xsimd::select(x < V(0), V(-1), V(0)));
   }
 };
-struct ZeroF { template <class V> V operator()(V) const { return V(0); } };
-struct PowF {
-  explicit PowF(const Attrs& a) : p(a.get_float("exponent")) {}
+struct Expm1F { template <class V> V operator()(V x) const { return xsimd::expm1(x); } };
+struct Log1pF { template <class V> V operator()(V x) const { return xsimd::log1p(x); } };
+struct SinF { template <class V> V operator()(V x) const { return xsimd::sin(x); } };
+struct CosF { template <class V> V operator()(V x) const { return xsimd::cos(x); } };
+struct ErfF { template <class V> V operator()(V x) const { return xsimd::erf(x); } };
+struct PowScalarF {
+  explicit PowScalarF(const Attrs& a) : p(a.get_float("exponent")) {}
   double p;
   template <class V> V operator()(V x) const {
     if constexpr (std::is_floating_point_v<V>) return std::pow(x, static_cast<V>(p));
@@ -39,6 +46,7 @@ OpDef unary(const char* name, KernelFn kernel, const char* onnx) {
 
 using kernels::unary_kernel;
 using G = std::vector<Var>;
+constexpr double kTwoOverSqrtPi = 1.1283791670955126;
 
 const OpDef& neg_op = register_op(unary("neg", unary_kernel<NegF>, "Neg").grad([](const GradCtx& c) { return G{-c.dy}; }));
 const OpDef& exp_op = register_op(unary("exp", unary_kernel<ExpF>, "Exp").grad([](const GradCtx& c) { return G{c.dy * c.output}; }));
@@ -49,8 +57,9 @@ const OpDef& tanh_op = register_op(unary("tanh", unary_kernel<TanhF>, "Tanh").gr
 const OpDef& sigmoid_op = register_op(unary("sigmoid", unary_kernel<SigmoidF>, "Sigmoid").grad([](const GradCtx& c) {
   return G{c.dy * c.output * (1.0 - c.output)};
 }));
+// where() carries no gradient to its condition, so relu's second derivative is zero, as in PyTorch.
 const OpDef& relu_op = register_op(unary("relu", unary_kernel<ReluF>, "Relu").grad([](const GradCtx& c) {
-  return G{c.dy * step(c.x())};
+  return G{where(gt(c.x(), 0.0), c.dy, 0.0)};
 }));
 const OpDef& square_op = register_op(unary("square", unary_kernel<SquareF>, "Mul").grad([](const GradCtx& c) {
   return G{c.dy * c.x() * 2.0};
@@ -58,13 +67,30 @@ const OpDef& square_op = register_op(unary("square", unary_kernel<SquareF>, "Mul
 const OpDef& sqrt_op = register_op(unary("sqrt", unary_kernel<SqrtF>, "Sqrt").grad([](const GradCtx& c) {
   return G{c.dy * 0.5 / c.output};
 }));
-const OpDef& pow_op = register_op(unary("pow", unary_kernel<PowF>, "Pow").grad([](const GradCtx& c) {
+const OpDef& rsqrt_op = register_op(unary("rsqrt", unary_kernel<RsqrtF>, "Sqrt+Reciprocal").grad([](const GradCtx& c) {
+  return G{c.dy * -0.5 * c.output * c.output * c.output};
+}));
+const OpDef& abs_op = register_op(unary("abs", unary_kernel<AbsF>, "Abs").grad([](const GradCtx& c) {
+  return G{c.dy * sign(c.x())};
+}));
+const OpDef& sign_op = register_op(unary("sign", unary_kernel<SignF>, "Sign").grad([](const GradCtx&) {
+  return G{Var()};  // piecewise constant: zero almost everywhere, as in PyTorch
+}));
+const OpDef& expm1_op = register_op(unary("expm1", unary_kernel<Expm1F>, "Exp+Sub").grad([](const GradCtx& c) {
+  return G{c.dy * (c.output + 1.0)};
+}));
+const OpDef& log1p_op = register_op(unary("log1p", unary_kernel<Log1pF>, "Add+Log").grad([](const GradCtx& c) {
+  return G{c.dy / (c.x() + 1.0)};
+}));
+const OpDef& sin_op = register_op(unary("sin", unary_kernel<SinF>, "Sin").grad([](const GradCtx& c) { return G{c.dy * cos(c.x())}; }));
+const OpDef& cos_op = register_op(unary("cos", unary_kernel<CosF>, "Cos").grad([](const GradCtx& c) { return G{-(c.dy * sin(c.x()))}; }));
+const OpDef& erf_op = register_op(unary("erf", unary_kernel<ErfF>, "Erf").grad([](const GradCtx& c) {
+  return G{c.dy * exp(-square(c.x())) * kTwoOverSqrtPi};
+}));
+const OpDef& pow_scalar_op = register_op(unary("pow_scalar", unary_kernel<PowScalarF>, "Pow").grad([](const GradCtx& c) {
   const double p = c.attrs.get_float("exponent");
   return G{c.dy * pow(c.x(), p - 1.0) * p};
 }));
-// step is piecewise constant: its derivative is zero almost everywhere, so
-// relu's second derivative comes out as zero, as in PyTorch.
-const OpDef& step_op = register_op(unary("step", unary_kernel<StepF>, "Greater").grad([](const GradCtx&) { return G{Var()}; }));
 const OpDef& zeros_like_op = register_op(
     OpDef("zeros_like").infer([](const std::vector<TensorType>& in, const Attrs&) { return in[0]; })
         .kernel([](const Tensor* const*, Tensor& out, const Attrs&) {
@@ -72,6 +98,19 @@ const OpDef& zeros_like_op = register_op(
         })
         .grad([](const GradCtx&) { return G{Var()}; })
         .onnx("ConstantOfShape"));
+
+const OpDef& astype_op = register_op(
+    OpDef("astype")
+        .infer([](const std::vector<TensorType>& in, const Attrs& a) {
+          return TensorType{static_cast<DType>(a.get_int("dtype")), in[0].shape};
+        })
+        .kernel([](const Tensor* const* in, Tensor& out, const Attrs&) { out.copy_from(*in[0]); })
+        .onnx("Cast")
+        .grad([](const GradCtx& c) {
+          // Only float-to-float casts carry a gradient; from int or bool the input has none.
+          if (!is_floating(c.x().dtype()) || !is_floating(c.output.dtype())) return G{Var()};
+          return G{astype(c.dy, c.x().dtype())};
+        }));
 
 }  // namespace
 
@@ -83,8 +122,19 @@ Var sigmoid(Var x) { return x.graph().apply(sigmoid_op, {x}); }
 Var relu(Var x) { return x.graph().apply(relu_op, {x}); }
 Var square(Var x) { return x.graph().apply(square_op, {x}); }
 Var sqrt(Var x) { return x.graph().apply(sqrt_op, {x}); }
-Var pow(Var x, double exponent) { return x.graph().apply(pow_op, {x}, {{"exponent", exponent}}); }
-Var step(Var x) { return x.graph().apply(step_op, {x}); }
+Var rsqrt(Var x) { return x.graph().apply(rsqrt_op, {x}); }
+Var abs(Var x) { return x.graph().apply(abs_op, {x}); }
+Var sign(Var x) { return x.graph().apply(sign_op, {x}); }
+Var expm1(Var x) { return x.graph().apply(expm1_op, {x}); }
+Var log1p(Var x) { return x.graph().apply(log1p_op, {x}); }
+Var sin(Var x) { return x.graph().apply(sin_op, {x}); }
+Var cos(Var x) { return x.graph().apply(cos_op, {x}); }
+Var erf(Var x) { return x.graph().apply(erf_op, {x}); }
+Var pow(Var x, double exponent) { return x.graph().apply(pow_scalar_op, {x}, {{"exponent", exponent}}); }
 Var zeros_like(Var x) { return x.graph().apply(zeros_like_op, {x}); }
+Var astype(Var x, DType dtype) {
+  if (x.dtype() == dtype) return x;
+  return x.graph().apply(astype_op, {x}, {{"dtype", static_cast<std::int64_t>(dtype)}});
+}
 
 }  // namespace xgrad

@@ -2,168 +2,17 @@
 // numpy arrays cross without copies where dtype allows: a feed or view is
 // wrapped (its Storage keeps the array alive), and a Tensor is handed out
 // as an array whose base keeps the Tensor's Storage alive.
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
-
-#include <optional>
 
 #include "autodiff/grad.h"
 #include "autodiff/program.h"
-#include "ops/ops.h"
+#include "python/convert.h"
 
 namespace py = pybind11;
 using namespace xgrad;
+using namespace xgrad::python;
 
 namespace {
-
-// ---- dtypes, shapes, axes -------------------------------------------------
-
-// The xgrad dtype of a numpy dtype; empty for dtypes xgrad does not hold.
-std::optional<DType> from_numpy_dtype(const py::dtype& dt) {
-  const char kind = dt.kind();
-  const auto size = dt.itemsize();
-  if (kind == 'f' && size == 4) return DType::float32;
-  if (kind == 'f' && size == 8) return DType::float64;
-  if (kind == 'i' && size == 8) return DType::int64;
-  if (kind == 'b') return DType::bool_;
-  return std::nullopt;
-}
-
-DType to_dtype(const py::dtype& dt, const std::string& what) {
-  if (auto dtype = from_numpy_dtype(dt)) return *dtype;
-  throw TypeError(what + ": numpy dtype " + py::repr(py::handle(dt)).cast<std::string>() +
-                  " is not supported (use float32, float64, int64 or bool)");
-}
-
-DType parse_dtype(const py::object& obj, const std::string& what) {
-  if (obj.is_none()) return DType::float32;
-  return to_dtype(py::dtype::from_args(obj), what);
-}
-
-py::dtype to_numpy_dtype(DType dt) {
-  switch (dt) {
-    case DType::float32: return py::dtype::of<float>();
-    case DType::float64: return py::dtype::of<double>();
-    case DType::int64: return py::dtype::of<std::int64_t>();
-    case DType::bool_: return py::dtype::of<bool>();
-  }
-  throw TypeError("unknown dtype");
-}
-
-Shape parse_shape(const py::handle& obj, const std::string& what) {
-  Shape shape;
-  if (py::isinstance<py::int_>(obj)) return {obj.cast<std::int64_t>()};
-  if (!py::isinstance<py::sequence>(obj)) throw TypeError(what + ": a shape must be a tuple of ints or None");
-  for (const auto& item : obj) {
-    if (item.is_none()) shape.push_back(kDynamic);
-    else if (py::isinstance<py::int_>(item)) shape.push_back(item.cast<std::int64_t>());
-    else throw TypeError(what + ": a shape must be a tuple of ints or None, got " + py::repr(obj).cast<std::string>());
-  }
-  return shape;
-}
-
-py::tuple shape_tuple(const Shape& shape) {
-  py::tuple t(shape.size());
-  for (std::size_t i = 0; i < shape.size(); ++i)
-    t[i] = shape[i] == kDynamic ? py::object(py::none()) : py::object(py::int_(shape[i]));
-  return t;
-}
-
-Axes parse_axes(const py::object& axis) {
-  if (axis.is_none()) return {};
-  if (py::isinstance<py::int_>(axis)) return {axis.cast<std::int64_t>()};
-  return axis.cast<Axes>();
-}
-
-// ---- numpy <-> Tensor -----------------------------------------------------
-
-// Wraps an array without copying. The Storage holds a reference to the array.
-Tensor wrap_array(const py::array& arr, const std::string& what) {
-  const DType dtype = to_dtype(arr.dtype(), what);
-  const auto item = static_cast<py::ssize_t>(itemsize(dtype));
-  Shape shape(arr.shape(), arr.shape() + arr.ndim());
-  Strides strides(arr.ndim());
-  char* data = static_cast<char*>(const_cast<void*>(arr.data()));
-  py::ssize_t lo = 0, hi = 0;
-  for (py::ssize_t d = 0; d < arr.ndim(); ++d) {
-    if (arr.strides(d) % item != 0) return wrap_array(py::array::ensure(arr, py::array::c_style | py::array::forcecast), what);
-    strides[d] = arr.strides(d) / item;
-    if (shape[d] > 0) (arr.strides(d) < 0 ? lo : hi) += (shape[d] - 1) * arr.strides(d);
-  }
-  const bool empty = numel(shape) == 0;
-  auto owner = std::shared_ptr<void>(new py::object(arr), [](void* p) {
-    py::gil_scoped_acquire gil;
-    delete static_cast<py::object*>(p);
-  });
-  const std::size_t nbytes = empty ? 0 : static_cast<std::size_t>(hi - lo + item);
-  auto storage = Storage::borrow(data + lo, nbytes, std::move(owner));
-  return Tensor::view_of(std::move(storage), dtype, shape, strides, empty ? 0 : -lo / item);
-}
-
-// Any array-like as a Tensor of `dtype`: zero-copy for arrays of that dtype,
-// converted once otherwise.
-Tensor to_tensor(const py::handle& obj, std::optional<DType> dtype, const std::string& what) {
-  py::array arr;
-  if (py::isinstance<py::array>(obj) && (!dtype || from_numpy_dtype(py::reinterpret_borrow<py::array>(obj).dtype()) == *dtype)) {
-    arr = py::reinterpret_borrow<py::array>(obj);
-  } else {
-    py::object np = py::module_::import("numpy");
-    arr = dtype ? np.attr("asarray")(obj, to_numpy_dtype(*dtype)) : np.attr("asarray")(obj);
-    if (!dtype && arr.dtype().kind() == 'f') arr = np.attr("asarray")(obj, py::dtype::of<float>());
-  }
-  return wrap_array(arr, what);
-}
-
-// Hands a Tensor to numpy without copying; the array's base keeps the storage alive.
-py::array to_numpy(const Tensor& t) {
-  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
-  std::vector<py::ssize_t> strides;
-  for (auto s : t.strides()) strides.push_back(s * static_cast<py::ssize_t>(itemsize(t.dtype())));
-  auto* keep = new Tensor(t);
-  py::capsule base(keep, [](void* p) { delete static_cast<Tensor*>(p); });
-  return py::array(to_numpy_dtype(t.dtype()), shape, strides, t.raw_data(), base);
-}
-
-// ---- Python-side node handle ------------------------------------------------
-
-// A Var plus a reference to its Graph, so a node keeps its graph alive.
-struct PyNode {
-  std::shared_ptr<Graph> graph;
-  Var var;
-};
-
-std::shared_ptr<Graph> graph_of(const std::vector<const PyNode*>& nodes) {
-  for (const auto* n : nodes)
-    if (n) return n->graph;
-  return nullptr;
-}
-
-// A node, a Python number or an array-like, as a Var in `graph`; scalars take `like`'s dtype.
-Var as_var(const py::handle& obj, const PyNode& like) {
-  if (py::isinstance<PyNode>(obj)) {
-    const auto& n = obj.cast<const PyNode&>();
-    if (n.graph != like.graph) throw ValueError("nodes '" + n.var.name() + "' and '" + like.var.name() + "' belong to different graphs");
-    return n.var;
-  }
-  if (py::isinstance<py::float_>(obj) || py::isinstance<py::int_>(obj))
-    return like.graph->scalar(obj.cast<double>(), like.var.dtype());
-  return like.graph->constant(to_tensor(obj, like.var.dtype(), "constant"));
-}
-
-PyNode wrap(const std::shared_ptr<Graph>& g, Var v) { return PyNode{g, v}; }
-
-using BinaryBuilder = Var (*)(Var, Var);
-const BinaryBuilder op_add = xgrad::add, op_sub = xgrad::sub, op_mul = xgrad::mul, op_div = xgrad::div,
-                    op_matmul = xgrad::matmul;
-
-// Applies a binary builder to any mix of nodes and scalars (at least one node).
-PyNode binary(const py::object& a, const py::object& b, BinaryBuilder f, const char* name) {
-  const PyNode* anchor = py::isinstance<PyNode>(a) ? &a.cast<const PyNode&>()
-                         : py::isinstance<PyNode>(b) ? &b.cast<const PyNode&>() : nullptr;
-  if (!anchor) throw TypeError(std::string(name) + ": at least one operand must be an xgrad node");
-  return wrap(anchor->graph, f(as_var(a, *anchor), as_var(b, *anchor)));
-}
 
 std::string node_repr(const PyNode& n) {
   const Node& node = *n.var.node();
@@ -295,23 +144,29 @@ PYBIND11_MODULE(_xgrad, m) {
           "A param's or constant's value as a numpy view of its storage (no copy). Writing to it in place "
           "(w.value -= ...) or assigning an array (copied in) changes what every compiled Program sees.")
       .def("__repr__", node_repr)
-      .def("__add__", [](const py::object& a, const py::object& b) { return binary(a, b, op_add, "add"); }, py::is_operator())
-      .def("__radd__", [](const py::object& a, const py::object& b) { return binary(b, a, op_add, "add"); }, py::is_operator())
-      .def("__sub__", [](const py::object& a, const py::object& b) { return binary(a, b, op_sub, "sub"); }, py::is_operator())
-      .def("__rsub__", [](const py::object& a, const py::object& b) { return binary(b, a, op_sub, "sub"); }, py::is_operator())
-      .def("__mul__", [](const py::object& a, const py::object& b) { return binary(a, b, op_mul, "mul"); }, py::is_operator())
-      .def("__rmul__", [](const py::object& a, const py::object& b) { return binary(b, a, op_mul, "mul"); }, py::is_operator())
-      .def("__truediv__", [](const py::object& a, const py::object& b) { return binary(a, b, op_div, "div"); }, py::is_operator())
-      .def("__rtruediv__", [](const py::object& a, const py::object& b) { return binary(b, a, op_div, "div"); }, py::is_operator())
-      .def("__matmul__", [](const py::object& a, const py::object& b) { return binary(a, b, op_matmul, "matmul"); }, py::is_operator())
-      .def("__rmatmul__", [](const py::object& a, const py::object& b) { return binary(b, a, op_matmul, "matmul"); }, py::is_operator())
+      .def("__add__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::add, "add"); }, py::is_operator())
+      .def("__radd__", [](const py::object& a, const py::object& b) { return binary(b, a, xgrad::add, "add"); }, py::is_operator())
+      .def("__sub__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::sub, "sub"); }, py::is_operator())
+      .def("__rsub__", [](const py::object& a, const py::object& b) { return binary(b, a, xgrad::sub, "sub"); }, py::is_operator())
+      .def("__mul__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::mul, "mul"); }, py::is_operator())
+      .def("__rmul__", [](const py::object& a, const py::object& b) { return binary(b, a, xgrad::mul, "mul"); }, py::is_operator())
+      .def("__truediv__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::div, "div"); }, py::is_operator())
+      .def("__rtruediv__", [](const py::object& a, const py::object& b) { return binary(b, a, xgrad::div, "div"); }, py::is_operator())
+      .def("__matmul__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::matmul, "matmul"); }, py::is_operator())
+      .def("__rmatmul__", [](const py::object& a, const py::object& b) { return binary(b, a, xgrad::matmul, "matmul"); }, py::is_operator())
       .def("__neg__", [](const PyNode& a) { return wrap(a.graph, neg(a.var)); })
       .def("__pos__", [](const PyNode& a) { return a; })
-      .def("__pow__", [](const PyNode& a, const py::object& p) {
-            if (!py::isinstance<py::float_>(p) && !py::isinstance<py::int_>(p))
-              throw TypeError("pow: the exponent must be a Python number, got " + py::repr(p).cast<std::string>());
-            return wrap(a.graph, pow(a.var, p.cast<double>()));
-          }, py::is_operator())
+      .def("__pow__", [](const py::object& a, const py::object& b) { return power(a, b); }, py::is_operator())
+      .def("__rpow__", [](const py::object& a, const py::object& b) { return power(b, a); }, py::is_operator())
+      .def("__abs__", [](const PyNode& a) { return wrap(a.graph, xgrad::abs(a.var)); })
+      .def("__eq__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::eq, "eq"); }, py::is_operator())
+      .def("__ne__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::ne, "ne"); }, py::is_operator())
+      .def("__lt__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::lt, "lt"); }, py::is_operator())
+      .def("__le__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::le, "le"); }, py::is_operator())
+      .def("__gt__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::gt, "gt"); }, py::is_operator())
+      .def("__ge__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::ge, "ge"); }, py::is_operator())
+      // == builds a node, so hashing goes by identity (as for torch tensors): nodes stay usable as dict keys.
+      .def("__hash__", [](const PyNode& n) { return std::hash<const void*>{}(n.var.node()); })
       .def("__bool__", [](const PyNode& n) -> bool {
             throw TypeError("the truth value of xgrad node '" + n.var.name() + "' is not known until the graph runs");
           });
@@ -329,34 +184,7 @@ PYBIND11_MODULE(_xgrad, m) {
             return s;
           });
 
-  // ---- functions ----
-  auto unary = [&m](const char* name, Var (*f)(Var), const char* doc) {
-    m.def(name, [f](const PyNode& x) { return wrap(x.graph, f(x.var)); }, py::arg("x"), doc);
-  };
-  unary("neg", neg, "-x");
-  unary("exp", xgrad::exp, "e**x, elementwise");
-  unary("log", xgrad::log, "natural logarithm, elementwise");
-  unary("tanh", xgrad::tanh, "hyperbolic tangent, elementwise");
-  unary("sigmoid", sigmoid, "1 / (1 + exp(-x)), elementwise");
-  unary("relu", relu, "max(x, 0), elementwise");
-  unary("square", square, "x * x, elementwise");
-  unary("sqrt", xgrad::sqrt, "square root, elementwise");
-  m.def("add", [](const py::object& a, const py::object& b) { return binary(a, b, op_add, "add"); });
-  m.def("sub", [](const py::object& a, const py::object& b) { return binary(a, b, op_sub, "sub"); });
-  m.def("mul", [](const py::object& a, const py::object& b) { return binary(a, b, op_mul, "mul"); });
-  m.def("div", [](const py::object& a, const py::object& b) { return binary(a, b, op_div, "div"); });
-  m.def("matmul", [](const py::object& a, const py::object& b) { return binary(a, b, op_matmul, "matmul"); });
-  m.def("pow", [](const PyNode& x, double p) { return wrap(x.graph, pow(x.var, p)); }, py::arg("x"), py::arg("exponent"));
-  m.def("sum", [](const PyNode& x, const py::object& axis, bool keepdims) { return wrap(x.graph, sum(x.var, parse_axes(axis), keepdims)); },
-        py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false);
-  m.def("mean", [](const PyNode& x, const py::object& axis, bool keepdims) { return wrap(x.graph, mean(x.var, parse_axes(axis), keepdims)); },
-        py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false);
-  m.def("reshape", [](const PyNode& x, const py::object& shape) { return wrap(x.graph, reshape(x.var, parse_shape(shape, "reshape"))); },
-        py::arg("x"), py::arg("shape"));
-  m.def("broadcast_to", [](const PyNode& x, const py::object& shape) { return wrap(x.graph, broadcast_to(x.var, parse_shape(shape, "broadcast_to"))); },
-        py::arg("x"), py::arg("shape"), "A view of x broadcast to `shape` (numpy rules).");
-  m.def("transpose", [](const PyNode& x, const py::object& axes) { return wrap(x.graph, transpose(x.var, parse_axes(axes))); },
-        py::arg("x"), py::arg("axes") = py::none());
+  bind_ops(m);
   m.def("grad", [](const PyNode& y, const py::object& xs, bool allow_unused) -> py::object {
           std::vector<Var> vars;
           const bool single = py::isinstance<PyNode>(xs);

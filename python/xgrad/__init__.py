@@ -14,8 +14,11 @@ compile the nodes you need into a Program and run it with numpy feeds::
 """
 import numpy as _np
 
-from ._xgrad import (Graph, Node, Program, add, broadcast_to, div, exp, grad, log, matmul, mean, mul, neg, pow, registered_ops,
-                     relu, reshape, sigmoid, sqrt, square, sub, sum, tanh, transpose)
+from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, broadcast_to, clip, cos, div, elu, eq,
+                     erf, exp, expm1, ge, gelu, grad, gt, le, leaky_relu, log, log1p, logsumexp, lt, matmul, max,
+                     maximum, mean, min, minimum, mul, ne, neg, pow, prod, registered_ops, relu, reshape, rsqrt,
+                     sigmoid, sign, sin, softplus, sqrt, square, std, stop_gradient, sub, sum, tanh, transpose, var,
+                     where)
 
 __version__ = "0.1.0"
 
@@ -42,11 +45,25 @@ def _node_transpose(self, *axes):
 Node.reshape = _node_reshape
 Node.transpose = _node_transpose
 Node.T = property(lambda self: transpose(self), doc="The node with its axes reversed (a view).")
-Node.sum = lambda self, axis=None, keepdims=False: sum(self, axis, keepdims)
-Node.mean = lambda self, axis=None, keepdims=False: mean(self, axis, keepdims)
+for _name in ("sum", "mean", "max", "min", "prod", "logsumexp"):
+    setattr(Node, _name, (lambda f: lambda self, axis=None, keepdims=False: f(self, axis, keepdims))(globals()[_name]))
+Node.var = lambda self, axis=None, keepdims=False, ddof=0.0: var(self, axis, keepdims, ddof)
+Node.std = lambda self, axis=None, keepdims=False, ddof=0.0: std(self, axis, keepdims, ddof)
+Node.argmax = lambda self, axis=None, keepdims=False: argmax(self, axis, keepdims)
+Node.argmin = lambda self, axis=None, keepdims=False: argmin(self, axis, keepdims)
+Node.astype = lambda self, dtype: astype(self, dtype)
+Node.clip = lambda self, min=None, max=None: clip(self, min, max)
 
 __all__ = [
-    "Graph", "Node", "Program", "grad", "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "tanh", "sigmoid",
-    "relu", "square", "sqrt", "sum", "mean", "matmul", "reshape", "transpose", "broadcast_to", "registered_ops", "float32", "float64",
-    "int64", "bool_",
+    "Graph", "Node", "Program", "grad", "registered_ops", "float32", "float64", "int64", "bool_",
+    # elementwise
+    "add", "sub", "mul", "div", "pow", "maximum", "minimum", "neg", "abs", "sign", "exp", "expm1", "log", "log1p",
+    "sqrt", "rsqrt", "square", "sin", "cos", "erf", "tanh", "sigmoid", "relu", "leaky_relu", "elu", "gelu",
+    "softplus", "clip", "astype", "stop_gradient",
+    # comparisons
+    "eq", "ne", "lt", "le", "gt", "ge", "where",
+    # reductions
+    "sum", "mean", "max", "min", "prod", "var", "std", "logsumexp", "argmax", "argmin",
+    # linear algebra and shapes
+    "matmul", "reshape", "transpose", "broadcast_to",
 ]

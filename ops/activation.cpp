@@ -1,0 +1,96 @@
+// Activation functions with parameters.
+#include <cmath>
+
+#include "ops/elementwise.h"
+#include "ops/ops.h"
+
+namespace xgrad {
+
+namespace {
+
+using G = std::vector<Var>;
+using kernels::select;
+using kernels::unary_kernel;
+
+constexpr double kInvSqrt2 = 0.70710678118654752;
+constexpr double kInvSqrt2Pi = 0.39894228040143268;
+constexpr double kGeluTanhScale = 0.79788456080286536;  // sqrt(2 / pi)
+constexpr double kGeluTanhCubic = 0.044715;
+
+struct LeakyReluF {
+  explicit LeakyReluF(const Attrs& a) : slope(a.get_float("negative_slope")) {}
+  double slope;
+  template <class V> V operator()(V x) const { return select(x > V(0), x, x * V(slope)); }
+};
+struct EluF {
+  explicit EluF(const Attrs& a) : alpha(a.get_float("alpha")) {}
+  double alpha;
+  template <class V> V operator()(V x) const { return select(x > V(0), x, V(alpha) * xsimd::expm1(x)); }
+};
+struct GeluF {
+  explicit GeluF(const Attrs& a) : tanh_form(a.get_int("tanh") != 0) {}
+  bool tanh_form;
+  template <class V> V operator()(V x) const {
+    if (tanh_form) return V(0.5) * x * (V(1) + xsimd::tanh(V(kGeluTanhScale) * (x + V(kGeluTanhCubic) * x * x * x)));
+    return V(0.5) * x * (V(1) + xsimd::erf(x * V(kInvSqrt2)));
+  }
+};
+// log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|).
+struct SoftplusF {
+  template <class V> V operator()(V x) const { return xsimd::max(x, V(0)) + xsimd::log1p(xsimd::exp(-xsimd::abs(x))); }
+};
+struct ClipF {
+  explicit ClipF(const Attrs& a) : lo(a.get_float("min")), hi(a.get_float("max")) {}
+  double lo, hi;
+  template <class V> V operator()(V x) const { return xsimd::min(xsimd::max(x, V(lo)), V(hi)); }
+};
+
+OpDef activation(const char* name, KernelFn kernel, const char* onnx) {
+  return OpDef(name).infer(infer::same_floating).kernel(kernel).onnx(onnx);
+}
+
+const OpDef& leaky_relu_op = register_op(activation("leaky_relu", unary_kernel<LeakyReluF>, "LeakyRelu")
+    .grad([](const GradCtx& c) { return G{where(gt(c.x(), 0.0), c.dy, c.dy * c.attrs.get_float("negative_slope"))}; }));
+
+const OpDef& elu_op = register_op(activation("elu", unary_kernel<EluF>, "Elu").grad([](const GradCtx& c) {
+  return G{where(gt(c.x(), 0.0), c.dy, c.dy * (c.output + c.attrs.get_float("alpha")))};
+}));
+
+const OpDef& gelu_op = register_op(activation("gelu", unary_kernel<GeluF>, "Gelu").grad([](const GradCtx& c) {
+  const Var& x = c.x();
+  if (c.attrs.get_int("tanh")) {
+    const Var t = tanh((x + pow(x, 3.0) * kGeluTanhCubic) * kGeluTanhScale);
+    const Var du = (square(x) * (3.0 * kGeluTanhCubic) + 1.0) * kGeluTanhScale;
+    return G{c.dy * ((t + 1.0) * 0.5 + x * 0.5 * (1.0 - square(t)) * du)};
+  }
+  const Var cdf = (erf(x * kInvSqrt2) + 1.0) * 0.5;
+  const Var pdf = exp(square(x) * -0.5) * kInvSqrt2Pi;
+  return G{c.dy * (cdf + x * pdf)};
+}));
+
+const OpDef& softplus_op = register_op(activation("softplus", unary_kernel<SoftplusF>, "Softplus").grad([](const GradCtx& c) {
+  return G{c.dy * sigmoid(c.x())};
+}));
+
+// As torch.clamp: the gradient passes where lo <= x <= hi.
+const OpDef& clip_op = register_op(activation("clip", unary_kernel<ClipF>, "Clip").grad([](const GradCtx& c) {
+  const Var& x = c.x();
+  return G{where(ge(x, c.attrs.get_float("min")), where(le(x, c.attrs.get_float("max")), c.dy, 0.0), 0.0)};
+}));
+
+}  // namespace
+
+Var leaky_relu(Var x, double negative_slope) {
+  return x.graph().apply(leaky_relu_op, {x}, {{"negative_slope", negative_slope}});
+}
+Var elu(Var x, double alpha) { return x.graph().apply(elu_op, {x}, {{"alpha", alpha}}); }
+Var gelu(Var x, bool tanh_approximation) {
+  return x.graph().apply(gelu_op, {x}, {{"tanh", std::int64_t{tanh_approximation}}});
+}
+Var softplus(Var x) { return x.graph().apply(softplus_op, {x}); }
+Var clip(Var x, double lo, double hi) {
+  if (lo > hi) throw ValueError("clip: min " + std::to_string(lo) + " is greater than max " + std::to_string(hi));
+  return x.graph().apply(clip_op, {x}, {{"min", lo}, {"max", hi}});
+}
+
+}  // namespace xgrad

@@ -1,0 +1,63 @@
+// Comparisons (bool out, numpy broadcasting) and where(cond, a, b).
+#include "ops/elementwise.h"
+#include "ops/ops.h"
+
+namespace xgrad {
+
+namespace {
+
+using G = std::vector<Var>;
+
+struct EqF { template <class T> bool operator()(T a, T b) const { return a == b; } };
+struct NeF { template <class T> bool operator()(T a, T b) const { return a != b; } };
+struct LtF { template <class T> bool operator()(T a, T b) const { return a < b; } };
+struct LeF { template <class T> bool operator()(T a, T b) const { return a <= b; } };
+struct GtF { template <class T> bool operator()(T a, T b) const { return a > b; } };
+struct GeF { template <class T> bool operator()(T a, T b) const { return a >= b; } };
+
+OpDef comparison(const char* name, KernelFn kernel, const char* onnx) {
+  return OpDef(name).arity(2).infer(infer::broadcast_compare).kernel(kernel).onnx(onnx)
+      .not_differentiable("a comparison is piecewise constant; its bool output carries no gradient");
+}
+
+const OpDef& eq_op = register_op(comparison("eq", kernels::compare_kernel<EqF>, "Equal"));
+const OpDef& ne_op = register_op(comparison("ne", kernels::compare_kernel<NeF>, "Equal+Not"));
+const OpDef& lt_op = register_op(comparison("lt", kernels::compare_kernel<LtF>, "Less"));
+const OpDef& le_op = register_op(comparison("le", kernels::compare_kernel<LeF>, "LessOrEqual"));
+const OpDef& gt_op = register_op(comparison("gt", kernels::compare_kernel<GtF>, "Greater"));
+const OpDef& ge_op = register_op(comparison("ge", kernels::compare_kernel<GeF>, "GreaterOrEqual"));
+
+TensorType infer_where(const std::vector<TensorType>& in, const Attrs&) {
+  if (in[0].dtype != DType::bool_)
+    throw TypeError(std::string("the condition must be bool, got ") + dtype_name(in[0].dtype));
+  infer::require_same_dtype(in[1], in[2]);
+  return {in[1].dtype, broadcast_shapes(in[0].shape, broadcast_shapes(in[1].shape, in[2].shape))};
+}
+
+const OpDef& where_op = register_op(OpDef("where").arity(3).infer(infer_where).kernel(kernels::where_kernel).onnx("Where")
+    .grad([](const GradCtx& c) {
+      const Var zero = c.dy.graph().scalar(0.0, c.dy.dtype());
+      return G{Var(), sum_to_like(where(c.x(0), c.dy, zero), c.x(1)), sum_to_like(where(c.x(0), zero, c.dy), c.x(2))};
+    }));
+
+Var scalar_like(Var like, double value) { return like.graph().scalar(value, like.dtype()); }
+
+}  // namespace
+
+Var eq(Var a, Var b) { return a.graph().apply(eq_op, {a, b}); }
+Var ne(Var a, Var b) { return a.graph().apply(ne_op, {a, b}); }
+Var lt(Var a, Var b) { return a.graph().apply(lt_op, {a, b}); }
+Var le(Var a, Var b) { return a.graph().apply(le_op, {a, b}); }
+Var gt(Var a, Var b) { return a.graph().apply(gt_op, {a, b}); }
+Var ge(Var a, Var b) { return a.graph().apply(ge_op, {a, b}); }
+Var eq(Var a, double b) { return eq(a, scalar_like(a, b)); }
+Var ne(Var a, double b) { return ne(a, scalar_like(a, b)); }
+Var lt(Var a, double b) { return lt(a, scalar_like(a, b)); }
+Var le(Var a, double b) { return le(a, scalar_like(a, b)); }
+Var gt(Var a, double b) { return gt(a, scalar_like(a, b)); }
+Var ge(Var a, double b) { return ge(a, scalar_like(a, b)); }
+Var where(Var cond, Var a, Var b) { return cond.graph().apply(where_op, {cond, a, b}); }
+Var where(Var cond, Var a, double b) { return where(cond, a, scalar_like(a, b)); }
+Var where(Var cond, double a, Var b) { return where(cond, scalar_like(b, a), b); }
+
+}  // namespace xgrad
