@@ -7,73 +7,17 @@ input nodes, names the numpy reference, and supplies float64 input arrays
 (chosen to exercise broadcasting, transposed operands, negative axes, ...).
 """
 import math
-import zlib
-from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import pytest
 
 import xgrad as xg
-
-# ---------------------------------------------------------------------------
-# input data
-# ---------------------------------------------------------------------------
-
-_rng = np.random.default_rng(1234)
-
-
-def _any(*shape):
-    """Values in [-1.5, 1.5], kept at least 0.1 away from 0 (relu/step kinks, pow with integer exponent)."""
-    mag = _rng.uniform(0.1, 1.5, size=shape)
-    return np.where(_rng.random(shape) < 0.5, -mag, mag)
-
-
-def _pos(*shape):
-    """Strictly positive values (log, sqrt, non-integer pow)."""
-    return _rng.uniform(0.5, 2.0, size=shape)
-
-
-def _nonzero(*shape):
-    """Denominators: |v| in [0.5, 2], random sign."""
-    mag = _rng.uniform(0.5, 2.0, size=shape)
-    return np.where(_rng.random(shape) < 0.5, -mag, mag)
-
-
-def _small(*shape):
-    return _rng.uniform(-1.0, 1.0, size=shape)
-
+from optable import Case, any_values as _any, nonzero_values as _nonzero, pos_values as _pos, small_values as _small
+from optable import Built, _fd, table_tests
 
 # ---------------------------------------------------------------------------
 # the table
 # ---------------------------------------------------------------------------
-
-@dataclass
-class Case:
-    id: str
-    op: str                      # the registered op this case covers
-    build: Callable              # (*input nodes) -> output node
-    ref: Callable                # (*numpy arrays) -> numpy array
-    inputs: Sequence[np.ndarray]  # float64 arrays, one per builder argument
-    kinds: Optional[Tuple[str, ...]] = None  # "input" (default) or "param" per argument
-    dynamic: Optional[Tuple[bool, ...]] = None  # which inputs may get a None first dim (default: every input of rank >= 1)
-    second_order: Optional[str] = None  # None: skip; "strict": every input must get a 2nd-order gradient; "loose": allow_unused
-    extra_ops: Tuple[str, ...] = field(default_factory=tuple)  # other registered ops a case also covers
-    grad: bool = True            # False: the output is not differentiable (bool or int64)
-    out_dtype: Optional[type] = None  # None: the input dtype
-
-    def __post_init__(self):
-        n = len(self.inputs)
-        if self.kinds is None:
-            self.kinds = ("input",) * n
-        if self.dynamic is None:
-            self.dynamic = tuple(k == "input" and np.ndim(a) >= 1 for k, a in zip(self.kinds, self.inputs))
-        assert len(self.kinds) == n and len(self.dynamic) == n, self.id
-
-    @property
-    def has_dynamic_variant(self):
-        return any(self.dynamic)
-
 
 def _sum_ref(axis, keepdims):
     return lambda x: np.sum(x, axis=axis, keepdims=keepdims)
@@ -271,181 +215,7 @@ CASES = [
 HELPER_OPS = {"sum_to_like", "reshape_like", "broadcast_like", "unsqueeze", "squeeze", "broadcast_to",
               "zeros_like", "reduction_size"}
 
-ids = [c.id for c in CASES]
-assert len(ids) == len(set(ids)), "duplicate case ids"
-
-DYN_CASES = [c for c in CASES if c.has_dynamic_variant]
-GRAD_CASES = [c for c in CASES if c.grad]
-GRAD_DYN_CASES = [c for c in DYN_CASES if c.grad]
-SECOND_ORDER_CASES = [c for c in GRAD_CASES if c.second_order]
-
-# ---------------------------------------------------------------------------
-# harness
-# ---------------------------------------------------------------------------
-
-
-class Built:
-    """A case instantiated in a fresh graph."""
-
-    def __init__(self, case, dtype=np.float64, dynamic=False):
-        self.case = case
-        self.dtype = dtype
-        self.g = xg.Graph()
-        self.arrays = [np.array(a, dtype=dtype) for a in case.inputs]  # private copies, perturbed by FD
-        self.nodes = []
-        for i, (arr, kind, dyn) in enumerate(zip(self.arrays, case.kinds, case.dynamic)):
-            if kind == "param":
-                self.nodes.append(self.g.param(f"w{i}", arr))
-            else:
-                shape = arr.shape
-                if dynamic and dyn:
-                    shape = (None,) + shape[1:]
-                self.nodes.append(self.g.input(f"x{i}", shape, dtype=dtype))
-        self.out = case.build(*self.nodes)
-
-    def feeds(self):
-        """Input feeds keyed by name; params get their current array assigned (copied in)."""
-        feeds = {}
-        for node, arr, kind in zip(self.nodes, self.arrays, self.case.kinds):
-            if kind == "param":
-                node.value = arr
-            else:
-                feeds[node.name] = arr
-        return feeds
-
-    def reference(self):
-        return self.case.ref(*[a.astype(np.float64) for a in self.arrays])
-
-
-def _check_shape(node_shape, ref_shape, dynamic):
-    assert len(node_shape) == len(ref_shape), (node_shape, ref_shape)
-    for d, r in zip(node_shape, ref_shape):
-        assert d == r or (dynamic and d is None), (node_shape, ref_shape)
-
-
-def _fd(f, arrays, k, eps=1e-6):
-    """Central differences of f() w.r.t. arrays[k], perturbed in place.
-
-    f returns a scalar or an array: the result has shape arrays[k].shape + f's shape.
-    """
-    x = arrays[k]
-    out = None
-    for idx in np.ndindex(x.shape):
-        orig = x[idx]
-        x[idx] = orig + eps
-        fp = np.array(f(), dtype=np.float64)
-        x[idx] = orig - eps
-        fm = np.array(f(), dtype=np.float64)
-        x[idx] = orig
-        d = (fp - fm) / (2 * eps)
-        if out is None:
-            out = np.zeros(x.shape + d.shape)
-        out[idx] = d
-    return out
-
-
-def _loss(b, R):
-    return xg.sum(b.out * b.g.const(R))
-
-
-# ---------------------------------------------------------------------------
-# 1. forward parity
-# ---------------------------------------------------------------------------
-
-@pytest.mark.parametrize("dtype,rtol,atol", [(np.float32, 1e-5, 1e-6), (np.float64, 1e-12, 1e-14)],
-                         ids=["float32", "float64"])
-@pytest.mark.parametrize("case,dynamic", [(c, False) for c in CASES] + [(c, True) for c in DYN_CASES],
-                         ids=[c.id + "-static" for c in CASES] + [c.id + "-dynamic" for c in DYN_CASES])
-def test_forward(case, dtype, rtol, atol, dynamic):
-    b = Built(case, dtype, dynamic)
-    expected = b.reference()
-    out_dtype = np.dtype(case.out_dtype or dtype)
-    assert b.out.dtype == out_dtype
-    _check_shape(b.out.shape, expected.shape, dynamic)
-    prog = b.g.compile(b.out)
-    feeds = b.feeds()
-    got = prog({b.g.node(k): v for k, v in feeds.items()}) if feeds else prog()
-    assert isinstance(got, np.ndarray)
-    assert got.dtype == out_dtype
-    assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol)
-
-
-# ---------------------------------------------------------------------------
-# 2. first-order gradients vs finite differences (float64)
-# ---------------------------------------------------------------------------
-
-def _grad_check(case, dynamic):
-    b = Built(case, np.float64, dynamic)
-    R = _rng_for(case).standard_normal(b.reference().shape)
-    loss = _loss(b, R)
-    grads = xg.grad(loss, b.nodes)
-    assert len(grads) == len(b.nodes)
-    for gnode, node in zip(grads, b.nodes):
-        assert gnode.dtype == np.float64
-        assert gnode.shape == node.shape, (gnode, node)
-    prog = b.g.compile([loss] + grads)
-    loss_prog = b.g.compile(loss)
-    res = prog(**b.feeds())
-    np.testing.assert_allclose(res[0], np.sum(b.reference() * R), rtol=1e-12, atol=1e-12)
-    for k, analytic in enumerate(res[1:]):
-        assert analytic.shape == b.arrays[k].shape
-        numeric = _fd(lambda: loss_prog(**b.feeds()), b.arrays, k)
-        np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8, err_msg=f"input {k} of {case.id}")
-
-
-def _rng_for(case):
-    return np.random.default_rng(zlib.crc32(case.id.encode()))
-
-
-@pytest.mark.parametrize("case", GRAD_CASES, ids=[c.id for c in GRAD_CASES])
-def test_grad_static(case):
-    _grad_check(case, dynamic=False)
-
-
-@pytest.mark.parametrize("case", GRAD_DYN_CASES, ids=[c.id for c in GRAD_DYN_CASES])
-def test_grad_dynamic(case):
-    _grad_check(case, dynamic=True)
-
-
-# ---------------------------------------------------------------------------
-# 3. second-order gradients vs finite differences of the first gradient
-# ---------------------------------------------------------------------------
-
-def _second_order_check(case, dynamic):
-    b = Built(case, np.float64, dynamic)
-    rng = _rng_for(case)
-    R = rng.standard_normal(b.reference().shape)
-    loss = _loss(b, R)
-    grads = xg.grad(loss, b.nodes)
-    Vs = [rng.standard_normal(a.shape) for a in b.arrays]
-    s = None
-    for gnode, V in zip(grads, Vs):
-        term = xg.sum(gnode * b.g.const(V))
-        s = term if s is None else s + term
-    hess_v = xg.grad(s, b.nodes, allow_unused=(case.second_order == "loose"))
-    prog = b.g.compile(hess_v)
-    first = b.g.compile(grads)
-    analytic = prog(**b.feeds())
-    for k in range(len(b.nodes)):
-        # d(first gradient)/d(input k) by central differences, contracted with V
-        numeric = np.zeros(b.arrays[k].shape)
-        for j, V in enumerate(Vs):
-            jac = _fd(lambda: first(**b.feeds())[j], b.arrays, k)  # input_k.shape + grads[j].shape
-            numeric += np.tensordot(jac, V, axes=V.ndim)
-        np.testing.assert_allclose(analytic[k], numeric, rtol=1e-6, atol=1e-8, err_msg=f"input {k} of {case.id}")
-
-
-@pytest.mark.parametrize("case", SECOND_ORDER_CASES, ids=[c.id for c in SECOND_ORDER_CASES])
-def test_second_order_static(case):
-    _second_order_check(case, dynamic=False)
-
-
-@pytest.mark.parametrize("case", [c for c in SECOND_ORDER_CASES if c.has_dynamic_variant],
-                         ids=[c.id for c in SECOND_ORDER_CASES if c.has_dynamic_variant])
-def test_second_order_dynamic(case):
-    _second_order_check(case, dynamic=True)
-
+globals().update(table_tests(CASES))
 
 def test_smooth_unary_ops_have_strict_second_order_cases():
     required = {"exp", "tanh", "sigmoid", "log", "sqrt", "square", "pow_scalar", "pow", "expm1", "log1p", "rsqrt",
@@ -458,12 +228,24 @@ def test_smooth_unary_ops_have_strict_second_order_cases():
 # registry coverage
 # ---------------------------------------------------------------------------
 
+def _all_table_cases():
+    """CASES of every test module in this folder (each op family keeps its own table)."""
+    import importlib
+    import pathlib
+    cases = []
+    for path in sorted(pathlib.Path(__file__).parent.glob("test_*.py")):
+        module = importlib.import_module(path.stem)
+        cases += getattr(module, "CASES", [])
+    return cases
+
+
 def test_every_registered_op_has_a_case():
+    cases = _all_table_cases()
     registered = set(xg.registered_ops())
-    covered = {c.op for c in CASES} | {op for c in CASES for op in c.extra_ops}
+    covered = {c.op for c in cases} | {op for c in cases for op in c.extra_ops}
     missing = registered - covered - HELPER_OPS
-    assert not missing, f"registered ops without a case in CASES: {sorted(missing)}"
-    # the table and the helper list name only ops that exist
+    assert not missing, f"registered ops without a case in any op table: {sorted(missing)}"
+    # the tables and the helper list name only ops that exist
     assert covered <= registered, covered - registered
     assert HELPER_OPS <= registered, HELPER_OPS - registered
     # every helper has a dedicated test in this module
