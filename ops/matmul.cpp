@@ -1,5 +1,7 @@
-// 2-D matrix product through BLAS. Transposed operands arrive as views
-// (strides swapped) and go to BLAS as transpose flags, never as copies.
+// Matrix products with numpy semantics through BLAS. Operands of rank >= 2
+// multiply their last two axes and broadcast the leading (batch) axes; 1-D
+// operands are promoted by the builder with views. Transposed operands
+// arrive as views (strides swapped) and go to BLAS as transpose flags.
 #include <algorithm>
 #include <cstring>
 
@@ -13,25 +15,34 @@ namespace {
 
 using G = std::vector<Var>;
 
+Shape batch_of(const Shape& s) { return Shape(s.begin(), s.end() - 2); }
+
 TensorType infer_matmul(const std::vector<TensorType>& in, const Attrs&) {
   const TensorType& a = in[0];
   const TensorType& b = in[1];
   infer::require_floating(a);
   infer::require_same_dtype(a, b);
-  if (a.shape.size() != 2 || b.shape.size() != 2)
-    throw ValueError("expects 2-D operands, got shapes " + to_string(a.shape) + " and " + to_string(b.shape));
-  const auto ka = a.shape[1], kb = b.shape[0];
+  if (a.shape.size() < 2 || b.shape.size() < 2)
+    throw ValueError("expects operands of rank >= 2, got shapes " + to_string(a.shape) + " and " + to_string(b.shape));
+  const auto ka = a.shape.back(), kb = b.shape[b.shape.size() - 2];
   if (ka != kb && ka != kDynamic && kb != kDynamic)
     throw ValueError("inner dimensions differ: " + to_string(a.shape) + " @ " + to_string(b.shape) + " (" +
                      std::to_string(ka) + " != " + std::to_string(kb) + ")");
-  return {a.dtype, {a.shape[0], b.shape[1]}};
+  Shape out;
+  try {
+    out = broadcast_shapes(batch_of(a.shape), batch_of(b.shape));
+  } catch (const ValueError&) {
+    throw ValueError("batch dimensions of " + to_string(a.shape) + " and " + to_string(b.shape) + " do not broadcast");
+  }
+  out.push_back(a.shape[a.shape.size() - 2]);
+  out.push_back(b.shape.back());
+  return {a.dtype, out};
 }
 
-// How BLAS can read `t` (rows x cols) in place, if it can.
-bool as_blas_operand(const Tensor& t, blas::MatrixArg& arg) {
-  const auto rows = t.shape()[0], cols = t.shape()[1];
-  const auto s0 = t.strides()[0], s1 = t.strides()[1];
-  arg.data = t.raw_data();
+// How BLAS can read a rows x cols matrix with strides (s0, s1) in place, if it can.
+bool as_blas_operand(const void* data, std::int64_t rows, std::int64_t cols, std::int64_t s0, std::int64_t s1,
+                     blas::MatrixArg& arg) {
+  arg.data = data;
   if ((cols <= 1 || s1 == 1) && (rows <= 1 || s0 >= std::max<std::int64_t>(cols, 1))) {
     arg.transposed = false;
     arg.ld = rows <= 1 ? std::max<std::int64_t>(cols, 1) : s0;
@@ -45,31 +56,77 @@ bool as_blas_operand(const Tensor& t, blas::MatrixArg& arg) {
   return false;
 }
 
+bool blas_readable(const Tensor& t) {
+  blas::MatrixArg arg{};
+  const auto r = t.ndim();
+  return as_blas_operand(nullptr, t.shape()[r - 2], t.shape()[r - 1], t.strides()[r - 2], t.strides()[r - 1], arg);
+}
+
 void matmul_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
   Tensor a = *in[0], b = *in[1];
-  const auto m = a.shape()[0], k = a.shape()[1], n = b.shape()[1];
-  if (k != b.shape()[0])
-    throw ValueError("matmul: inner dimensions differ at run time: " + to_string(a.shape()) + " @ " + to_string(b.shape()));
-  if (m == 0 || n == 0) return;
+  const auto ra = a.ndim(), rb = b.ndim();
+  const auto m = a.shape()[ra - 2], k = a.shape()[ra - 1], n = b.shape()[rb - 1];
+  if (k != b.shape()[rb - 2])
+    throw ValueError("inner dimensions differ at run time: " + to_string(a.shape()) + " @ " + to_string(b.shape()));
+  if (out.numel() == 0) return;
   if (k == 0) {
     std::memset(out.raw_data(), 0, static_cast<std::size_t>(out.numel()) * itemsize(out.dtype()));
     return;
   }
-  blas::MatrixArg aa{}, bb{};
-  // Views BLAS cannot read (negative or broadcast strides) are copied once.
-  if (!as_blas_operand(a, aa)) { a = a.copy(); as_blas_operand(a, aa); }
-  if (!as_blas_operand(b, bb)) { b = b.copy(); as_blas_operand(b, bb); }
-  if (out.dtype() == DType::float32) blas::gemm_f32(m, n, k, aa, bb, out.data<float>());
-  else blas::gemm_f64(m, n, k, aa, bb, out.data<double>());
+  // Matrices BLAS cannot read (negative or broadcast strides inside a matrix) are copied once.
+  if (!blas_readable(a)) a = a.copy();
+  if (!blas_readable(b)) b = b.copy();
+  const Shape batch = batch_of(out.shape());
+  const Strides a_batch = broadcast_strides(batch_of(a.shape()), batch_of(a.strides()), batch);
+  const Strides b_batch = broadcast_strides(batch_of(b.shape()), batch_of(b.strides()), batch);
+  const Strides out_batch = batch_of(out.strides());
+  const std::size_t item = itemsize(out.dtype());
+  const char* ap = static_cast<const char*>(a.raw_data());
+  const char* bp = static_cast<const char*>(b.raw_data());
+  char* op = static_cast<char*>(out.raw_data());
+  const auto as0 = a.strides()[ra - 2], as1 = a.strides()[ra - 1];
+  const auto bs0 = b.strides()[rb - 2], bs1 = b.strides()[rb - 1];
+  strided_loop<3>(batch, {&out_batch, &a_batch, &b_batch}, [&](std::int64_t cnt, const auto& off, const auto& st) {
+    for (std::int64_t i = 0; i < cnt; ++i) {
+      blas::MatrixArg aa{}, bb{};
+      as_blas_operand(ap + (off[1] + i * st[1]) * item, m, k, as0, as1, aa);
+      as_blas_operand(bp + (off[2] + i * st[2]) * item, k, n, bs0, bs1, bb);
+      void* c = op + (off[0] + i * st[0]) * item;
+      if (out.dtype() == DType::float32) blas::gemm_f32(m, n, k, aa, bb, static_cast<float*>(c));
+      else blas::gemm_f64(m, n, k, aa, bb, static_cast<double*>(c));
+    }
+  });
+}
+
+// Swaps the last two axes (a view).
+Var transpose_last2(Var x) {
+  Axes perm;
+  const auto r = static_cast<std::int64_t>(x.shape().size());
+  for (std::int64_t i = 0; i < r - 2; ++i) perm.push_back(i);
+  perm.push_back(r - 1);
+  perm.push_back(r - 2);
+  return transpose(x, perm);
 }
 
 const OpDef& matmul_op = register_op(OpDef("matmul").arity(2).infer(infer_matmul).kernel(matmul_kernel).onnx("MatMul")
     .grad([](const GradCtx& c) {
-      return G{matmul(c.dy, transpose(c.x(1))), matmul(transpose(c.x(0)), c.dy)};
+      return G{sum_to_like(matmul(c.dy, transpose_last2(c.x(1))), c.x(0)),
+               sum_to_like(matmul(transpose_last2(c.x(0)), c.dy), c.x(1))};
     }));
 
 }  // namespace
 
-Var matmul(Var a, Var b) { return a.graph().apply(matmul_op, {a, b}); }
+Var matmul(Var a, Var b) {
+  const bool a_vec = a.shape().size() == 1, b_vec = b.shape().size() == 1;
+  if (a.shape().empty() || b.shape().empty())
+    throw ValueError("matmul: operands must have rank >= 1, got shapes " + to_string(a.shape()) + " and " +
+                     to_string(b.shape()));
+  // numpy: a vector on the left is a row, on the right a column; the added axis is removed again.
+  Var y = a.graph().apply(matmul_op, {a_vec ? unsqueeze(a, {0}) : a, b_vec ? unsqueeze(b, {1}) : b});
+  if (a_vec && b_vec) return squeeze(y, {-2, -1});
+  if (a_vec) return squeeze(y, {-2});
+  if (b_vec) return squeeze(y, {-1});
+  return y;
+}
 
 }  // namespace xgrad
