@@ -2,6 +2,7 @@
 // same file as its op's definition (ops/<family>.cpp).
 #pragma once
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "core/graph.h"
@@ -96,6 +97,27 @@ Var squeeze(Var x, const Axes& axes = {});
 Var broadcast_to(Var x, const Shape& shape);
 Var broadcast_like(Var x, Var like);
 Var stop_gradient(Var x);  // x itself (a view); no gradient flows through it
+
+// Softmax family (ops/softmax.cpp), stable along `axis`.
+Var softmax(Var x, std::int64_t axis = -1);
+Var log_softmax(Var x, std::int64_t axis = -1);
+
+// Indexing by int64 tensors (ops/gather.cpp).
+Var take(Var x, Var indices, std::int64_t axis = 0);             // numpy.take
+Var take_along_axis(Var x, Var indices, std::int64_t axis);      // numpy.take_along_axis (gather)
+Var one_hot(Var labels, std::int64_t num_classes, DType dtype = DType::float32);
+
+// Losses and helpers composed of the ops above (ops/losses.cpp).
+enum class Reduction { mean, sum, none };
+Reduction parse_reduction(const std::string& name);  // "mean", "sum", "none"
+// logits (N, C, ...); target int64 class indices (N, ...) or float probabilities like logits.
+Var cross_entropy(Var logits, Var target, Reduction reduction = Reduction::mean);
+Var binary_cross_entropy_with_logits(Var logits, Var target, Reduction reduction = Reduction::mean);
+Var mse_loss(Var prediction, Var target, Reduction reduction = Reduction::mean);
+Var huber_loss(Var prediction, Var target, double delta = 1.0, Reduction reduction = Reduction::mean);
+Var index_select(Var x, Var indices, std::int64_t axis);  // 1-D indices
+Var embedding(Var weight, Var ids);                       // rows of weight (V, D) by ids
+Var flatten(Var x, std::int64_t start_axis = 0, std::int64_t end_axis = -1);
 
 // Operators: nodes mixed with nodes or with scalars (scalars take the node's dtype).
 Var operator+(Var a, Var b);

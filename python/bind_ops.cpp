@@ -28,9 +28,9 @@ void def_binary(py::module_& m, const char* name, F f, const char* doc) {
         py::arg("b"), doc);
 }
 
-using Reduction = Var (*)(Var, const Axes&, bool);
+using ReduceFn = Var (*)(Var, const Axes&, bool);
 
-void def_reduction(py::module_& m, const char* name, Reduction f, const char* doc) {
+void def_reduction(py::module_& m, const char* name, ReduceFn f, const char* doc) {
   m.def(name, [f](const PyNode& x, const py::object& axis, bool keepdims) { return wrap(x.graph, f(x.var, parse_axes(axis), keepdims)); },
         py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false, doc);
 }
@@ -38,6 +38,27 @@ void def_reduction(py::module_& m, const char* name, Reduction f, const char* do
 std::optional<std::int64_t> optional_axis(const py::object& axis) {
   if (axis.is_none()) return std::nullopt;
   return axis.cast<std::int64_t>();
+}
+
+// An index argument: a node, or an array-like of integers made an int64 constant.
+Var index_var(const py::handle& obj, const PyNode& like) {
+  if (py::isinstance<PyNode>(obj)) return as_var(obj, like);
+  return like.graph->constant(to_tensor(obj, DType::int64, "indices"));
+}
+
+// A loss target: integer arrays stay class indices (int64); everything else takes like's dtype.
+Var target_var(const py::handle& obj, const PyNode& like) {
+  if (py::isinstance<py::array>(obj) && py::reinterpret_borrow<py::array>(obj).dtype().kind() == 'i')
+    return index_var(obj, like);
+  return as_var(obj, like);
+}
+
+using Loss = Var (*)(Var, Var, Reduction);
+
+void def_loss(py::module_& m, const char* name, Loss f, const char* doc) {
+  m.def(name, [f](const PyNode& input, const py::object& target, const std::string& reduction) {
+          return wrap(input.graph, f(input.var, target_var(target, input), parse_reduction(reduction)));
+        }, py::arg("input"), py::arg("target"), py::arg("reduction") = "mean", doc);
 }
 
 }  // namespace
@@ -129,6 +150,37 @@ void bind_ops(py::module_& m) {
   m.def("argmin", [](const PyNode& x, const py::object& axis, bool keepdims) {
           return wrap(x.graph, argmin(x.var, optional_axis(axis), keepdims));
         }, py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false, "int64 index of the minimum");
+
+  m.def("softmax", [](const PyNode& x, std::int64_t axis) { return wrap(x.graph, softmax(x.var, axis)); }, py::arg("x"),
+        py::arg("axis") = -1, "exp(x) / sum(exp(x)) along axis, computed stably");
+  m.def("log_softmax", [](const PyNode& x, std::int64_t axis) { return wrap(x.graph, log_softmax(x.var, axis)); },
+        py::arg("x"), py::arg("axis") = -1, "x - logsumexp(x) along axis, computed stably");
+  m.def("take", [](const PyNode& x, const py::object& idx, std::int64_t axis) {
+          return wrap(x.graph, take(x.var, index_var(idx, x), axis));
+        }, py::arg("x"), py::arg("indices"), py::arg("axis") = 0, "numpy.take: x indexed along axis by an int64 tensor");
+  m.def("take_along_axis", [](const PyNode& x, const py::object& idx, std::int64_t axis) {
+          return wrap(x.graph, take_along_axis(x.var, index_var(idx, x), axis));
+        }, py::arg("x"), py::arg("indices"), py::arg("axis"), "numpy.take_along_axis (a gather)");
+  m.def("index_select", [](const PyNode& x, const py::object& idx, std::int64_t axis) {
+          return wrap(x.graph, index_select(x.var, index_var(idx, x), axis));
+        }, py::arg("x"), py::arg("indices"), py::arg("axis"), "entries of x along axis at 1-D int64 indices");
+  m.def("one_hot", [](const PyNode& labels, std::int64_t classes, const py::object& dtype) {
+          return wrap(labels.graph, one_hot(labels.var, classes, parse_dtype(dtype, "one_hot")));
+        }, py::arg("labels"), py::arg("num_classes"), py::arg("dtype") = py::none(), "int64 labels as one-hot rows (float32)");
+  m.def("embedding", [](const PyNode& weight, const py::object& ids) {
+          return wrap(weight.graph, embedding(weight.var, index_var(ids, weight)));
+        }, py::arg("weight"), py::arg("ids"), "rows of weight (num_embeddings, dim) selected by int64 ids");
+  m.def("flatten", [](const PyNode& x, std::int64_t start, std::int64_t end) { return wrap(x.graph, flatten(x.var, start, end)); },
+        py::arg("x"), py::arg("start_axis") = 0, py::arg("end_axis") = -1, "axes start..end merged into one");
+  def_loss(m, "cross_entropy", cross_entropy,
+           "softmax cross-entropy of logits (N, C, ...) against int64 class indices or class probabilities");
+  def_loss(m, "binary_cross_entropy_with_logits", binary_cross_entropy_with_logits,
+           "sigmoid cross-entropy of logits against targets in [0, 1], computed stably");
+  def_loss(m, "mse_loss", mse_loss, "mean squared error");
+  m.def("huber_loss", [](const PyNode& input, const py::object& target, double delta, const std::string& reduction) {
+          return wrap(input.graph, huber_loss(input.var, target_var(target, input), delta, parse_reduction(reduction)));
+        }, py::arg("input"), py::arg("target"), py::arg("delta") = 1.0, py::arg("reduction") = "mean",
+        "quadratic within delta of the target, linear beyond");
 
   m.def("reshape", [](const PyNode& x, const py::object& shape) { return wrap(x.graph, reshape(x.var, parse_shape(shape, "reshape"))); },
         py::arg("x"), py::arg("shape"), "a view with a new shape (one -1 is inferred)");
