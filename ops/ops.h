@@ -119,6 +119,15 @@ Var index_select(Var x, Var indices, std::int64_t axis);  // 1-D indices
 Var embedding(Var weight, Var ids);                       // rows of weight (V, D) by ids
 Var flatten(Var x, std::int64_t start_axis = 0, std::int64_t end_axis = -1);
 
+// Slicing and joining (ops/slice.cpp). slice takes Python-style bounds per axis
+// (kSliceEnd for an open end); the result is a view.
+Var slice(Var x, const Axes& starts, const Axes& stops, const Axes& steps);
+Var concat(const std::vector<Var>& xs, std::int64_t axis = 0);
+Var stack(const std::vector<Var>& xs, std::int64_t axis = 0);
+std::vector<Var> split(Var x, const std::vector<std::int64_t>& sizes, std::int64_t axis = 0);
+// pads: (before, after) for every axis, flattened; filled with value.
+Var pad(Var x, const std::vector<std::int64_t>& pads, double value = 0.0);
+
 // Operators: nodes mixed with nodes or with scalars (scalars take the node's dtype).
 Var operator+(Var a, Var b);
 Var operator-(Var a, Var b);

@@ -158,6 +158,7 @@ PYBIND11_MODULE(_xgrad, m) {
       .def("__pos__", [](const PyNode& a) { return a; })
       .def("__pow__", [](const py::object& a, const py::object& b) { return power(a, b); }, py::is_operator())
       .def("__rpow__", [](const py::object& a, const py::object& b) { return power(b, a); }, py::is_operator())
+      .def("__getitem__", getitem)
       .def("__abs__", [](const PyNode& a) { return wrap(a.graph, xgrad::abs(a.var)); })
       .def("__eq__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::eq, "eq"); }, py::is_operator())
       .def("__ne__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::ne, "ne"); }, py::is_operator())

@@ -15,11 +15,11 @@ compile the nodes you need into a Program and run it with numpy feeds::
 import numpy as _np
 
 from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, binary_cross_entropy_with_logits,
-                     broadcast_to, clip, cos, cross_entropy, div, elu, embedding, eq, erf, exp, expm1, flatten, ge,
+                     broadcast_to, clip, concat, cos, cross_entropy, div, elu, embedding, eq, erf, exp, expm1, flatten, ge,
                      gelu, grad, gt, huber_loss, index_select, le, leaky_relu, log, log1p, log_softmax, logsumexp, lt,
-                     matmul, max, maximum, mean, min, minimum, mse_loss, mul, ne, neg, one_hot, pow, prod,
+                     matmul, max, maximum, mean, min, minimum, mse_loss, mul, ne, neg, one_hot, pad, pow, prod,
                      registered_ops, relu, reshape, rsqrt, sigmoid, sign, sin, softmax, softplus, sqrt, square, std,
-                     stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
+                     split, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
 
 __version__ = "0.1.0"
 
@@ -67,7 +67,7 @@ __all__ = [
     # reductions
     "sum", "mean", "max", "min", "prod", "var", "std", "logsumexp", "argmax", "argmin",
     # linear algebra, shapes, indexing
-    "matmul", "reshape", "transpose", "broadcast_to", "flatten", "take", "take_along_axis", "index_select", "one_hot",
+    "matmul", "reshape", "transpose", "broadcast_to", "flatten", "concat", "stack", "split", "pad", "take", "take_along_axis", "index_select", "one_hot",
     "embedding",
     # neural nets
     "softmax", "log_softmax", "cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "huber_loss",
