@@ -21,6 +21,8 @@ from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, bin
                      registered_ops, relu, reshape, rsqrt, sigmoid, sign, sin, softmax, softplus, sqrt, square, std,
                      split, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
 
+from .gradcheck import GradcheckError, gradcheck
+
 __version__ = "0.1.0"
 
 float32 = _np.float32
@@ -57,7 +59,7 @@ Node.clip = lambda self, min=None, max=None: clip(self, min, max)
 Node.flatten = lambda self, start_axis=0, end_axis=-1: flatten(self, start_axis, end_axis)
 
 __all__ = [
-    "Graph", "Node", "Program", "grad", "registered_ops", "float32", "float64", "int64", "bool_",
+    "Graph", "Node", "Program", "grad", "gradcheck", "GradcheckError", "registered_ops", "float32", "float64", "int64", "bool_",
     # elementwise
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "neg", "abs", "sign", "exp", "expm1", "log", "log1p",
     "sqrt", "rsqrt", "square", "sin", "cos", "erf", "tanh", "sigmoid", "relu", "leaky_relu", "elu", "gelu",
