@@ -3,6 +3,7 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/graph.h"
@@ -127,6 +128,19 @@ Var stack(const std::vector<Var>& xs, std::int64_t axis = 0);
 std::vector<Var> split(Var x, const std::vector<std::int64_t>& sizes, std::int64_t axis = 0);
 // pads: (before, after) for every axis, flattened; filled with value.
 Var pad(Var x, const std::vector<std::int64_t>& pads, double value = 0.0);
+
+// Training-time layers (ops/dropout.cpp, ops/normalization.cpp).
+// dropout: x * mask with mask 0 (probability p) or 1/(1-p), drawn on every run;
+// `training` is fixed at build time (bool) or chosen per run (a bool scalar node).
+Var dropout(Var x, double p, bool training = true, std::uint64_t seed = 0);
+Var dropout(Var x, double p, Var training, std::uint64_t seed = 0);
+// Normalizes over the last normalized_ndim axes; weight and bias may be empty Vars.
+Var layer_norm(Var x, std::int64_t normalized_ndim, Var weight = {}, Var bias = {}, double eps = 1e-5);
+// x (N, C, ...) normalized per channel. Training: batch statistics, and when
+// `updates` is given, the running-statistics updates are appended to it (pass
+// them to compile). Evaluation: the running statistics.
+Var batch_norm(Var x, Var weight, Var bias, Var running_mean, Var running_var, bool training, double momentum = 0.1,
+               double eps = 1e-5, ParamUpdates* updates = nullptr);
 
 // Operators: nodes mixed with nodes or with scalars (scalars take the node's dtype).
 Var operator+(Var a, Var b);

@@ -2,6 +2,7 @@
 #include <pybind11/stl.h>
 
 #include <limits>
+#include <random>
 
 #include "python/convert.h"
 
@@ -290,6 +291,35 @@ void bind_ops(py::module_& m) {
           return wrap(x.graph, pad(x.var, pads, value));
         }, py::arg("x"), py::arg("pad_width"), py::arg("constant_values") = 0.0,
         "numpy.pad with a constant: pad_width is an int or one (before, after) per axis");
+
+  m.def("dropout", [](const PyNode& x, double p, const py::object& training, const py::object& seed) {
+          const std::uint64_t s = seed.is_none() ? std::random_device{}() : seed.cast<std::uint64_t>();
+          if (py::isinstance<PyNode>(training)) return wrap(x.graph, dropout(x.var, p, as_var(training, x), s));
+          return wrap(x.graph, dropout(x.var, p, training.cast<bool>(), s));
+        }, py::arg("x"), py::arg("p") = 0.5, py::arg("training") = true, py::arg("seed") = py::none(),
+        "zeroes each element with probability p (a fresh mask every run) and scales the rest by 1/(1-p); "
+        "training is a bool or a bool scalar node chosen per run");
+  m.def("layer_norm", [](const PyNode& x, const py::object& normalized_shape, const py::object& weight,
+                         const py::object& bias, double eps) {
+          const auto ndim = py::isinstance<py::int_>(normalized_shape) ? 1 : static_cast<std::int64_t>(py::len(normalized_shape));
+          return wrap(x.graph, layer_norm(x.var, ndim, weight.is_none() ? Var() : as_var(weight, x),
+                                          bias.is_none() ? Var() : as_var(bias, x), eps));
+        }, py::arg("x"), py::arg("normalized_shape"), py::arg("weight") = py::none(), py::arg("bias") = py::none(),
+        py::arg("eps") = 1e-5, "normalizes over the trailing axes given by normalized_shape (as torch)");
+  m.def("batch_norm", [](const PyNode& x, const py::object& weight, const py::object& bias, const py::object& running_mean,
+                         const py::object& running_var, bool training, double momentum, double eps, const py::object& updates) {
+          auto opt = [&](const py::object& o) { return o.is_none() ? Var() : as_var(o, x); };
+          ParamUpdates ups;
+          const Var y = batch_norm(x.var, opt(weight), opt(bias), opt(running_mean), opt(running_var), training, momentum, eps,
+                                   updates.is_none() ? nullptr : &ups);
+          if (!updates.is_none())
+            for (const auto& [target, value] : ups) updates.attr("append")(py::make_tuple(wrap(x.graph, target), wrap(x.graph, value)));
+          return wrap(x.graph, y);
+        }, py::arg("x"), py::arg("weight") = py::none(), py::arg("bias") = py::none(), py::arg("running_mean") = py::none(),
+        py::arg("running_var") = py::none(), py::arg("training") = true, py::arg("momentum") = 0.1, py::arg("eps") = 1e-5,
+        py::arg("updates") = py::none(),
+        "per-channel normalization of (N, C, ...); in training, pass a list as `updates` to receive the running-statistics "
+        "updates for compile(..., updates=...)");
 
   m.def("reshape", [](const PyNode& x, const py::object& shape) { return wrap(x.graph, reshape(x.var, parse_shape(shape, "reshape"))); },
         py::arg("x"), py::arg("shape"), "a view with a new shape (one -1 is inferred)");

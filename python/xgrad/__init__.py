@@ -14,9 +14,9 @@ compile the nodes you need into a Program and run it with numpy feeds::
 """
 import numpy as _np
 
-from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, binary_cross_entropy_with_logits,
-                     broadcast_to, clip, concat, cos, cross_entropy, div, elu, embedding, eq, erf, exp, expm1, flatten, ge,
-                     gelu, grad, gt, huber_loss, index_select, le, leaky_relu, log, log1p, log_softmax, logsumexp, lt,
+from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, batch_norm, binary_cross_entropy_with_logits,
+                     broadcast_to, clip, concat, cos, cross_entropy, div, dropout, elu, embedding, eq, erf, exp, expm1, flatten, ge,
+                     gelu, grad, gt, huber_loss, index_select, layer_norm, le, leaky_relu, log, log1p, log_softmax, logsumexp, lt,
                      matmul, max, maximum, mean, min, minimum, mse_loss, mul, ne, neg, one_hot, pad, pow, prod,
                      registered_ops, relu, reshape, rsqrt, sigmoid, sign, sin, softmax, softplus, sqrt, square, std,
                      split, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
@@ -73,4 +73,5 @@ __all__ = [
     "embedding",
     # neural nets
     "softmax", "log_softmax", "cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "huber_loss",
+    "dropout", "layer_norm", "batch_norm",
 ]
