@@ -3,6 +3,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "autodiff/passes.h"
 #include "core/error.h"
 #include "ops/ops.h"
 
@@ -41,6 +42,8 @@ std::vector<Var> grad(Var y, const std::vector<Var>& xs, bool allow_unused) {
     wanted.insert(x.node());
   }
 
+  // Differentiate the stable forms (log_softmax, log1p, ...), whose gradients stay finite.
+  y = simplify({y}, xs)[0];
   const std::vector<Node*> order = topological_order({y.node()});
   // Nodes on some path from an x to y: only their gradients are needed.
   std::unordered_set<const Node*> relevant;

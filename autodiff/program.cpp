@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "autodiff/memory_plan.h"
+#include "autodiff/passes.h"
 #include "core/error.h"
 
 namespace xgrad {
@@ -259,9 +260,9 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates) : impl
     roots.push_back(v.node());
   };
   for (const auto& o : outputs) add_root(o, "output");
+  for (const auto& u : updates) add_root(u.second, "update");
   for (std::size_t i = 0; i < updates.size(); ++i) {
     const auto& [target, value] = updates[i];
-    add_root(value, "update");
     if (!target || target->kind() != NodeKind::param)
       throw ValueError("compile: update targets must be params, got " + (target ? "'" + target.name() + "'" : std::string("an empty node")));
     if (&target.graph() != graph) throw ValueError("compile: update target '" + target.name() + "' belongs to another graph");
@@ -271,6 +272,9 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates) : impl
     for (std::size_t j = 0; j < i; ++j)
       if (updates[j].first == target) throw ValueError("compile: param '" + target.name() + "' is updated twice");
   }
+  // Stability rewrites and CSE on everything the program computes.
+  const std::vector<Var> simplified = simplify(std::vector<Var>(roots.begin(), roots.end()));
+  for (std::size_t i = 0; i < roots.size(); ++i) roots[i] = simplified[i].node();
   Impl& p = *impl_;
   for (const auto& in : graph->inputs()) p.graph_input_names.push_back(in.name());
   std::unordered_map<const Node*, int> index;
@@ -293,10 +297,8 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates) : impl
   }
   // Update values are computed like outputs (into buffers of their own, so no
   // update can clobber another's input) and copied into the params at the end.
-  std::vector<Var> computed = outputs;
-  for (const auto& u : updates) computed.push_back(u.second);
-  for (const auto& o : computed) {
-    const int v = index.at(o.node());
+  for (Node* root : roots) {
+    const int v = index.at(root);
     p.repeated_output.push_back(std::find(p.outputs.begin(), p.outputs.end(), v) != p.outputs.end());
     p.outputs.push_back(v);
   }

@@ -56,6 +56,9 @@ class OpDef {
   OpDef& grad(GradFn f) { grad_ = std::move(f); return *this; }
   OpDef& not_differentiable(std::string why) { non_diff_reason_ = std::move(why); return *this; }
   OpDef& onnx(std::string op_type) { onnx_op_ = std::move(op_type); return *this; }
+  // Ops whose output differs between runs for equal inputs (random masks):
+  // never merged with one another by common-subexpression elimination.
+  OpDef& nondeterministic() { deterministic_ = false; return *this; }
 
   const std::string& name() const { return name_; }
   int arity() const { return arity_; }
@@ -67,6 +70,7 @@ class OpDef {
   bool differentiable() const { return static_cast<bool>(grad_); }
   const std::string& non_differentiable_reason() const { return non_diff_reason_; }
   const std::string& onnx_op() const { return onnx_op_; }
+  bool deterministic() const { return deterministic_; }
 
  private:
   std::string name_;
@@ -78,6 +82,7 @@ class OpDef {
   GradFn grad_;
   std::string non_diff_reason_;
   std::string onnx_op_;
+  bool deterministic_ = true;
 };
 
 // The registry. register_op returns a reference that stays valid for the

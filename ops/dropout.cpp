@@ -34,7 +34,7 @@ void dropout_mask_kernel(const Tensor* const*, Tensor& out, const Attrs& a) {
 }
 
 // The mask depends on x's shape only, so its gradient with respect to x is zero.
-const OpDef& dropout_mask_op = register_op(OpDef("dropout_mask").kernel(dropout_mask_kernel).onnx("Dropout")
+const OpDef& dropout_mask_op = register_op(OpDef("dropout_mask").kernel(dropout_mask_kernel).onnx("Dropout").nondeterministic()
     .infer(infer::same_floating).grad([](const GradCtx&) { return std::vector<Var>{Var()}; }));
 
 }  // namespace
