@@ -88,6 +88,9 @@ const OpDef& det_sign_op = register_op(OpDef("det_sign").infer(infer_det).kernel
 Var det(Var a) { return a.graph().apply(det_op, {a}); }
 Var logabsdet(Var a) { return a.graph().apply(logabsdet_op, {a}); }
 Var det_sign(Var a) { return a.graph().apply(det_sign_op, {a}); }
-Slogdet slogdet(Var a) { return {det_sign(a), logabsdet(a)}; }
+Slogdet slogdet(Var a) {
+  Var l = logabsdet(a);  // first, so a shape error names the op slogdet is mostly about
+  return {det_sign(a), l};
+}
 
 }  // namespace xgrad
