@@ -45,10 +45,10 @@ void for_each_lu(const Tensor& a, Tensor& out, Store&& store) {
       } else {
         for (std::int64_t i = 0; i < n; ++i) {
           const double u = buf[i + i * ld];
-          if (ipiv[i] != i + 1) s.sign = -s.sign;  // each row interchange flips the sign
-          if (u < 0) s.sign = -s.sign;
+          const bool swapped = ipiv[i] != i + 1;  // each row interchange flips the sign
+          if (swapped != (u < 0)) s.sign = -s.sign;
           s.logabs += std::log(std::abs(u));
-          s.product *= u;
+          s.product *= swapped ? -u : u;
         }
       }
       op[at[0]] = static_cast<T>(store(s));

@@ -38,6 +38,11 @@ def _wellcond(*shape, negate_row=False):
     return a
 
 
+def _pivoting(*shape, negate_row=False):
+    """Well conditioned, with the rows of a diagonally dominant matrix rotated: LU must interchange rows."""
+    return np.roll(_wellcond(*shape, negate_row=negate_row), 1, axis=-2)
+
+
 def _spd(m):
     """m @ m.T + n I as a node, from a free (..., n, n) or (n, n) input."""
     n = m.shape[-1]
@@ -134,6 +139,7 @@ CASES = [
     Case("solve-batched-vector", "solve", la.solve, _solve_np, [_wellcond(2, 3, 3), _free(3)]),
     Case("solve-transposed-views", "solve", lambda a, b: la.solve(a.T, b.T), lambda a, b: np.linalg.solve(a.T, b.T),
          [_wellcond(3, 3), _free(2, 3)], second_order="loose"),
+    Case("solve-pivoting", "solve", la.solve, _solve_np, [_pivoting(2, 4, 4), _free(2, 4, 3)], second_order="loose"),
     Case("solve-array-rhs", "solve", lambda a: la.solve(a, np.array([1.0, -2.0, 0.5])),
          lambda a: np.linalg.solve(a, np.array([1.0, -2.0, 0.5])), [_wellcond(3, 3)]),
     # ---- triangular_solve: only one triangle of a is read, so a is a full random matrix ----
@@ -159,6 +165,7 @@ CASES = [
     Case("inv", "inv", la.inv, np.linalg.inv, [_wellcond(3, 3)], second_order="strict"),
     Case("inv-batched", "inv", la.inv, np.linalg.inv, [_wellcond(2, 3, 3)], second_order="strict"),
     Case("inv-transposed-view", "inv", lambda a: la.inv(a.T), lambda a: np.linalg.inv(a.T), [_wellcond(4, 4)]),
+    Case("inv-pivoting", "inv", la.inv, np.linalg.inv, [_pivoting(4, 4)], second_order="strict"),
     Case("inv-spd", "inv", lambda m: la.inv(_spd(m)), lambda m: np.linalg.inv(_spd_np(m)), [_free(3, 3)]),
     # ---- lstsq (m >= n, full column rank) ----
     Case("lstsq", "lstsq", la.lstsq, _lstsq_np, [_free(5, 3), _free(5, 2)], second_order="loose"),
@@ -170,6 +177,9 @@ CASES = [
     Case("det-negative", "det", la.det, np.linalg.det, [_wellcond(3, 3, negate_row=True)], second_order="strict"),
     Case("det-batched", "det", la.det, np.linalg.det, [_wellcond(2, 3, 3)], second_order="loose"),
     Case("det-1x1", "det", la.det, np.linalg.det, [_wellcond(1, 1)]),
+    Case("det-pivoting", "det", la.det, np.linalg.det, [_pivoting(3, 3)], second_order="strict"),
+    Case("det-pivoting-4x4-batched", "det", la.det, np.linalg.det, [_pivoting(2, 4, 4, negate_row=True)],
+         second_order="loose"),
     Case("slogdet-logabsdet", "logabsdet", lambda a: la.slogdet(a)[1], lambda a: np.linalg.slogdet(a)[1],
          [_wellcond(3, 3, negate_row=True)], second_order="strict"),
     Case("slogdet-logabsdet-batched", "logabsdet", lambda a: la.slogdet(a)[1], lambda a: np.linalg.slogdet(a)[1],
@@ -177,7 +187,10 @@ CASES = [
     Case("slogdet-sign", "det_sign", lambda a: la.slogdet(a)[0], lambda a: np.linalg.slogdet(a)[0],
          [_wellcond(3, 3, negate_row=True)]),
     Case("slogdet-sign-batched", "det_sign", lambda a: la.slogdet(a)[0], lambda a: np.linalg.slogdet(a)[0],
-         [np.stack([_wellcond(3, 3), _wellcond(3, 3, negate_row=True)])]),
+         [np.stack([_wellcond(3, 3), _wellcond(3, 3, negate_row=True), _pivoting(3, 3), _pivoting(3, 3, negate_row=True),
+                    _pivoting(3, 3)[..., [1, 0, 2], :]])]),
+    Case("slogdet-logabsdet-pivoting", "logabsdet", lambda a: la.slogdet(a)[1], lambda a: np.linalg.slogdet(a)[1],
+         [_pivoting(2, 4, 4)], second_order="loose"),
 ]
 
 globals().update(table_tests(CASES))
@@ -267,8 +280,8 @@ _TORCH_PAIRS = {
     "triangular_solve-lower-transpose": (_trisolve(True, True),
                                          lambda t, a, b: t.linalg.solve_triangular(t.tril(a).mT, b, upper=True),
                                          [_wellcond(3, 3), _free(3, 2)]),
-    "inv": (la.inv, lambda t, a: t.linalg.inv(a), [_wellcond(2, 3, 3)]),
-    "det": (la.det, lambda t, a: t.linalg.det(a), [_wellcond(2, 3, 3, negate_row=True)]),
+    "inv": (la.inv, lambda t, a: t.linalg.inv(a), [_pivoting(2, 3, 3)]),
+    "det": (la.det, lambda t, a: t.linalg.det(a), [_pivoting(2, 3, 3, negate_row=True)]),
     "logabsdet": (lambda a: la.slogdet(a)[1], lambda t, a: t.linalg.slogdet(a)[1], [_wellcond(3, 3, negate_row=True)]),
     "lstsq": (la.lstsq, lambda t, a, b: t.linalg.lstsq(a, b).solution, [_free(6, 3), _free(6, 2)]),
 }
@@ -331,7 +344,7 @@ def test_slogdet_and_det_of_a_singular_matrix_follow_numpy():
 
 
 def test_det_of_a_large_matrix_matches_slogdet():
-    A = _wellcond(30, 30, negate_row=True)
+    A = _pivoting(30, 30, negate_row=True)
     d, sign, logabs = _run(lambda a: (la.det(a),) + la.slogdet(a), A)
     np.testing.assert_allclose(d, np.linalg.det(A), rtol=1e-10)
     np.testing.assert_allclose(sign * np.exp(logabs), d, rtol=1e-10)
@@ -351,7 +364,7 @@ def test_programs_rerun_with_other_sizes_and_from_threads():
     b = g.input("b", (None, 2), dtype=np.float64)
     prog = g.compile([la.solve(a, b), la.cholesky(a @ a.T + a.T @ a), la.det(a)])
     sizes = [5, 2, 9, 3, 1, 7] * 4
-    problems = [(_wellcond(n, n), _free(n, 2)) for n in sizes]
+    problems = [(_pivoting(n, n), _free(n, 2)) for n in sizes]
 
     def check(A, B):
         x, L, d = prog(a=A, b=B)
