@@ -21,7 +21,9 @@ using lapack::lapack_int;
 // ---- type inference -----------------------------------------------------------
 
 // s without its last `core` axes.
-inline Shape batch_of(const Shape& s, std::size_t core = 2) { return Shape(s.begin(), s.end() - static_cast<std::ptrdiff_t>(core)); }
+inline Shape batch_of(const Shape& s, std::size_t core = 2) {
+  return Shape(s.begin(), s.end() - static_cast<std::ptrdiff_t>(core));
+}
 
 inline bool dims_differ(std::int64_t a, std::int64_t b) { return a != b && a != kDynamic && b != kDynamic; }
 inline std::int64_t known_dim(std::int64_t a, std::int64_t b) { return a != kDynamic ? a : b; }
@@ -87,7 +89,8 @@ struct Mat {
 template <class T>
 Mat<T> matrix_at(const Tensor& t, std::int64_t offset) {
   const auto r = t.ndim();
-  return {static_cast<T*>(t.raw_data()) + offset, t.shape()[r - 2], t.shape()[r - 1], t.strides()[r - 2], t.strides()[r - 1]};
+  return {static_cast<T*>(t.raw_data()) + offset, t.shape()[r - 2], t.shape()[r - 1], t.strides()[r - 2],
+          t.strides()[r - 1]};
 }
 
 // dst (column-major, leading dimension ld) = m.

@@ -166,6 +166,10 @@ CASES = [
     Case("inv-batched", "inv", la.inv, np.linalg.inv, [_wellcond(2, 3, 3)], second_order="strict"),
     Case("inv-transposed-view", "inv", lambda a: la.inv(a.T), lambda a: np.linalg.inv(a.T), [_wellcond(4, 4)]),
     Case("inv-pivoting", "inv", la.inv, np.linalg.inv, [_pivoting(4, 4)], second_order="strict"),
+    # batch axis in the middle of the storage: matrices and batch both strided
+    Case("inv-permuted-batch-view", "inv", lambda x: la.inv(xg.transpose(x, (1, 0, 2))),
+         lambda x: np.linalg.inv(x.transpose(1, 0, 2)), [_pivoting(2, 3, 3).transpose(1, 0, 2).copy()],
+         second_order="loose"),
     Case("inv-spd", "inv", lambda m: la.inv(_spd(m)), lambda m: np.linalg.inv(_spd_np(m)), [_free(3, 3)]),
     # ---- lstsq (m >= n, full column rank) ----
     Case("lstsq", "lstsq", la.lstsq, _lstsq_np, [_free(5, 3), _free(5, 2)], second_order="loose"),
