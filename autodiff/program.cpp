@@ -84,6 +84,9 @@ struct Program::Impl {
   std::vector<int> feed_values;  // value index of each program input
   std::vector<std::string> input_names;
   std::vector<TensorType> input_types;
+  std::size_t num_user_outputs = 0;  // outputs beyond these are update values
+  std::vector<Tensor> update_targets;  // the params' storage
+  std::vector<std::string> update_names;
   std::vector<bool> repeated_output;  // an output listed earlier too: handed out as a copy
   std::vector<std::string> graph_input_names;
 
@@ -245,15 +248,28 @@ std::vector<Tensor> Program::Impl::check_feeds(const Feeds& feeds) const {
   return fed;
 }
 
-Program::Program(const std::vector<Var>& outputs) : impl_(std::make_shared<Impl>()) {
-  if (outputs.empty()) throw ValueError("compile: no outputs given");
+Program::Program(const std::vector<Var>& outputs, const Updates& updates) : impl_(std::make_shared<Impl>()) {
+  if (outputs.empty() && updates.empty()) throw ValueError("compile: no outputs or updates given");
   Graph* graph = nullptr;
   std::vector<Node*> roots;
-  for (const auto& o : outputs) {
-    if (!o) throw ValueError("compile: an output is an empty node");
-    if (graph && &o.graph() != graph) throw ValueError("compile: outputs come from different graphs");
-    graph = &o.graph();
-    roots.push_back(o.node());
+  auto add_root = [&](const Var& v, const char* what) {
+    if (!v) throw ValueError(std::string("compile: an ") + what + " is an empty node");
+    if (graph && &v.graph() != graph) throw ValueError(std::string("compile: ") + what + "s come from different graphs");
+    graph = &v.graph();
+    roots.push_back(v.node());
+  };
+  for (const auto& o : outputs) add_root(o, "output");
+  for (std::size_t i = 0; i < updates.size(); ++i) {
+    const auto& [target, value] = updates[i];
+    add_root(value, "update");
+    if (!target || target->kind() != NodeKind::param)
+      throw ValueError("compile: update targets must be params, got " + (target ? "'" + target.name() + "'" : std::string("an empty node")));
+    if (&target.graph() != graph) throw ValueError("compile: update target '" + target.name() + "' belongs to another graph");
+    if (value->type() != target->type())
+      throw ValueError("compile: update of param '" + target.name() + "' " + xgrad::to_string(target->type()) +
+                       " has type " + xgrad::to_string(value->type()));
+    for (std::size_t j = 0; j < i; ++j)
+      if (updates[j].first == target) throw ValueError("compile: param '" + target.name() + "' is updated twice");
   }
   Impl& p = *impl_;
   for (const auto& in : graph->inputs()) p.graph_input_names.push_back(in.name());
@@ -275,10 +291,19 @@ Program::Program(const std::vector<Var>& outputs) : impl_(std::make_shared<Impl>
     }
     p.values.push_back(std::move(value));
   }
-  for (const auto& o : outputs) {
+  // Update values are computed like outputs (into buffers of their own, so no
+  // update can clobber another's input) and copied into the params at the end.
+  std::vector<Var> computed = outputs;
+  for (const auto& u : updates) computed.push_back(u.second);
+  for (const auto& o : computed) {
     const int v = index.at(o.node());
     p.repeated_output.push_back(std::find(p.outputs.begin(), p.outputs.end(), v) != p.outputs.end());
     p.outputs.push_back(v);
+  }
+  p.num_user_outputs = outputs.size();
+  for (const auto& u : updates) {
+    p.update_targets.push_back(u.first->value());
+    p.update_names.push_back(u.first.name());
   }
 }
 
@@ -343,6 +368,11 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
     const bool own = plan->places[o] == Place::fresh && !p.repeated_output[i];
     result.push_back(own ? vals[o] : vals[o].copy());
   }
+  for (std::size_t u = 0; u < p.update_targets.size(); ++u) {
+    Tensor target = p.update_targets[u];  // a handle on the param's storage
+    target.copy_from(result[p.num_user_outputs + u]);
+  }
+  result.resize(p.num_user_outputs);
   return result;
 }
 
@@ -352,7 +382,7 @@ const std::vector<TensorType>& Program::input_types() const { return impl_->inpu
 
 std::vector<TensorType> Program::output_types() const {
   std::vector<TensorType> out;
-  for (int v : impl_->outputs) out.push_back(impl_->values[v].type);
+  for (std::size_t i = 0; i < impl_->num_user_outputs; ++i) out.push_back(impl_->values[impl_->outputs[i]].type);
   return out;
 }
 
@@ -364,7 +394,12 @@ std::string Program::to_string() const {
   os << "Program(" << p.steps.size() << " steps; inputs:";
   for (int v : p.feed_values) os << " " << p.values[v].name << ": " << xgrad::to_string(p.values[v].type);
   os << "; outputs:";
-  for (int v : p.outputs) os << " " << p.values[v].name;
+  for (std::size_t i = 0; i < p.num_user_outputs; ++i) os << " " << p.values[p.outputs[i]].name;
+  if (!p.update_names.empty()) {
+    os << "; updates:";
+    for (std::size_t u = 0; u < p.update_names.size(); ++u)
+      os << " " << p.update_names[u] << " <- " << p.values[p.outputs[p.num_user_outputs + u]].name;
+  }
   os << ")";
   for (const Step& step : p.steps) {
     os << "\n  " << p.values[step.out].name << " = " << step.op->name() << "(";
@@ -387,6 +422,6 @@ std::string Program::to_string() const {
   return os.str();
 }
 
-Program compile(const std::vector<Var>& outputs) { return Program(outputs); }
+Program compile(const std::vector<Var>& outputs, const Program::Updates& updates) { return Program(outputs, updates); }
 
 }  // namespace xgrad

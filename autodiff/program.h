@@ -5,7 +5,8 @@
 //
 // A Program is immutable and may be run from several threads at once: each
 // run takes its own arena from the plan's pool. Parameters are shared: a run
-// reads whatever value they hold when it starts.
+// reads whatever value they hold, and a program with updates writes them at
+// its end; concurrent runs of such programs race on those params.
 #pragma once
 #include <memory>
 #include <string>
@@ -19,8 +20,11 @@ namespace xgrad {
 class Program {
  public:
   using Feeds = std::vector<std::pair<std::string, Tensor>>;
+  // (param, new value): after each run the param holds the value computed in
+  // that run (all updates read the params as they were before the run).
+  using Updates = ParamUpdates;
 
-  explicit Program(const std::vector<Var>& outputs);
+  explicit Program(const std::vector<Var>& outputs, const Updates& updates = {});
 
   // Feeds by input name. Outputs are fresh tensors owned by the caller.
   std::vector<Tensor> run(const Feeds& feeds) const;
@@ -36,6 +40,6 @@ class Program {
   std::shared_ptr<Impl> impl_;
 };
 
-Program compile(const std::vector<Var>& outputs);
+Program compile(const std::vector<Var>& outputs, const Program::Updates& updates = {});
 
 }  // namespace xgrad

@@ -3,6 +3,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/op.h"
@@ -65,6 +66,9 @@ class Var {
  private:
   Node* node_ = nullptr;
 };
+
+// (param, new value) pairs: state written back after a compiled run.
+using ParamUpdates = std::vector<std::pair<Var, Var>>;
 
 class Graph {
  public:

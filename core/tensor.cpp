@@ -155,22 +155,9 @@ Tensor Tensor::transpose() const {
 Tensor Tensor::slice(std::int64_t axis, std::int64_t start, std::int64_t stop, std::int64_t step) const {
   axis = normalize_axis(axis, ndim(), "slice");
   if (step == 0) throw ValueError("slice: step cannot be zero");
-  const std::int64_t n = shape_[axis];
-  // Python slice semantics (clamping, negative indices).
-  auto clamp = [&](std::int64_t i, std::int64_t lo, std::int64_t hi) {
-    if (i < 0) i += n;
-    return std::min(std::max(i, lo), hi);
-  };
-  std::int64_t len;
-  if (step > 0) {
-    start = clamp(start, 0, n);
-    stop = clamp(stop, 0, n);
-    len = stop > start ? (stop - start + step - 1) / step : 0;
-  } else {
-    start = clamp(start, -1, n - 1);
-    stop = clamp(stop, -1, n - 1);
-    len = start > stop ? (start - stop - step - 1) / -step : 0;
-  }
+  const SliceSpan span = resolve_slice(shape_[axis], start, stop, step);
+  const std::int64_t len = span.length;
+  start = span.start;
   Shape s = shape_;
   Strides st = strides_;
   s[axis] = len;

@@ -159,6 +159,22 @@ inline void where_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
   });
 }
 
+// Calls fn(x_lane, x_step, out_lane, out_step, n) for every lane of x along
+// `axis` (every 1-D run of n elements), with out of x's shape. For softmax-like
+// kernels that need a whole lane at a time.
+template <class T, class Fn>
+void for_each_lane(const Tensor& x, Tensor& out, std::int64_t axis, Fn&& fn) {
+  const std::int64_t n = x.shape()[axis];
+  Shape outer = x.shape();
+  outer[axis] = 1;
+  const T* xp = static_cast<const T*>(x.raw_data());
+  T* yp = static_cast<T*>(out.raw_data());
+  const std::int64_t xs = x.strides()[axis], ys = out.strides()[axis];
+  strided_loop<2>(outer, {&x.strides(), &out.strides()}, [&](std::int64_t cnt, const auto& off, const auto& st) {
+    for (std::int64_t i = 0; i < cnt; ++i) fn(xp + off[0] + i * st[0], xs, yp + off[1] + i * st[1], ys, n);
+  });
+}
+
 }  // namespace xgrad::kernels
 
 namespace xgrad::infer {

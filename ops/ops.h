@@ -2,6 +2,8 @@
 // same file as its op's definition (ops/<family>.cpp).
 #pragma once
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/graph.h"
@@ -96,6 +98,49 @@ Var squeeze(Var x, const Axes& axes = {});
 Var broadcast_to(Var x, const Shape& shape);
 Var broadcast_like(Var x, Var like);
 Var stop_gradient(Var x);  // x itself (a view); no gradient flows through it
+
+// Softmax family (ops/softmax.cpp), stable along `axis`.
+Var softmax(Var x, std::int64_t axis = -1);
+Var log_softmax(Var x, std::int64_t axis = -1);
+
+// Indexing by int64 tensors (ops/gather.cpp).
+Var take(Var x, Var indices, std::int64_t axis = 0);             // numpy.take
+Var take_along_axis(Var x, Var indices, std::int64_t axis);      // numpy.take_along_axis (gather)
+Var one_hot(Var labels, std::int64_t num_classes, DType dtype = DType::float32);
+
+// Losses and helpers composed of the ops above (ops/losses.cpp).
+enum class Reduction { mean, sum, none };
+Reduction parse_reduction(const std::string& name);  // "mean", "sum", "none"
+// logits (N, C, ...); target int64 class indices (N, ...) or float probabilities like logits.
+Var cross_entropy(Var logits, Var target, Reduction reduction = Reduction::mean);
+Var binary_cross_entropy_with_logits(Var logits, Var target, Reduction reduction = Reduction::mean);
+Var mse_loss(Var prediction, Var target, Reduction reduction = Reduction::mean);
+Var huber_loss(Var prediction, Var target, double delta = 1.0, Reduction reduction = Reduction::mean);
+Var index_select(Var x, Var indices, std::int64_t axis);  // 1-D indices
+Var embedding(Var weight, Var ids);                       // rows of weight (V, D) by ids
+Var flatten(Var x, std::int64_t start_axis = 0, std::int64_t end_axis = -1);
+
+// Slicing and joining (ops/slice.cpp). slice takes Python-style bounds per axis
+// (kSliceEnd for an open end); the result is a view.
+Var slice(Var x, const Axes& starts, const Axes& stops, const Axes& steps);
+Var concat(const std::vector<Var>& xs, std::int64_t axis = 0);
+Var stack(const std::vector<Var>& xs, std::int64_t axis = 0);
+std::vector<Var> split(Var x, const std::vector<std::int64_t>& sizes, std::int64_t axis = 0);
+// pads: (before, after) for every axis, flattened; filled with value.
+Var pad(Var x, const std::vector<std::int64_t>& pads, double value = 0.0);
+
+// Training-time layers (ops/dropout.cpp, ops/normalization.cpp).
+// dropout: x * mask with mask 0 (probability p) or 1/(1-p), drawn on every run;
+// `training` is fixed at build time (bool) or chosen per run (a bool scalar node).
+Var dropout(Var x, double p, bool training = true, std::uint64_t seed = 0);
+Var dropout(Var x, double p, Var training, std::uint64_t seed = 0);
+// Normalizes over the last normalized_ndim axes; weight and bias may be empty Vars.
+Var layer_norm(Var x, std::int64_t normalized_ndim, Var weight = {}, Var bias = {}, double eps = 1e-5);
+// x (N, C, ...) normalized per channel. Training: batch statistics, and when
+// `updates` is given, the running-statistics updates are appended to it (pass
+// them to compile). Evaluation: the running statistics.
+Var batch_norm(Var x, Var weight, Var bias, Var running_mean, Var running_var, bool training, double momentum = 0.1,
+               double eps = 1e-5, ParamUpdates* updates = nullptr);
 
 // Operators: nodes mixed with nodes or with scalars (scalars take the node's dtype).
 Var operator+(Var a, Var b);

@@ -86,19 +86,31 @@ PYBIND11_MODULE(_xgrad, m) {
       .def("const", [](const std::shared_ptr<Graph>& g, const py::object& value, const std::string& name) {
             return wrap(g, g->constant(to_tensor(value, std::nullopt, "constant"), name));
           }, py::arg("value"), py::arg("name") = "")
-      .def("compile", [](const std::shared_ptr<Graph>& g, const py::object& outputs) {
-            std::vector<Var> outs;
-            const bool single = py::isinstance<PyNode>(outputs);
-            auto take = [&](const py::handle& h) {
-              if (!py::isinstance<PyNode>(h)) throw TypeError("compile: outputs must be xgrad nodes, got " + py::repr(h).cast<std::string>());
+      .def("compile", [](const std::shared_ptr<Graph>& g, const py::object& outputs, const py::object& updates) {
+            auto node_of = [&](const py::handle& h, const char* what) {
+              if (!py::isinstance<PyNode>(h))
+                throw TypeError(std::string("compile: ") + what + " must be xgrad nodes, got " + py::repr(h).cast<std::string>());
               const auto& n = h.cast<const PyNode&>();
               if (n.graph != g) throw ValueError("compile: node '" + n.var.name() + "' belongs to another graph");
-              outs.push_back(n.var);
+              return n.var;
             };
-            if (single) take(outputs);
-            else for (const auto& h : outputs) take(h);
-            return PyProgram{g, compile(outs), single};
-          }, py::arg("outputs"), "Compiles the nodes needed for `outputs` into a Program.")
+            std::vector<Var> outs;
+            const bool single = py::isinstance<PyNode>(outputs);
+            if (single) outs.push_back(node_of(outputs, "outputs"));
+            else if (!outputs.is_none()) for (const auto& h : outputs) outs.push_back(node_of(h, "outputs"));
+            Program::Updates ups;
+            if (!updates.is_none()) {
+              const py::object pairs = py::isinstance<py::dict>(updates) ? updates.attr("items")() : updates;
+              for (const auto& pair : pairs) {
+                const auto t = pair.cast<py::tuple>();
+                if (t.size() != 2) throw TypeError("compile: updates are (param, new value) pairs or a dict");
+                ups.emplace_back(node_of(t[0], "update targets"), node_of(t[1], "update values"));
+              }
+            }
+            return PyProgram{g, compile(outs, ups), single};
+          }, py::arg("outputs") = py::none(), py::arg("updates") = py::none(),
+          "Compiles the nodes needed for `outputs` into a Program. `updates` ({param: node} or pairs) are "
+          "written into the params at the end of every run, so one call can be a whole training step.")
       .def("node", [](const std::shared_ptr<Graph>& g, const std::string& name) {
             Var v = g->find(name);
             if (!v) throw ValueError("the graph has no node named '" + name + "'");
@@ -158,6 +170,7 @@ PYBIND11_MODULE(_xgrad, m) {
       .def("__pos__", [](const PyNode& a) { return a; })
       .def("__pow__", [](const py::object& a, const py::object& b) { return power(a, b); }, py::is_operator())
       .def("__rpow__", [](const py::object& a, const py::object& b) { return power(b, a); }, py::is_operator())
+      .def("__getitem__", getitem)
       .def("__abs__", [](const PyNode& a) { return wrap(a.graph, xgrad::abs(a.var)); })
       .def("__eq__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::eq, "eq"); }, py::is_operator())
       .def("__ne__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::ne, "ne"); }, py::is_operator())

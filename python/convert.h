@@ -47,6 +47,9 @@ PyNode binary(const py::object& a, const py::object& b, BinaryBuilder f, const c
 // a ** b: a scalar exponent gives pow_scalar, a node exponent the elementwise pow.
 PyNode power(const py::object& a, const py::object& b);
 
+// x[key] with numpy basic indexing, or an int64 array/node key (take along axis 0).
+PyNode getitem(const PyNode& x, const py::object& key);
+
 void bind_ops(py::module_& m);  // python/bind_ops.cpp
 void bind_linalg(py::module_& m);  // python/bind_linalg.cpp: the xgrad.linalg submodule
 

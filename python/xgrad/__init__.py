@@ -14,12 +14,15 @@ compile the nodes you need into a Program and run it with numpy feeds::
 """
 import numpy as _np
 
-from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, broadcast_to, clip, cos, div, elu, eq,
-                     erf, exp, expm1, ge, gelu, grad, gt, le, leaky_relu, log, log1p, logsumexp, lt, matmul, max,
-                     maximum, mean, min, minimum, mul, ne, neg, pow, prod, registered_ops, relu, reshape, rsqrt,
-                     sigmoid, sign, sin, softplus, sqrt, square, std, stop_gradient, sub, sum, tanh, transpose, var,
-                     where)
+from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, batch_norm, binary_cross_entropy_with_logits,
+                     broadcast_to, clip, concat, cos, cross_entropy, div, dropout, elu, embedding, eq, erf, exp, expm1, flatten, ge,
+                     gelu, grad, gt, huber_loss, index_select, layer_norm, le, leaky_relu, log, log1p, log_softmax, logsumexp, lt,
+                     matmul, max, maximum, mean, min, minimum, mse_loss, mul, ne, neg, one_hot, pad, pow, prod,
+                     registered_ops, relu, reshape, rsqrt, sigmoid, sign, sin, softmax, softplus, sqrt, square, std,
+                     split, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
 from ._xgrad import linalg
+
+from .gradcheck import GradcheckError, gradcheck
 
 __version__ = "0.1.0"
 
@@ -54,9 +57,10 @@ Node.argmax = lambda self, axis=None, keepdims=False: argmax(self, axis, keepdim
 Node.argmin = lambda self, axis=None, keepdims=False: argmin(self, axis, keepdims)
 Node.astype = lambda self, dtype: astype(self, dtype)
 Node.clip = lambda self, min=None, max=None: clip(self, min, max)
+Node.flatten = lambda self, start_axis=0, end_axis=-1: flatten(self, start_axis, end_axis)
 
 __all__ = [
-    "Graph", "Node", "Program", "grad", "registered_ops", "float32", "float64", "int64", "bool_",
+    "Graph", "Node", "Program", "grad", "gradcheck", "GradcheckError", "registered_ops", "float32", "float64", "int64", "bool_",
     # elementwise
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "neg", "abs", "sign", "exp", "expm1", "log", "log1p",
     "sqrt", "rsqrt", "square", "sin", "cos", "erf", "tanh", "sigmoid", "relu", "leaky_relu", "elu", "gelu",
@@ -65,6 +69,12 @@ __all__ = [
     "eq", "ne", "lt", "le", "gt", "ge", "where",
     # reductions
     "sum", "mean", "max", "min", "prod", "var", "std", "logsumexp", "argmax", "argmin",
-    # linear algebra and shapes
-    "matmul", "reshape", "transpose", "broadcast_to", "linalg",
+    # linear algebra, shapes, indexing
+    "matmul", "reshape", "transpose", "broadcast_to", "flatten", "concat", "stack", "split", "pad", "take", "take_along_axis", "index_select", "one_hot",
+    "embedding",
+    # neural nets
+    "softmax", "log_softmax", "cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "huber_loss",
+    "dropout", "layer_norm", "batch_norm",
+    # xg.linalg: cholesky, solve, triangular_solve, inv, lstsq, det, slogdet, ...
+    "linalg",
 ]

@@ -86,3 +86,15 @@ TEST(Grad, EveryRegisteredOpHasAGradientOrAReason) {
     EXPECT_FALSE(op->onnx_op().empty()) << op->name() << " has no ONNX name";
   }
 }
+
+#include "autodiff/gradcheck.h"
+
+TEST(Gradcheck, AcceptsCorrectAndRejectsWrongGradients) {
+  Tensor a = Tensor::empty(DType::float64, {3, 4}), b = Tensor::empty(DType::float64, {4, 2});
+  for (int i = 0; i < 12; ++i) a.data<double>()[i] = 0.1 * i - 0.5;
+  for (int i = 0; i < 8; ++i) b.data<double>()[i] = 0.3 - 0.07 * i;
+  EXPECT_TRUE(gradcheck([](const std::vector<Var>& v) { return tanh(matmul(v[0], v[1])); }, {a, b}).ok);
+  const GradcheckResult wrong = gradcheck([](const std::vector<Var>& v) { return v[0] * stop_gradient(v[0]); }, {a});
+  EXPECT_FALSE(wrong.ok);
+  EXPECT_NE(wrong.message.find("input 0"), std::string::npos) << wrong.message;
+}

@@ -225,7 +225,7 @@ CASES = [
 
 # Ops the engine emits itself (mostly from gradient rules); covered by the helper tests below.
 HELPER_OPS = {"sum_to_like", "reshape_like", "broadcast_like", "unsqueeze", "squeeze", "broadcast_to",
-              "zeros_like", "reduction_size"}
+              "zeros_like", "reduction_size", "dropout_mask"}
 
 globals().update(table_tests(CASES))
 
@@ -459,6 +459,16 @@ def test_stop_gradient_blocks_the_gradient_but_not_the_value():
     np.testing.assert_allclose(da, B, rtol=1e-14)
     np.testing.assert_array_equal(db, np.ones(3))  # not A + 1
     assert "stop_gradient" in str(g.compile(y))
+
+
+def test_helper_dropout_mask():
+    # random by design; its statistics and gradient are tested in test_layers.py
+    g = xg.Graph()
+    x = g.input("x", (None, 4), dtype=np.float64)
+    y = xg.dropout(x, 0.5, seed=1)
+    assert _find_op(y, "dropout_mask") is not None
+    out = g.compile(y)(x=np.ones((8, 4)))
+    assert set(np.unique(out)) <= {0.0, 2.0}
 
 
 def test_helper_zeros_like():

@@ -1,0 +1,208 @@
+// Indexing by int64 tensors: take (numpy.take; embeddings, index_select),
+// take_along_axis (gather; picking class scores) and one_hot. The gradients
+// scatter-add into zeros of the source's shape; the scatters are linear, and
+// their gradients are the gathers again.
+#include <cstring>
+
+#include "ops/elementwise.h"
+#include "ops/ops.h"
+
+namespace xgrad {
+
+namespace {
+
+using G = std::vector<Var>;
+
+void require_indices(const TensorType& t) {
+  if (t.dtype != DType::int64) throw TypeError(std::string("indices must be int64, got ") + dtype_name(t.dtype));
+}
+
+// A checked index into an axis of size n; negative counts from the end, as in numpy.
+inline std::int64_t resolve_index(std::int64_t i, std::int64_t n) {
+  const std::int64_t r = i < 0 ? i + n : i;
+  if (r < 0 || r >= n)
+    throw ValueError("index " + std::to_string(i) + " is out of bounds for an axis of size " + std::to_string(n));
+  return r;
+}
+
+std::int64_t axis_attr(const Attrs& a, std::size_t rank) {
+  return normalize_axis(a.get_int("axis"), static_cast<std::int64_t>(rank), "index");
+}
+
+// ---- take: out = x[..., idx, ...] with idx's whole shape in place of `axis` ----
+
+Shape take_shape(const Shape& x, const Shape& idx, std::int64_t axis) {
+  Shape out(x.begin(), x.begin() + axis);
+  out.insert(out.end(), idx.begin(), idx.end());
+  out.insert(out.end(), x.begin() + axis + 1, x.end());
+  return out;
+}
+
+TensorType infer_take(const std::vector<TensorType>& in, const Attrs& a) {
+  require_indices(in[1]);
+  return {in[0].dtype, take_shape(in[0].shape, in[1].shape, axis_attr(a, in[0].shape.size()))};
+}
+
+// Strides that walk out's index space reading x (with the indexed axis frozen) and idx.
+struct TakeWalk {
+  Strides x, idx;
+  std::int64_t axis_stride, axis_size;
+};
+TakeWalk take_walk(const Tensor& x, const Tensor& idx, std::int64_t axis) {
+  TakeWalk w;
+  const auto k = idx.ndim();
+  for (std::int64_t d = 0; d < axis; ++d) { w.x.push_back(x.strides()[d]); w.idx.push_back(0); }
+  for (std::int64_t d = 0; d < k; ++d) { w.x.push_back(0); w.idx.push_back(idx.strides()[d]); }
+  for (std::int64_t d = axis + 1; d < x.ndim(); ++d) { w.x.push_back(x.strides()[d]); w.idx.push_back(0); }
+  w.axis_stride = x.strides()[axis];
+  w.axis_size = x.shape()[axis];
+  return w;
+}
+
+// Gather (scatter = false: out = x[idx]) or scatter-add (true: x[idx] += out) over out's index space.
+template <bool kScatter>
+void take_walk_run(const Tensor& x, const Tensor& idx, const Tensor& out, std::int64_t axis) {
+  const TakeWalk w = take_walk(x, idx, axis);
+  const std::int64_t* ip = idx.data<std::int64_t>();
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* xp = static_cast<T*>(x.raw_data());
+    T* op = static_cast<T*>(out.raw_data());
+    strided_loop<3>(out.shape(), {&out.strides(), &w.x, &w.idx}, [&](std::int64_t n, const auto& off, const auto& st) {
+      for (std::int64_t i = 0; i < n; ++i) {
+        T* src = xp + off[1] + i * st[1] + resolve_index(ip[off[2] + i * st[2]], w.axis_size) * w.axis_stride;
+        if (kScatter) *src += op[off[0] + i * st[0]];
+        else op[off[0] + i * st[0]] = *src;
+      }
+    });
+  });
+}
+
+void zero(Tensor& t) { std::memset(t.raw_data(), 0, static_cast<std::size_t>(t.numel()) * itemsize(t.dtype())); }
+
+void take_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
+  take_walk_run<false>(*in[0], *in[1], out, axis_attr(a, in[0]->shape().size()));
+}
+
+// in: dy, idx, like(x). out (x's shape) = zeros, then out[idx] += dy.
+void take_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
+  zero(out);
+  take_walk_run<true>(out, *in[1], *in[0], axis_attr(a, out.shape().size()));
+}
+
+TensorType infer_take_grad(const std::vector<TensorType>& in, const Attrs&) {
+  require_indices(in[1]);
+  return {in[0].dtype, in[2].shape};
+}
+
+// ---- take_along_axis: out[..., j, ...] = x[..., idx[..., j, ...], ...] ----
+
+TensorType infer_take_along_axis(const std::vector<TensorType>& in, const Attrs& a) {
+  const Shape& x = in[0].shape;
+  const Shape& idx = in[1].shape;
+  require_indices(in[1]);
+  if (x.size() != idx.size())
+    throw ValueError("indices " + to_string(idx) + " must have the rank of the input " + to_string(x));
+  const auto axis = axis_attr(a, x.size());
+  Shape out = x;
+  for (std::size_t d = 0; d < x.size(); ++d) {
+    if (static_cast<std::int64_t>(d) == axis) { out[d] = idx[d]; continue; }
+    if (idx[d] != 1 && idx[d] != x[d] && idx[d] != kDynamic && x[d] != kDynamic)
+      throw ValueError("indices " + to_string(idx) + " do not broadcast against the input " + to_string(x) +
+                       " outside axis " + std::to_string(axis));
+  }
+  return {in[0].dtype, out};
+}
+
+// Walks out's index space; x is read with the axis frozen, idx broadcast.
+template <bool kScatter>
+void along_axis_run(const Tensor& x, const Tensor& idx, const Tensor& out, std::int64_t axis) {
+  Strides xs = x.strides();
+  xs[axis] = 0;
+  const Strides is = broadcast_strides(idx.shape(), idx.strides(), out.shape());
+  const std::int64_t axis_stride = x.strides()[axis], axis_size = x.shape()[axis];
+  const std::int64_t* ip = idx.data<std::int64_t>();
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* xp = static_cast<T*>(x.raw_data());
+    T* op = static_cast<T*>(out.raw_data());
+    strided_loop<3>(out.shape(), {&out.strides(), &xs, &is}, [&](std::int64_t n, const auto& off, const auto& st) {
+      for (std::int64_t i = 0; i < n; ++i) {
+        T* src = xp + off[1] + i * st[1] + resolve_index(ip[off[2] + i * st[2]], axis_size) * axis_stride;
+        if (kScatter) *src += op[off[0] + i * st[0]];
+        else op[off[0] + i * st[0]] = *src;
+      }
+    });
+  });
+}
+
+void take_along_axis_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
+  along_axis_run<false>(*in[0], *in[1], out, axis_attr(a, in[0]->shape().size()));
+}
+
+void take_along_axis_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
+  zero(out);
+  along_axis_run<true>(out, *in[1], *in[0], axis_attr(a, out.shape().size()));
+}
+
+// ---- one_hot ----
+
+void one_hot_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
+  const Tensor labels = in[0]->contiguous();
+  const std::int64_t classes = a.get_int("num_classes");
+  zero(out);
+  const std::int64_t* lp = labels.data<std::int64_t>();
+  kernels::dispatch_floating(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* op = static_cast<T*>(out.raw_data());
+    for (std::int64_t i = 0; i < labels.numel(); ++i) {
+      if (lp[i] < 0 || lp[i] >= classes)
+        throw ValueError("label " + std::to_string(lp[i]) + " is outside [0, " + std::to_string(classes) + ")");
+      op[i * classes + lp[i]] = T(1);
+    }
+  });
+}
+
+const OpDef& take_grad_op = register_op(OpDef("take_grad").arity(3).infer(infer_take_grad).kernel(take_grad_kernel)
+    .onnx("ScatterND").grad([](const GradCtx& c) { return G{take(c.dy, c.x(1), c.attrs.get_int("axis")), Var(), Var()}; }));
+
+const OpDef& take_op = register_op(OpDef("take").arity(2).infer(infer_take).kernel(take_kernel).onnx("Gather")
+    .grad([](const GradCtx& c) { return G{c.x(0).graph().apply(take_grad_op, {c.dy, c.x(1), c.x(0)}, c.attrs), Var()}; }));
+
+const OpDef& take_along_axis_grad_op = register_op(OpDef("take_along_axis_grad").arity(3)
+    .infer(infer_take_grad).kernel(take_along_axis_grad_kernel).onnx("ScatterElements")
+    .grad([](const GradCtx& c) { return G{take_along_axis(c.dy, c.x(1), c.attrs.get_int("axis")), Var(), Var()}; }));
+
+const OpDef& take_along_axis_op = register_op(OpDef("take_along_axis").arity(2).infer(infer_take_along_axis)
+    .kernel(take_along_axis_kernel).onnx("GatherElements")
+    .grad([](const GradCtx& c) {
+      return G{c.x(0).graph().apply(take_along_axis_grad_op, {c.dy, c.x(1), c.x(0)}, c.attrs), Var()};
+    }));
+
+const OpDef& one_hot_op = register_op(OpDef("one_hot").kernel(one_hot_kernel).onnx("OneHot")
+    .infer([](const std::vector<TensorType>& in, const Attrs& a) {
+      require_indices(in[0]);
+      Shape out = in[0].shape;
+      out.push_back(a.get_int("num_classes"));
+      return TensorType{static_cast<DType>(a.get_int("dtype")), out};
+    })
+    .not_differentiable("its input is integer labels"));
+
+}  // namespace
+
+Var take(Var x, Var indices, std::int64_t axis) {
+  return x.graph().apply(take_op, {x, indices}, {{"axis", axis}});
+}
+
+Var take_along_axis(Var x, Var indices, std::int64_t axis) {
+  return x.graph().apply(take_along_axis_op, {x, indices}, {{"axis", axis}});
+}
+
+Var one_hot(Var labels, std::int64_t num_classes, DType dtype) {
+  if (num_classes <= 0) throw ValueError("one_hot: num_classes must be positive, got " + std::to_string(num_classes));
+  if (!is_floating(dtype)) throw TypeError("one_hot: dtype must be float32 or float64");
+  return labels.graph().apply(one_hot_op, {labels},
+                              {{"num_classes", num_classes}, {"dtype", static_cast<std::int64_t>(dtype)}});
+}
+
+}  // namespace xgrad

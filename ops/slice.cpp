@@ -1,0 +1,223 @@
+// Basic slicing (a view, any steps) and concatenation, with the ops their
+// gradients need: slice_grad writes dy into zeros of the source's shape, and
+// concat_part views one input's share of a concatenation's gradient.
+#include <cstring>
+
+#include "ops/elementwise.h"
+#include "ops/ops.h"
+
+namespace xgrad {
+
+namespace {
+
+using G = std::vector<Var>;
+
+struct SliceAttrs {
+  const Axes& starts;
+  const Axes& stops;
+  const Axes& steps;
+};
+SliceAttrs slice_attrs(const Attrs& a) { return {a.get_ints("starts"), a.get_ints("stops"), a.get_ints("steps")}; }
+
+Shape sliced_shape(const Shape& in, const Attrs& a) {
+  const SliceAttrs s = slice_attrs(a);
+  if (s.starts.size() != in.size() || s.stops.size() != in.size() || s.steps.size() != in.size())
+    throw ValueError("slice bounds for " + std::to_string(s.starts.size()) + " axes given for rank " +
+                     std::to_string(in.size()));
+  Shape out(in.size());
+  for (std::size_t d = 0; d < in.size(); ++d) {
+    if (s.steps[d] == 0) throw ValueError("slice step cannot be zero");
+    out[d] = in[d] == kDynamic ? kDynamic : resolve_slice(in[d], s.starts[d], s.stops[d], s.steps[d]).length;
+  }
+  return out;
+}
+
+Tensor slice_view(const Tensor& x, const Attrs& a) {
+  const SliceAttrs s = slice_attrs(a);
+  Tensor t = x;
+  for (std::int64_t d = 0; d < x.ndim(); ++d)
+    if (s.starts[d] != 0 || s.stops[d] != kSliceEnd || s.steps[d] != 1) t = t.slice(d, s.starts[d], s.stops[d], s.steps[d]);
+  return t;
+}
+
+// in: dy, like. out (like's shape) = 0 except the sliced region, which holds dy.
+void slice_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
+  std::memset(out.raw_data(), 0, static_cast<std::size_t>(out.numel()) * itemsize(out.dtype()));
+  slice_view(out, a).copy_from(*in[0]);
+}
+
+const OpDef& slice_grad_op = register_op(OpDef("slice_grad").arity(2).kernel(slice_grad_kernel).onnx("Pad")
+    .infer([](const std::vector<TensorType>& in, const Attrs&) { return TensorType{in[0].dtype, in[1].shape}; })
+    .grad([](const GradCtx& c) { return G{c.dy.graph().apply(find_op("slice"), {c.dy}, c.attrs), Var()}; }));
+
+const OpDef& slice_op = register_op(OpDef("slice").onnx("Slice")
+    .infer([](const std::vector<TensorType>& in, const Attrs& a) { return TensorType{in[0].dtype, sliced_shape(in[0].shape, a)}; })
+    .view([](const Tensor* const* in, const Shape&, const Attrs& a) { return slice_view(*in[0], a); })
+    .grad([](const GradCtx& c) { return G{c.dy.graph().apply(slice_grad_op, {c.dy, c.x()}, c.attrs)}; }));
+
+// ---- concat ----
+
+std::int64_t concat_axis(const Attrs& a, std::size_t rank) {
+  return normalize_axis(a.get_int("axis"), static_cast<std::int64_t>(rank), "concat");
+}
+
+TensorType infer_concat(const std::vector<TensorType>& in, const Attrs& a) {
+  if (in.empty()) throw ValueError("needs at least one input");
+  const Shape& first = in[0].shape;
+  if (first.empty()) throw ValueError("cannot concatenate scalars (use stack)");
+  const auto axis = concat_axis(a, first.size());
+  Shape out = first;
+  for (std::size_t i = 1; i < in.size(); ++i) {
+    infer::require_same_dtype(in[0], in[i]);
+    const Shape& s = in[i].shape;
+    if (s.size() != first.size())
+      throw ValueError("input " + std::to_string(i) + " has rank " + std::to_string(s.size()) + ", not " +
+                       std::to_string(first.size()));
+    for (std::size_t d = 0; d < s.size(); ++d) {
+      if (static_cast<std::int64_t>(d) == axis) {
+        out[d] = (out[d] == kDynamic || s[d] == kDynamic) ? kDynamic : out[d] + s[d];
+      } else if (s[d] != first[d] && s[d] != kDynamic && first[d] != kDynamic) {
+        throw ValueError("shapes " + to_string(first) + " and " + to_string(s) + " differ outside axis " +
+                         std::to_string(axis));
+      }
+    }
+  }
+  return {in[0].dtype, out};
+}
+
+void concat_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
+  const auto axis = concat_axis(a, out.shape().size());
+  const auto n = static_cast<std::size_t>(a.get_int("count"));
+  std::int64_t offset = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t len = in[i]->shape()[axis];
+    out.slice(axis, offset, offset + len).copy_from(*in[i]);
+    offset += len;
+  }
+}
+
+// in: dy, then every concatenated input. out: input `index`'s part of dy, a view.
+Tensor concat_part_view(const Tensor* const* in, const Shape&, const Attrs& a) {
+  const auto axis = concat_axis(a, in[0]->shape().size());
+  const auto index = a.get_int("index");
+  std::int64_t offset = 0;
+  for (std::int64_t i = 0; i < index; ++i) offset += in[1 + i]->shape()[axis];
+  return in[0]->slice(axis, offset, offset + in[1 + index]->shape()[axis]);
+}
+
+const OpDef& concat_part_op = register_op(OpDef("concat_part").arity(-1).onnx("Split").view(concat_part_view)
+    .infer([](const std::vector<TensorType>& in, const Attrs& a) {
+      return TensorType{in[0].dtype, in.at(1 + static_cast<std::size_t>(a.get_int("index"))).shape};
+    })
+    .grad([](const GradCtx& c) {
+      // The part's gradient sits at its place among zeros for the other parts.
+      const auto index = static_cast<std::size_t>(c.attrs.get_int("index"));
+      std::vector<Var> parts;
+      for (std::size_t i = 1; i < c.inputs.size(); ++i) parts.push_back(i - 1 == index ? c.dy : zeros_like(c.inputs[i]));
+      std::vector<Var> grads(c.inputs.size());
+      grads[0] = concat(parts, c.attrs.get_int("axis"));
+      return grads;
+    }));
+
+const OpDef& concat_op = register_op(OpDef("concat").arity(-1).infer(infer_concat).kernel(concat_kernel).onnx("Concat")
+    .grad([](const GradCtx& c) {
+      std::vector<Var> with_dy{c.dy};
+      with_dy.insert(with_dy.end(), c.inputs.begin(), c.inputs.end());
+      std::vector<Var> grads;
+      for (std::size_t i = 0; i < c.inputs.size(); ++i)
+        grads.push_back(c.dy.graph().apply(concat_part_op, with_dy,
+                                           {{"axis", c.attrs.get_int("axis")}, {"index", static_cast<std::int64_t>(i)}}));
+      return grads;
+    }));
+
+// ---- pad ----
+
+TensorType infer_pad(const std::vector<TensorType>& in, const Attrs& a) {
+  const Axes& pads = a.get_ints("pads");
+  Shape out = in[0].shape;
+  if (pads.size() != 2 * out.size())
+    throw ValueError("pads need (before, after) for each of the " + std::to_string(out.size()) + " axes");
+  for (std::size_t d = 0; d < out.size(); ++d) {
+    if (pads[2 * d] < 0 || pads[2 * d + 1] < 0) throw ValueError("pads must be non-negative");
+    if (out[d] != kDynamic) out[d] += pads[2 * d] + pads[2 * d + 1];
+  }
+  return {in[0].dtype, out};
+}
+
+// The region of the padded tensor that holds the input.
+Attrs interior(const Axes& pads) {
+  Axes starts, stops, steps;
+  for (std::size_t d = 0; d < pads.size() / 2; ++d) {
+    starts.push_back(pads[2 * d]);
+    stops.push_back(pads[2 * d + 1] > 0 ? -pads[2 * d + 1] : kSliceEnd);
+    steps.push_back(1);
+  }
+  return {{"starts", starts}, {"stops", stops}, {"steps", steps}};
+}
+
+void pad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
+  const double value = a.get_float("value");
+  kernels::dispatch_numeric(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    std::fill_n(static_cast<T*>(out.raw_data()), out.numel(), static_cast<T>(value));
+  });
+  slice_view(out, interior(a.get_ints("pads"))).copy_from(*in[0]);
+}
+
+const OpDef& pad_op = register_op(OpDef("pad").infer(infer_pad).kernel(pad_kernel).onnx("Pad")
+    .grad([](const GradCtx& c) { return G{c.dy.graph().apply(slice_op, {c.dy}, interior(c.attrs.get_ints("pads")))}; }));
+
+}  // namespace
+
+Var slice(Var x, const Axes& starts, const Axes& stops, const Axes& steps) {
+  return x.graph().apply(slice_op, {x}, {{"starts", starts}, {"stops", stops}, {"steps", steps}});
+}
+
+Var concat(const std::vector<Var>& xs, std::int64_t axis) {
+  if (xs.empty()) throw ValueError("concat: needs at least one input");
+  if (xs.size() == 1) return xs[0];
+  return xs[0].graph().apply(concat_op, xs, {{"axis", axis}, {"count", static_cast<std::int64_t>(xs.size())}});
+}
+
+Var stack(const std::vector<Var>& xs, std::int64_t axis) {
+  if (xs.empty()) throw ValueError("stack: needs at least one input");
+  const auto rank = static_cast<std::int64_t>(xs[0].shape().size()) + 1;
+  const auto a = normalize_axis(axis, rank, "stack");
+  std::vector<Var> parts;
+  for (const auto& x : xs) {
+    if (x.shape() != xs[0].shape())
+      throw ValueError("stack: shapes " + to_string(xs[0].shape()) + " and " + to_string(x.shape()) + " differ");
+    parts.push_back(unsqueeze(x, {a}));
+  }
+  return parts.size() == 1 ? parts[0] : concat(parts, a);
+}
+
+std::vector<Var> split(Var x, const std::vector<std::int64_t>& sizes, std::int64_t axis) {
+  const auto rank = static_cast<std::int64_t>(x.shape().size());
+  const auto a = normalize_axis(axis, rank, "split");
+  const std::int64_t n = x.shape()[a];
+  std::int64_t total = 0;
+  for (auto s : sizes) {
+    if (s < 0) throw ValueError("split: sizes must be non-negative");
+    total += s;
+  }
+  if (n != kDynamic && total != n)
+    throw ValueError("split: sizes add up to " + std::to_string(total) + ", but axis " + std::to_string(a) + " of " +
+                     to_string(x.shape()) + " has " + std::to_string(n));
+  std::vector<Var> parts;
+  std::int64_t offset = 0;
+  for (auto s : sizes) {
+    Axes starts(rank, 0), stops(rank, kSliceEnd), steps(rank, 1);
+    starts[a] = offset;
+    stops[a] = offset + s;
+    parts.push_back(slice(x, starts, stops, steps));
+    offset += s;
+  }
+  return parts;
+}
+
+Var pad(Var x, const std::vector<std::int64_t>& pads, double value) {
+  return x.graph().apply(pad_op, {x}, {{"pads", pads}, {"value", value}});
+}
+
+}  // namespace xgrad

@@ -1,0 +1,68 @@
+"""Indexing, slicing, concatenation, splitting and padding: the op table plus errors."""
+import numpy as np
+import pytest
+
+import xgrad as xg
+from optable import Case, any_values as _any, table_tests
+
+SLICE_GRADS = ("slice_grad",)
+
+CASES = [
+    Case("slice-basic", "slice", lambda x: x[1:3], lambda x: x[1:3], [_any(4, 3)], second_order="loose",
+         extra_ops=SLICE_GRADS),
+    Case("slice-negative-step", "slice", lambda x: x[..., ::-1], lambda x: x[..., ::-1], [_any(4, 3)],
+         second_order="loose", extra_ops=SLICE_GRADS),
+    Case("slice-step2-offset", "slice", lambda x: x[::2, 1:], lambda x: x[::2, 1:], [_any(5, 3)], second_order="loose",
+         extra_ops=SLICE_GRADS),
+    Case("slice-negative-bounds", "slice", lambda x: x[-3:-1, -2:], lambda x: x[-3:-1, -2:], [_any(4, 3)],
+         extra_ops=SLICE_GRADS),
+    Case("index-int-and-none", "squeeze", lambda x: x[:, None, 2, -1], lambda x: x[:, None, 2, -1], [_any(4, 3, 5)],
+         extra_ops=("slice", "unsqueeze") + SLICE_GRADS),
+    Case("index-first-row", "squeeze", lambda x: x[0], lambda x: x[0], [_any(4, 3)], dynamic=(False,)),
+    Case("index-reversed-rows-of-transpose", "slice", lambda x: x.T[::-1, 1:], lambda x: x.T[::-1, 1:], [_any(4, 3)]),
+    Case("index-int-array", "take", lambda x: x[np.array([3, 0, 3])], lambda x: x[[3, 0, 3]], [_any(4, 3)],
+         dynamic=(False,)),
+    Case("concat", "concat", lambda a, b: xg.concat([a, b], 1), lambda a, b: np.concatenate([a, b], 1),
+         [_any(4, 3), _any(4, 2)], second_order="loose", extra_ops=("concat_part",)),
+    Case("concat-axis0-three", "concat", lambda a, b: xg.concat([a, b, a * 2], 0),
+         lambda a, b: np.concatenate([a, b, a * 2], 0), [_any(2, 3), _any(3, 3)], second_order="loose",
+         extra_ops=("concat_part",)),
+    Case("stack", "concat", lambda a, b: xg.stack([a, b], 1), lambda a, b: np.stack([a, b], 1), [_any(4, 3), _any(4, 3)],
+         second_order="loose"),
+    Case("split", "slice", lambda x: xg.split(x, [1, 3], 1)[1] * 2 + xg.split(x, 2, 1)[0],
+         lambda x: np.split(x, [1, 3], 1)[1] * 2 + np.split(x, 2, 1)[0], [_any(3, 4)], second_order="loose"),
+    Case("pad", "pad", lambda x: xg.pad(x, ((0, 0), (1, 2)), constant_values=0.5),
+         lambda x: np.pad(x, ((0, 0), (1, 2)), constant_values=0.5), [_any(3, 2)], second_order="loose"),
+    Case("pad-int", "pad", lambda x: xg.pad(x, 1), lambda x: np.pad(x, 1), [_any(2, 3)]),
+]
+
+globals().update(table_tests(CASES))
+
+
+def test_slices_are_views():
+    g = xg.Graph()
+    x = g.input("x", (None, 6), dtype=np.float64)
+    prog = g.compile(xg.sum(x[:, ::-2] * 2.0))
+    prog(x=np.ones((3, 6)))
+    assert "slice_" in str(prog) and " view" in str(prog)
+
+
+def test_indexing_errors():
+    g = xg.Graph()
+    x = g.input("x", (4, 3))
+    with pytest.raises(IndexError, match="out of bounds"):
+        x[4]
+    with pytest.raises(IndexError, match="too many indices"):
+        x[0, 0, 0]
+    with pytest.raises(IndexError, match="single ellipsis"):
+        x[..., ...]
+    with pytest.raises(IndexError, match="only int64"):
+        x[np.array([True, False, True, False])]
+    with pytest.raises(ValueError, match="step cannot be zero"):
+        x[::0]
+    with pytest.raises(ValueError, match="op 'concat'.*differ outside axis"):
+        xg.concat([x, g.input("y", (5, 2))], 1)
+    with pytest.raises(ValueError, match="does not divide into 3 equal parts"):
+        xg.split(x, 3, 0)
+    with pytest.raises(ValueError, match="pads"):
+        xg.pad(x, ((1, 1),))
