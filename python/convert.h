@@ -51,5 +51,6 @@ PyNode power(const py::object& a, const py::object& b);
 PyNode getitem(const PyNode& x, const py::object& key);
 
 void bind_ops(py::module_& m);  // python/bind_ops.cpp
+void bind_linalg(py::module_& m);  // python/bind_linalg.cpp: the xgrad.linalg submodule
 
 }  // namespace xgrad::python

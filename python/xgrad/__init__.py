@@ -20,6 +20,7 @@ from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, bat
                      matmul, max, maximum, mean, min, minimum, mse_loss, mul, ne, neg, one_hot, pad, pow, prod,
                      registered_ops, relu, reshape, rsqrt, sigmoid, sign, sin, softmax, softplus, sqrt, square, std,
                      split, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
+from ._xgrad import linalg
 
 from .gradcheck import GradcheckError, gradcheck
 
@@ -74,4 +75,6 @@ __all__ = [
     # neural nets
     "softmax", "log_softmax", "cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "huber_loss",
     "dropout", "layer_norm", "batch_norm",
+    # xg.linalg: cholesky, solve, triangular_solve, inv, lstsq, det, slogdet, ...
+    "linalg",
 ]
