@@ -48,5 +48,6 @@ PyNode binary(const py::object& a, const py::object& b, BinaryBuilder f, const c
 PyNode power(const py::object& a, const py::object& b);
 
 void bind_ops(py::module_& m);  // python/bind_ops.cpp
+void bind_conv(py::module_& m);  // python/bind_conv.cpp
 
 }  // namespace xgrad::python

@@ -19,6 +19,7 @@ from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, bro
                      maximum, mean, min, minimum, mul, ne, neg, pow, prod, registered_ops, relu, reshape, rsqrt,
                      sigmoid, sign, sin, softplus, sqrt, square, std, stop_gradient, sub, sum, tanh, transpose, var,
                      where)
+from ._xgrad import avg_pool2d, conv2d, max_pool2d
 
 __version__ = "0.1.0"
 
@@ -66,4 +67,6 @@ __all__ = [
     "sum", "mean", "max", "min", "prod", "var", "std", "logsumexp", "argmax", "argmin",
     # linear algebra and shapes
     "matmul", "reshape", "transpose", "broadcast_to",
+    # convolution and pooling
+    "conv2d", "max_pool2d", "avg_pool2d",
 ]
