@@ -6,6 +6,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <optional>
 
 #include "core/graph.h"
 
@@ -33,7 +34,7 @@ Var conv2d_grad_weight(Var x, Var dy, Var like, const Conv2dParams& p);
 
 struct Pool2dParams {
   Pair kernel{1, 1};
-  Pair stride{0, 0};   // 0: the kernel size, PyTorch's default
+  std::optional<Pair> stride;  // none: the kernel size, PyTorch's default
   Pair padding{0, 0};  // at most half the kernel, as PyTorch requires
   bool count_include_pad = true;  // avg_pool2d only: padded zeros count in the divisor
 };

@@ -33,7 +33,7 @@ Pool2dParams params_of(const Attrs& attrs) {
 
 Attrs attrs_of(const Pool2dParams& p) {
   // The default stride is resolved here, so attributes (and ONNX) always carry the real one.
-  const Pair stride{p.stride[0] == 0 ? p.kernel[0] : p.stride[0], p.stride[1] == 0 ? p.kernel[1] : p.stride[1]};
+  const Pair stride = p.stride.value_or(p.kernel);
   return {{"kernel", std::vector<std::int64_t>{p.kernel[0], p.kernel[1]}},
           {"stride", std::vector<std::int64_t>{stride[0], stride[1]}},
           {"padding", std::vector<std::int64_t>{p.padding[0], p.padding[1]}},
@@ -47,11 +47,12 @@ bool known(std::int64_t d) { return d != kDynamic; }
 // ---- shapes ----------------------------------------------------------------
 
 Shape pool_output_shape(const Shape& x, const Pool2dParams& p) {
+  const Pair stride = p.stride.value_or(p.kernel);
   if (x.size() != 4) throw ValueError("expects an input (N, C, H, W), got shape " + to_string(x));
   for (int d = 0; d < 2; ++d) {
-    if (p.kernel[d] < 1 || p.stride[d] < 1 || p.padding[d] < 0)
+    if (p.kernel[d] < 1 || stride[d] < 1 || p.padding[d] < 0)
       throw ValueError("kernel and stride must be positive and padding non-negative, got kernel " + pair_str(p.kernel) +
-                       ", stride " + pair_str(p.stride) + ", padding " + pair_str(p.padding));
+                       ", stride " + pair_str(stride) + ", padding " + pair_str(p.padding));
     // Wider padding would allow windows made only of padding.
     if (2 * p.padding[d] > p.kernel[d])
       throw ValueError("padding " + pair_str(p.padding) + " must be at most half of kernel " + pair_str(p.kernel));
@@ -64,7 +65,7 @@ Shape pool_output_shape(const Shape& x, const Pool2dParams& p) {
     if (p.kernel[d] > padded)
       throw ValueError("kernel " + pair_str(p.kernel) + " is larger than the padded input " + std::to_string(padded) +
                        " of input " + to_string(x) + " along dim " + std::to_string(2 + d));
-    out[2 + d] = (padded - p.kernel[d]) / p.stride[d] + 1;
+    out[2 + d] = (padded - p.kernel[d]) / stride[d] + 1;
   }
   return out;
 }
@@ -118,7 +119,7 @@ Geometry geometry(const Shape& x, const Shape& y, const Attrs& attrs) {
 template <class F>
 void for_each_window(const Geometry& g, F&& f) {
   const auto [kh, kw] = g.p.kernel;
-  const auto [sh, sw] = g.p.stride;
+  const auto [sh, sw] = g.p.stride.value_or(g.p.kernel);
   const auto [ph, pw] = g.p.padding;
   for (std::int64_t plane = 0; plane < g.planes; ++plane)
     for (std::int64_t oh = 0; oh < g.ho; ++oh) {

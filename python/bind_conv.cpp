@@ -46,7 +46,7 @@ Pool2dParams pool_params(const char* name, const py::object& kernel_size, const 
   Pool2dParams p;
   const std::string op(name);
   p.kernel = parse_pair(kernel_size, op + ": kernel_size");
-  p.stride = stride.is_none() ? p.kernel : parse_pair(stride, op + ": stride");
+  if (!stride.is_none()) p.stride = parse_pair(stride, op + ": stride");
   p.padding = parse_pair(padding, op + ": padding");
   return p;
 }
