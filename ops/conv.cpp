@@ -176,10 +176,10 @@ void im2col(const T* x, const Geometry& g, T* col) {
             std::fill(col, col + g.wo, T(0));
             continue;
           }
-          const T* row = plane + ih * g.w + off_w;
+          const T* row = plane + ih * g.w;
           std::fill(col, col + lo, T(0));
-          if (sw == 1) std::copy(row + lo, row + hi, col + lo);
-          else for (std::int64_t ow = lo; ow < hi; ++ow) col[ow] = row[ow * sw];
+          if (sw == 1) std::copy(row + lo + off_w, row + hi + off_w, col + lo);
+          else for (std::int64_t ow = lo; ow < hi; ++ow) col[ow] = row[ow * sw + off_w];
           std::fill(col + hi, col + g.wo, T(0));
         }
       }
@@ -201,9 +201,14 @@ void col2im(const T* col, const Geometry& g, T* x) {
         for (std::int64_t oh = 0; oh < g.ho; ++oh, col += g.wo) {
           const std::int64_t ih = oh * sh - ph + i * dh;
           if (ih < 0 || ih >= g.h) continue;
-          T* row = plane + ih * g.w + off_w;
-          if (sw == 1) for (std::int64_t ow = lo; ow < hi; ++ow) row[ow] += col[ow];
-          else for (std::int64_t ow = lo; ow < hi; ++ow) row[ow * sw] += col[ow];
+          T* row = plane + ih * g.w;
+          if (sw == 1) {  // a contiguous run: one vectorizable loop
+            T* dst = row + lo + off_w;
+            const T* src = col + lo;
+            for (std::int64_t i = 0; i < hi - lo; ++i) dst[i] += src[i];
+          } else {
+            for (std::int64_t ow = lo; ow < hi; ++ow) row[ow * sw + off_w] += col[ow];
+          }
         }
       }
 }

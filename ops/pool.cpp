@@ -243,7 +243,8 @@ const OpDef& max_pool2d_gather_op = register_op(
 const OpDef& avg_pool2d_op = register_op(OpDef("avg_pool2d").infer(infer_pool).kernel(avg_pool2d_kernel).onnx("AveragePool")
     .grad([](const GradCtx& c) { return G{avg_pool2d_grad(c.dy, c.x(), params_of(c.attrs))}; }));
 
-// ONNX: a depthwise ConvTranspose with a constant 1/divisor kernel.
+// ONNX: a depthwise ConvTranspose with a constant 1/(kH*kW) kernel (then a
+// per-position rescale when padding is not counted).
 const OpDef& avg_pool2d_grad_op = register_op(
     OpDef("avg_pool2d_grad").arity(2).infer(infer_pool_grad<1, 0>).kernel(avg_pool2d_grad_kernel).onnx("ConvTranspose")
         .grad([](const GradCtx& c) { return G{avg_pool2d(c.dy, params_of(c.attrs)), Var()}; }));
