@@ -46,6 +46,7 @@ test: build
 
 bench: install bench-deps
 	$(PY) bench/bench_overhead.py
+	$(PY) bench/bench_conv.py
 
 clean:
 	rm -rf $(BUILD) $(VENV) python/xgrad.egg-info
