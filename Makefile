@@ -6,10 +6,9 @@ JOBS ?= $(shell nproc)
 
 APT_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev \
   pybind11-dev python3-pybind11 python3-dev python3-venv python3-pip python3-setuptools python3-wheel \
-  python3-numpy python3-pytest python3-sklearn libgtest-dev googletest
-BENCH_PACKAGES := python3-torch
+  python3-numpy python3-pytest python3-sklearn libgtest-dev googletest python3-torch
 
-.PHONY: deps bench-deps venv install build demo test test-cpp test-python bench clean
+.PHONY: deps venv install build demo test test-cpp test-python bench clean
 
 # Installs the Debian packages that are missing (apt-get update only when needed).
 deps:
@@ -18,10 +17,6 @@ deps:
 	  echo "installing:" $$missing; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
-
-bench-deps:
-	@dpkg -s $(BENCH_PACKAGES) >/dev/null 2>&1 || (apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BENCH_PACKAGES))
 
 # Debian's interpreter (numpy lives there), in a venv that sees the system packages.
 # pip.conf turns build isolation off (no PyPI here); the option's value is inverted.
@@ -44,9 +39,10 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure
 	$(PY) -m pytest -q tests/python
 
-bench: install bench-deps
+bench: install
 	$(PY) bench/bench_overhead.py
 	$(PY) bench/bench_matmul.py
+	$(PY) bench/bench_conv.py
 
 clean:
 	rm -rf $(BUILD) $(VENV) python/xgrad.egg-info

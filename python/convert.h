@@ -52,5 +52,6 @@ PyNode getitem(const PyNode& x, const py::object& key);
 
 void bind_ops(py::module_& m);  // python/bind_ops.cpp
 void bind_linalg(py::module_& m);  // python/bind_linalg.cpp: the xgrad.linalg submodule
+void bind_conv(py::module_& m);  // python/bind_conv.cpp
 
 }  // namespace xgrad::python

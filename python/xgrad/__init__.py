@@ -21,6 +21,7 @@ from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, bat
                      registered_ops, relu, reshape, rsqrt, sigmoid, sign, sin, softmax, softplus, sqrt, square, std,
                      split, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
 from ._xgrad import linalg
+from ._xgrad import avg_pool2d, conv2d, max_pool2d
 
 from .gradcheck import GradcheckError, gradcheck
 
@@ -77,4 +78,6 @@ __all__ = [
     "dropout", "layer_norm", "batch_norm",
     # xg.linalg: cholesky, solve, triangular_solve, inv, lstsq, det, slogdet, ...
     "linalg",
+    # convolution and pooling
+    "conv2d", "max_pool2d", "avg_pool2d",
 ]

@@ -259,7 +259,7 @@ def test_closed_form_fit_gradient_zeroes_the_training_loss_gradient():
 # ---------------------------------------------------------------------------
 
 def _torch_grads(fn, arrays, R):
-    torch = pytest.importorskip("torch")
+    import torch  # a test dependency (Debian python3-torch), installed by `make test`
     ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
     out = fn(torch, *ts)
     (out * torch.tensor(R)).sum().backward()

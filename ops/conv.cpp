@@ -1,0 +1,352 @@
+// 2-D convolution (NCHW) as im2col + GEMM, and its two adjoints.
+//
+// conv2d(x, w), conv2d_grad_input(dy, w) and conv2d_grad_weight(x, dy) are
+// the three partial derivatives of one trilinear form
+//   T(x, w, dy) = <conv2d(x, w), dy> = <x, grad_input(dy, w)> = <w, grad_weight(x, dy)>,
+// so the gradient of each is built from the other two (and itself): every
+// order of derivative stays inside these three ops.
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include "ops/conv.h"
+#include "ops/elementwise.h"
+#include "ops/gemm.h"
+#include "ops/ops.h"
+
+namespace xgrad {
+
+namespace {
+
+using G = std::vector<Var>;
+
+Pair pair_attr(const Attrs& attrs, const char* name) {
+  const auto& v = attrs.get_ints(name);
+  return {v[0], v[1]};
+}
+
+Conv2dParams params_of(const Attrs& attrs) {
+  return {pair_attr(attrs, "stride"), pair_attr(attrs, "padding"), pair_attr(attrs, "dilation"), attrs.get_int("groups")};
+}
+
+Attrs attrs_of(const Conv2dParams& p) {
+  return {{"stride", std::vector<std::int64_t>{p.stride[0], p.stride[1]}},
+          {"padding", std::vector<std::int64_t>{p.padding[0], p.padding[1]}},
+          {"dilation", std::vector<std::int64_t>{p.dilation[0], p.dilation[1]}},
+          {"groups", p.groups}};
+}
+
+std::string pair_str(const Pair& p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
+
+bool known(std::int64_t d) { return d != kDynamic; }
+
+// ---- shapes ----------------------------------------------------------------
+
+// The shape of conv2d(x, w), checking everything that is static. Shared by
+// the three infers so that a gradient node reports the same errors as the
+// convolution it came from.
+Shape conv_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p) {
+  if (x.size() != 4 || w.size() != 4)
+    throw ValueError("expects input (N, C_in, H, W) and weight (C_out, C_in / groups, kH, kW), got shapes " + to_string(x) +
+                     " and " + to_string(w));
+  for (int d = 0; d < 2; ++d)
+    if (p.stride[d] < 1 || p.dilation[d] < 1 || p.padding[d] < 0)
+      throw ValueError("stride and dilation must be positive and padding non-negative, got stride " + pair_str(p.stride) +
+                       ", padding " + pair_str(p.padding) + ", dilation " + pair_str(p.dilation));
+  const std::int64_t g = p.groups;
+  if (g < 1) throw ValueError("groups must be positive, got " + std::to_string(g));
+  if (known(x[1]) && x[1] % g != 0)
+    throw ValueError("groups=" + std::to_string(g) + " does not divide the " + std::to_string(x[1]) +
+                     " input channels of input " + to_string(x));
+  if (known(w[0]) && w[0] % g != 0)
+    throw ValueError("groups=" + std::to_string(g) + " does not divide the " + std::to_string(w[0]) +
+                     " output channels of weight " + to_string(w));
+  if (known(x[1]) && known(w[1]) && x[1] != w[1] * g)
+    throw ValueError("input " + to_string(x) + " has " + std::to_string(x[1]) + " channels, but weight " + to_string(w) +
+                     " with groups=" + std::to_string(g) + " expects " + std::to_string(w[1] * g));
+  Shape out{x[0], w[0], kDynamic, kDynamic};
+  for (int d = 0; d < 2; ++d) {
+    const std::int64_t in = x[2 + d], k = w[2 + d];
+    if (!known(in) || !known(k)) continue;
+    const std::int64_t span = p.dilation[d] * (k - 1) + 1, padded = in + 2 * p.padding[d];
+    if (span > padded)
+      throw ValueError("kernel " + to_string(w) + " (dilated extent " + std::to_string(span) + ") is larger than the padded input " +
+                       std::to_string(padded) + " of input " + to_string(x) + " along dim " + std::to_string(2 + d));
+    out[2 + d] = (padded - span) / p.stride[d] + 1;
+  }
+  return out;
+}
+
+void require_like(const Shape& got, const Shape& want, const char* what) {
+  bool ok = got.size() == want.size();
+  for (std::size_t d = 0; ok && d < got.size(); ++d) ok = !known(got[d]) || !known(want[d]) || got[d] == want[d];
+  if (!ok) throw ValueError(std::string(what) + " has shape " + to_string(got) + ", but the convolution gives " + to_string(want));
+}
+
+void require_floating_same(const std::vector<TensorType>& in) {
+  for (const auto& t : in) {
+    infer::require_floating(t);
+    infer::require_same_dtype(in[0], t);
+  }
+}
+
+TensorType infer_conv2d(const std::vector<TensorType>& in, const Attrs& attrs) {
+  require_floating_same(in);
+  return {in[0].dtype, conv_output_shape(in[0].shape, in[1].shape, params_of(attrs))};
+}
+
+TensorType infer_grad_input(const std::vector<TensorType>& in, const Attrs& attrs) {  // (dy, w, like x)
+  require_floating_same(in);
+  require_like(in[0].shape, conv_output_shape(in[2].shape, in[1].shape, params_of(attrs)), "dy");
+  return {in[0].dtype, in[2].shape};
+}
+
+TensorType infer_grad_weight(const std::vector<TensorType>& in, const Attrs& attrs) {  // (x, dy, like w)
+  require_floating_same(in);
+  require_like(in[1].shape, conv_output_shape(in[0].shape, in[2].shape, params_of(attrs)), "dy");
+  return {in[0].dtype, in[2].shape};
+}
+
+// ---- kernels ----------------------------------------------------------------
+
+// Sizes of one run, taken from the (static) run-time shapes.
+struct Geometry {
+  std::int64_t n, c, h, w;  // input
+  std::int64_t co, kh, kw;  // weight
+  std::int64_t ho, wo;      // output
+  Conv2dParams p;
+
+  std::int64_t cg() const { return c / p.groups; }    // input channels per group
+  std::int64_t cog() const { return co / p.groups; }  // output channels per group
+  std::int64_t k() const { return cg() * kh * kw; }   // rows of a column matrix
+  std::int64_t cols() const { return ho * wo; }
+  // A 1x1 kernel at stride 1 without padding reads the input as its own column matrix.
+  bool direct() const {
+    return kh == 1 && kw == 1 && p.stride == Pair{1, 1} && p.padding == Pair{0, 0};
+  }
+};
+
+Geometry geometry(const Shape& x, const Shape& w, const Shape& y, const Attrs& attrs) {
+  return {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], params_of(attrs)};
+}
+
+// One scratch buffer per thread and element type, grown as needed and kept:
+// a Program's steady-state run allocates nothing here, and concurrent runs on
+// other threads get their own. Callers take it once per kernel call, since a
+// second call may move it.
+template <class T>
+T* scratch(std::int64_t count) {
+  thread_local std::vector<T> buffer;
+  if (static_cast<std::int64_t>(buffer.size()) < count) buffer.resize(static_cast<std::size_t>(count));
+  return buffer.data();
+}
+
+template <class T>
+void gemm(std::int64_t m, std::int64_t n, std::int64_t k, blas::MatrixArg a, blas::MatrixArg b, T* c) {
+  if constexpr (std::is_same_v<T, float>) blas::gemm_f32(m, n, k, a, b, c);
+  else blas::gemm_f64(m, n, k, a, b, c);
+}
+
+// Output columns [lo, hi) whose tap at offset `off` (kernel offset minus
+// padding) lands inside an input extent of `in`; the rest read padding.
+void valid_range(std::int64_t off, std::int64_t in, std::int64_t stride, std::int64_t out, std::int64_t& lo, std::int64_t& hi) {
+  lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  hi = in - off <= 0 ? 0 : (in - off + stride - 1) / stride;
+  lo = std::min(lo, out);
+  hi = std::clamp(hi, lo, out);
+}
+
+// col (k x cols) row (c, i, j), column (oh, ow) = x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw], 0 in the padding.
+// Rows are written front to back, so the stores are contiguous.
+template <class T>
+void im2col(const T* x, const Geometry& g, T* col) {
+  const auto [sh, sw] = g.p.stride;
+  const auto [dh, dw] = g.p.dilation;
+  const auto [ph, pw] = g.p.padding;
+  for (std::int64_t c = 0; c < g.cg(); ++c)
+    for (std::int64_t i = 0; i < g.kh; ++i)
+      for (std::int64_t j = 0; j < g.kw; ++j) {
+        const T* plane = x + c * g.h * g.w;
+        const std::int64_t off_w = j * dw - pw;
+        std::int64_t lo, hi;
+        valid_range(off_w, g.w, sw, g.wo, lo, hi);
+        for (std::int64_t oh = 0; oh < g.ho; ++oh, col += g.wo) {
+          const std::int64_t ih = oh * sh - ph + i * dh;
+          if (ih < 0 || ih >= g.h) {
+            std::fill(col, col + g.wo, T(0));
+            continue;
+          }
+          const T* row = plane + ih * g.w;
+          std::fill(col, col + lo, T(0));
+          if (sw == 1) std::copy(row + lo + off_w, row + hi + off_w, col + lo);
+          else for (std::int64_t ow = lo; ow < hi; ++ow) col[ow] = row[ow * sw + off_w];
+          std::fill(col + hi, col + g.wo, T(0));
+        }
+      }
+}
+
+// The adjoint of im2col: adds each column entry back onto the input position it was read from.
+template <class T>
+void col2im(const T* col, const Geometry& g, T* x) {
+  const auto [sh, sw] = g.p.stride;
+  const auto [dh, dw] = g.p.dilation;
+  const auto [ph, pw] = g.p.padding;
+  for (std::int64_t c = 0; c < g.cg(); ++c)
+    for (std::int64_t i = 0; i < g.kh; ++i)
+      for (std::int64_t j = 0; j < g.kw; ++j) {
+        T* plane = x + c * g.h * g.w;
+        const std::int64_t off_w = j * dw - pw;
+        std::int64_t lo, hi;
+        valid_range(off_w, g.w, sw, g.wo, lo, hi);
+        for (std::int64_t oh = 0; oh < g.ho; ++oh, col += g.wo) {
+          const std::int64_t ih = oh * sh - ph + i * dh;
+          if (ih < 0 || ih >= g.h) continue;
+          T* row = plane + ih * g.w;
+          if (sw == 1) {  // a contiguous run: one vectorizable loop
+            T* dst = row + lo + off_w;
+            const T* src = col + lo;
+            for (std::int64_t i = 0; i < hi - lo; ++i) dst[i] += src[i];
+          } else {
+            for (std::int64_t ow = lo; ow < hi; ++ow) row[ow * sw + off_w] += col[ow];
+          }
+        }
+      }
+}
+
+// Per image and group: y_g (cog x cols) = w_g (cog x k) @ col (k x cols).
+template <class T>
+void conv_forward(const T* x, const T* w, T* y, const Geometry& g) {
+  const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
+  T* col = g.direct() ? nullptr : scratch<T>(k * cols);
+  for (std::int64_t n = 0; n < g.n; ++n)
+    for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
+      const T* xg = x + (n * g.c + grp * g.cg()) * g.h * g.w;
+      if (col) im2col(xg, g, col);
+      gemm<T>(cog, cols, k, {w + grp * cog * k, false, k}, {col ? col : xg, false, cols}, y + (n * g.co + grp * cog) * cols);
+    }
+}
+
+// Per image and group: col (k x cols) = w_g^T @ dy_g, then col2im into dx.
+template <class T>
+void conv_grad_input(const T* dy, const T* w, T* dx, const Geometry& g) {
+  const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
+  T* col = g.direct() ? nullptr : scratch<T>(k * cols);
+  if (col) std::fill(dx, dx + g.n * g.c * g.h * g.w, T(0));
+  for (std::int64_t n = 0; n < g.n; ++n)
+    for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
+      T* dxg = dx + (n * g.c + grp * g.cg()) * g.h * g.w;
+      gemm<T>(k, cols, cog, {w + grp * cog * k, true, k}, {dy + (n * g.co + grp * cog) * cols, false, cols}, col ? col : dxg);
+      if (col) col2im(col, g, dxg);
+    }
+}
+
+// Per group: dw_g (cog x k) = sum over images of dy_g (cog x cols) @ col^T.
+// BLAS here overwrites its result, so images after the first go through a
+// small accumulator.
+template <class T>
+void conv_grad_weight(const T* x, const T* dy, T* dw, const Geometry& g) {
+  const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
+  std::fill(dw, dw + g.co * k, T(0));
+  if (g.n == 0) return;
+  const std::int64_t col_size = g.direct() ? 0 : k * cols;
+  T* buffer = scratch<T>(col_size + cog * k);
+  T* col = g.direct() ? nullptr : buffer;
+  T* acc = buffer + col_size;
+  for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
+    T* dwg = dw + grp * cog * k;
+    for (std::int64_t n = 0; n < g.n; ++n) {
+      const T* xg = x + (n * g.c + grp * g.cg()) * g.h * g.w;
+      if (col) im2col(xg, g, col);
+      T* dst = n == 0 ? dwg : acc;
+      gemm<T>(cog, k, cols, {dy + (n * g.co + grp * cog) * cols, false, cols}, {col ? col : xg, true, cols}, dst);
+      if (n > 0)
+        for (std::int64_t i = 0; i < cog * k; ++i) dwg[i] += acc[i];
+    }
+  }
+}
+
+// An empty channel or spatial extent leaves nothing for BLAS to multiply.
+bool degenerate(const Geometry& g) { return g.k() == 0 || g.cols() == 0 || g.cog() == 0; }
+
+void zero(Tensor& out) { std::memset(out.raw_data(), 0, static_cast<std::size_t>(out.numel()) * itemsize(out.dtype())); }
+
+void conv2d_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const Tensor x = in[0]->contiguous(), w = in[1]->contiguous();
+  const Geometry g = geometry(x.shape(), w.shape(), out.shape(), attrs);
+  if (degenerate(g)) return zero(out);
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    conv_forward<T>(x.data<T>(), w.data<T>(), out.data<T>(), g);
+  });
+}
+
+void conv2d_grad_input_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const Tensor dy = in[0]->contiguous(), w = in[1]->contiguous();
+  const Geometry g = geometry(out.shape(), w.shape(), dy.shape(), attrs);
+  if (degenerate(g)) return zero(out);
+  kernels::dispatch_floating(dy.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    conv_grad_input<T>(dy.data<T>(), w.data<T>(), out.data<T>(), g);
+  });
+}
+
+void conv2d_grad_weight_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const Tensor x = in[0]->contiguous(), dy = in[1]->contiguous();
+  const Geometry g = geometry(x.shape(), out.shape(), dy.shape(), attrs);
+  if (degenerate(g)) return zero(out);
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    conv_grad_weight<T>(x.data<T>(), dy.data<T>(), out.data<T>(), g);
+  });
+}
+
+// ---- ops --------------------------------------------------------------------
+// Gradients follow from T(x, w, dy): the cotangent g takes the place of the
+// argument the op's output stands for.
+
+const OpDef& conv2d_op = register_op(OpDef("conv2d").arity(2).infer(infer_conv2d).kernel(conv2d_kernel).onnx("Conv")
+    .grad([](const GradCtx& c) {
+      const Conv2dParams p = params_of(c.attrs);
+      return G{conv2d_grad_input(c.dy, c.x(1), c.x(0), p), conv2d_grad_weight(c.x(0), c.dy, c.x(1), p)};
+    }));
+
+const OpDef& conv2d_grad_input_op = register_op(
+    OpDef("conv2d_grad_input").arity(3).infer(infer_grad_input).kernel(conv2d_grad_input_kernel).onnx("ConvTranspose")
+        .grad([](const GradCtx& c) {  // inputs (dy, w, like)
+          const Conv2dParams p = params_of(c.attrs);
+          return G{conv2d(c.dy, c.x(1), p), conv2d_grad_weight(c.dy, c.x(0), c.x(1), p), Var()};
+        }));
+
+// ONNX has no weight-gradient op: it lowers to a Conv with batch and channels swapped.
+const OpDef& conv2d_grad_weight_op = register_op(
+    OpDef("conv2d_grad_weight").arity(3).infer(infer_grad_weight).kernel(conv2d_grad_weight_kernel)
+        .onnx("Transpose+Conv+Transpose")
+        .grad([](const GradCtx& c) {  // inputs (x, dy, like)
+          const Conv2dParams p = params_of(c.attrs);
+          return G{conv2d_grad_input(c.x(1), c.dy, c.x(0), p), conv2d(c.x(0), c.dy, p), Var()};
+        }));
+
+}  // namespace
+
+Var conv2d(Var x, Var w, const Conv2dParams& p) { return x.graph().apply(conv2d_op, {x, w}, attrs_of(p)); }
+
+Var conv2d(Var x, Var w, Var bias, const Conv2dParams& p) {
+  Var y = conv2d(x, w, p);
+  if (!bias) return y;
+  const Shape& b = bias.shape();
+  const std::int64_t co = y.shape()[1];
+  if (b.size() != 1 || (known(b[0]) && known(co) && b[0] != co))
+    throw ValueError("conv2d: bias of shape " + to_string(b) + " does not match the " + std::to_string(co) +
+                     " output channels of weight " + to_string(w.shape()) + "; expected shape (" + std::to_string(co) + ",)");
+  return y + reshape(bias, {1, -1, 1, 1});
+}
+
+Var conv2d_grad_input(Var dy, Var w, Var like, const Conv2dParams& p) {
+  return dy.graph().apply(conv2d_grad_input_op, {dy, w, like}, attrs_of(p));
+}
+
+Var conv2d_grad_weight(Var x, Var dy, Var like, const Conv2dParams& p) {
+  return x.graph().apply(conv2d_grad_weight_op, {x, dy, like}, attrs_of(p));
+}
+
+}  // namespace xgrad

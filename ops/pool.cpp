@@ -1,0 +1,269 @@
+// 2-D max and average pooling (NCHW), with their gradients as ops.
+//
+// Every op here is linear in its data argument once the window layout is
+// fixed, so the gradients close over a small set: max pooling's gradient
+// scatters dy to each window's first maximum (max_pool2d_grad), whose adjoint
+// gathers from those positions (max_pool2d_gather) and back; average
+// pooling's gradient spreads dy over each window (avg_pool2d_grad), whose
+// adjoint is average pooling again. Where the window maximum sits depends on
+// x only piecewise-constantly, so no gradient flows into x through it.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "ops/conv.h"
+#include "ops/elementwise.h"
+#include "ops/ops.h"
+
+namespace xgrad {
+
+namespace {
+
+using G = std::vector<Var>;
+
+Pair pair_attr(const Attrs& attrs, const char* name) {
+  const auto& v = attrs.get_ints(name);
+  return {v[0], v[1]};
+}
+
+Pool2dParams params_of(const Attrs& attrs) {
+  return {pair_attr(attrs, "kernel"), pair_attr(attrs, "stride"), pair_attr(attrs, "padding"),
+          attrs.get_int("count_include_pad") != 0};
+}
+
+Attrs attrs_of(const Pool2dParams& p) {
+  // The default stride is resolved here, so attributes (and ONNX) always carry the real one.
+  const Pair stride = p.stride.value_or(p.kernel);
+  return {{"kernel", std::vector<std::int64_t>{p.kernel[0], p.kernel[1]}},
+          {"stride", std::vector<std::int64_t>{stride[0], stride[1]}},
+          {"padding", std::vector<std::int64_t>{p.padding[0], p.padding[1]}},
+          {"count_include_pad", std::int64_t{p.count_include_pad}}};
+}
+
+std::string pair_str(const Pair& p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
+
+bool known(std::int64_t d) { return d != kDynamic; }
+
+// ---- shapes ----------------------------------------------------------------
+
+Shape pool_output_shape(const Shape& x, const Pool2dParams& p) {
+  const Pair stride = p.stride.value_or(p.kernel);
+  if (x.size() != 4) throw ValueError("expects an input (N, C, H, W), got shape " + to_string(x));
+  for (int d = 0; d < 2; ++d) {
+    if (p.kernel[d] < 1 || stride[d] < 1 || p.padding[d] < 0)
+      throw ValueError("kernel and stride must be positive and padding non-negative, got kernel " + pair_str(p.kernel) +
+                       ", stride " + pair_str(stride) + ", padding " + pair_str(p.padding));
+    // Wider padding would allow windows made only of padding.
+    if (2 * p.padding[d] > p.kernel[d])
+      throw ValueError("padding " + pair_str(p.padding) + " must be at most half of kernel " + pair_str(p.kernel));
+  }
+  Shape out{x[0], x[1], kDynamic, kDynamic};
+  for (int d = 0; d < 2; ++d) {
+    const std::int64_t in = x[2 + d];
+    if (!known(in)) continue;
+    const std::int64_t padded = in + 2 * p.padding[d];
+    if (p.kernel[d] > padded)
+      throw ValueError("kernel " + pair_str(p.kernel) + " is larger than the padded input " + std::to_string(padded) +
+                       " of input " + to_string(x) + " along dim " + std::to_string(2 + d));
+    out[2 + d] = (padded - p.kernel[d]) / stride[d] + 1;
+  }
+  return out;
+}
+
+void require_like(const Shape& got, const Shape& want, const char* what) {
+  bool ok = got.size() == want.size();
+  for (std::size_t d = 0; ok && d < got.size(); ++d) ok = !known(got[d]) || !known(want[d]) || got[d] == want[d];
+  if (!ok) throw ValueError(std::string(what) + " has shape " + to_string(got) + ", but expected " + to_string(want));
+}
+
+void require_floating_same(const std::vector<TensorType>& in) {
+  for (const auto& t : in) {
+    infer::require_floating(t);
+    infer::require_same_dtype(in[0], t);
+  }
+}
+
+TensorType infer_pool(const std::vector<TensorType>& in, const Attrs& attrs) {  // (x)
+  require_floating_same(in);
+  return {in[0].dtype, pool_output_shape(in[0].shape, params_of(attrs))};
+}
+
+// (x, dy) for max_pool2d_grad, (dy, like) for avg_pool2d_grad: result shaped like x.
+template <int kX, int kDy>
+TensorType infer_pool_grad(const std::vector<TensorType>& in, const Attrs& attrs) {
+  require_floating_same(in);
+  require_like(in[kDy].shape, pool_output_shape(in[kX].shape, params_of(attrs)), "dy");
+  return {in[0].dtype, in[kX].shape};
+}
+
+TensorType infer_gather(const std::vector<TensorType>& in, const Attrs& attrs) {  // (x, g)
+  require_floating_same(in);
+  require_like(in[1].shape, in[0].shape, "g");
+  return {in[0].dtype, pool_output_shape(in[0].shape, params_of(attrs))};
+}
+
+// ---- kernels ----------------------------------------------------------------
+
+struct Geometry {
+  std::int64_t planes, h, w, ho, wo;  // planes: N * C
+  Pool2dParams p;
+  std::int64_t in_size() const { return h * w; }
+  std::int64_t out_size() const { return ho * wo; }
+};
+
+Geometry geometry(const Shape& x, const Shape& y, const Attrs& attrs) {
+  return {x[0] * x[1], x[2], x[3], y[2], y[3], params_of(attrs)};
+}
+
+// Calls f(plane, out_index, h0, h1, w0, w1) with each window clipped to the input.
+template <class F>
+void for_each_window(const Geometry& g, F&& f) {
+  const auto [kh, kw] = g.p.kernel;
+  const auto [sh, sw] = g.p.stride.value_or(g.p.kernel);
+  const auto [ph, pw] = g.p.padding;
+  for (std::int64_t plane = 0; plane < g.planes; ++plane)
+    for (std::int64_t oh = 0; oh < g.ho; ++oh) {
+      const std::int64_t h0 = std::max<std::int64_t>(oh * sh - ph, 0), h1 = std::min(oh * sh - ph + kh, g.h);
+      for (std::int64_t ow = 0; ow < g.wo; ++ow) {
+        const std::int64_t w0 = std::max<std::int64_t>(ow * sw - pw, 0), w1 = std::min(ow * sw - pw + kw, g.w);
+        f(plane, oh * g.wo + ow, h0, h1, w0, w1);
+      }
+    }
+}
+
+// f(in_offset, out_offset) with the position of each window's maximum. As in
+// PyTorch: the first maximum in row-major order wins, and a NaN wins over numbers.
+template <class T, class F>
+void for_each_argmax(const T* x, const Geometry& g, F&& f) {
+  for_each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t h0, std::int64_t h1, std::int64_t w0, std::int64_t w1) {
+    const T* xp = x + plane * g.in_size();
+    std::int64_t best_at = h0 * g.w + w0;
+    T best = -std::numeric_limits<T>::infinity();
+    for (std::int64_t ih = h0; ih < h1; ++ih)
+      for (std::int64_t iw = w0; iw < w1; ++iw) {
+        const T v = xp[ih * g.w + iw];
+        if (v > best || std::isnan(v)) {
+          best = v;
+          best_at = ih * g.w + iw;
+        }
+      }
+    f(plane * g.in_size() + best_at, plane * g.out_size() + o);
+  });
+}
+
+template <class T>
+T divisor(const Geometry& g, std::int64_t h0, std::int64_t h1, std::int64_t w0, std::int64_t w1) {
+  // Without ceil_mode every window lies inside the padded input, so with padding counted it is the full kernel.
+  return g.p.count_include_pad ? T(g.p.kernel[0] * g.p.kernel[1]) : T((h1 - h0) * (w1 - w0));
+}
+
+void max_pool2d_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const Tensor x = in[0]->contiguous();
+  const Geometry g = geometry(x.shape(), out.shape(), attrs);
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.data<T>();
+    T* yp = out.data<T>();
+    for_each_argmax(xp, g, [&](std::int64_t i, std::int64_t o) { yp[o] = xp[i]; });
+  });
+}
+
+void max_pool2d_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {  // (x, dy)
+  const Tensor x = in[0]->contiguous(), dy = in[1]->contiguous();
+  const Geometry g = geometry(x.shape(), dy.shape(), attrs);
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* dyp = dy.data<T>();
+    T* dxp = out.data<T>();
+    std::fill(dxp, dxp + out.numel(), T(0));
+    for_each_argmax(x.data<T>(), g, [&](std::int64_t i, std::int64_t o) { dxp[i] += dyp[o]; });
+  });
+}
+
+void max_pool2d_gather_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {  // (x, g)
+  const Tensor x = in[0]->contiguous(), src = in[1]->contiguous();
+  const Geometry g = geometry(x.shape(), out.shape(), attrs);
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* sp = src.data<T>();
+    T* yp = out.data<T>();
+    for_each_argmax(x.data<T>(), g, [&](std::int64_t i, std::int64_t o) { yp[o] = sp[i]; });
+  });
+}
+
+void avg_pool2d_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const Tensor x = in[0]->contiguous();
+  const Geometry g = geometry(x.shape(), out.shape(), attrs);
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.data<T>();
+    T* yp = out.data<T>();
+    for_each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t h0, std::int64_t h1, std::int64_t w0, std::int64_t w1) {
+      const T* p = xp + plane * g.in_size();
+      T s = 0;
+      for (std::int64_t ih = h0; ih < h1; ++ih)
+        for (std::int64_t iw = w0; iw < w1; ++iw) s += p[ih * g.w + iw];
+      yp[plane * g.out_size() + o] = s / divisor<T>(g, h0, h1, w0, w1);
+    });
+  });
+}
+
+void avg_pool2d_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {  // (dy, like)
+  const Tensor dy = in[0]->contiguous();
+  const Geometry g = geometry(out.shape(), dy.shape(), attrs);
+  kernels::dispatch_floating(dy.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* dyp = dy.data<T>();
+    T* dxp = out.data<T>();
+    std::fill(dxp, dxp + out.numel(), T(0));
+    for_each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t h0, std::int64_t h1, std::int64_t w0, std::int64_t w1) {
+      T* p = dxp + plane * g.in_size();
+      const T share = dyp[plane * g.out_size() + o] / divisor<T>(g, h0, h1, w0, w1);
+      for (std::int64_t ih = h0; ih < h1; ++ih)
+        for (std::int64_t iw = w0; iw < w1; ++iw) p[ih * g.w + iw] += share;
+    });
+  });
+}
+
+// ---- ops --------------------------------------------------------------------
+
+const OpDef& max_pool2d_op = register_op(OpDef("max_pool2d").infer(infer_pool).kernel(max_pool2d_kernel).onnx("MaxPool")
+    .grad([](const GradCtx& c) { return G{max_pool2d_grad(c.x(), c.dy, params_of(c.attrs))}; }));
+
+const OpDef& max_pool2d_grad_op = register_op(
+    OpDef("max_pool2d_grad").arity(2).infer(infer_pool_grad<0, 1>).kernel(max_pool2d_grad_kernel)
+        .onnx("MaxPool+ScatterElements")
+        .grad([](const GradCtx& c) { return G{Var(), max_pool2d_gather(c.x(0), c.dy, params_of(c.attrs))}; }));
+
+const OpDef& max_pool2d_gather_op = register_op(
+    OpDef("max_pool2d_gather").arity(2).infer(infer_gather).kernel(max_pool2d_gather_kernel)
+        .onnx("MaxPool+GatherElements")
+        .grad([](const GradCtx& c) { return G{Var(), max_pool2d_grad(c.x(0), c.dy, params_of(c.attrs))}; }));
+
+const OpDef& avg_pool2d_op = register_op(OpDef("avg_pool2d").infer(infer_pool).kernel(avg_pool2d_kernel).onnx("AveragePool")
+    .grad([](const GradCtx& c) { return G{avg_pool2d_grad(c.dy, c.x(), params_of(c.attrs))}; }));
+
+// ONNX: a depthwise ConvTranspose with a constant 1/(kH*kW) kernel (then a
+// per-position rescale when padding is not counted).
+const OpDef& avg_pool2d_grad_op = register_op(
+    OpDef("avg_pool2d_grad").arity(2).infer(infer_pool_grad<1, 0>).kernel(avg_pool2d_grad_kernel).onnx("ConvTranspose")
+        .grad([](const GradCtx& c) { return G{avg_pool2d(c.dy, params_of(c.attrs)), Var()}; }));
+
+}  // namespace
+
+Var max_pool2d(Var x, const Pool2dParams& p) { return x.graph().apply(max_pool2d_op, {x}, attrs_of(p)); }
+Var avg_pool2d(Var x, const Pool2dParams& p) { return x.graph().apply(avg_pool2d_op, {x}, attrs_of(p)); }
+
+Var max_pool2d_grad(Var x, Var dy, const Pool2dParams& p) {
+  return x.graph().apply(max_pool2d_grad_op, {x, dy}, attrs_of(p));
+}
+
+Var max_pool2d_gather(Var x, Var g, const Pool2dParams& p) {
+  return x.graph().apply(max_pool2d_gather_op, {x, g}, attrs_of(p));
+}
+
+Var avg_pool2d_grad(Var dy, Var like, const Pool2dParams& p) {
+  return dy.graph().apply(avg_pool2d_grad_op, {dy, like}, attrs_of(p));
+}
+
+}  // namespace xgrad
