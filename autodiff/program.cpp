@@ -90,6 +90,7 @@ struct Program::Impl {
   std::vector<std::string> update_names;
   std::vector<bool> repeated_output;  // an output listed earlier too: handed out as a copy
   std::vector<std::string> graph_input_names;
+  std::vector<TensorType> graph_input_types;
 
   mutable std::mutex plans_mutex;
   mutable std::map<std::vector<Shape>, std::shared_ptr<Plan>> plans;
@@ -216,31 +217,41 @@ std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
   return ctx;
 }
 
+namespace {
+void check_feed(const std::string& name, const Tensor& tensor, const TensorType& want) {
+  if (!tensor.defined()) throw ValueError("feed '" + name + "' is empty");
+  if (tensor.dtype() != want.dtype)
+    throw TypeError("feed '" + name + "' is " + dtype_name(tensor.dtype()) + ", but input '" + name + "' is " +
+                    dtype_name(want.dtype));
+  bool ok = tensor.shape().size() == want.shape.size();
+  for (std::size_t d = 0; ok && d < want.shape.size(); ++d) ok = want.shape[d] == kDynamic || want.shape[d] == tensor.shape()[d];
+  if (!ok)
+    throw ValueError("feed '" + name + "' has shape " + xgrad::to_string(tensor.shape()) + ", but input '" + name +
+                     "' expects " + xgrad::to_string(want.shape));
+}
+}  // namespace
+
+// Every program input must be fed. A feed for another input of the graph is
+// checked like any feed and then ignored (a gradient program may not read x,
+// yet callers naturally pass it); a name that is no input of the graph is an error.
 std::vector<Tensor> Program::Impl::check_feeds(const Feeds& feeds) const {
   std::vector<Tensor> fed(input_names.size());
   for (const auto& [name, tensor] : feeds) {
     std::size_t k = 0;
     while (k < input_names.size() && input_names[k] != name) ++k;
     if (k == input_names.size()) {
-      std::string uses;
-      for (const auto& in : input_names) uses += (uses.empty() ? "" : ", ") + in;
-      bool in_graph = false;
-      for (const auto& in : graph_input_names) in_graph = in_graph || in == name;
-      throw ValueError(in_graph ? "feed '" + name + "': this program does not use input '" + name + "' (it uses: " + uses + ")"
-                                : "feed '" + name + "': the graph has no input of that name (this program's inputs: " + uses + ")");
+      std::size_t j = 0;
+      while (j < graph_input_names.size() && graph_input_names[j] != name) ++j;
+      if (j == graph_input_names.size()) {
+        std::string uses;
+        for (const auto& in : graph_input_names) uses += (uses.empty() ? "" : ", ") + in;
+        throw ValueError("feed '" + name + "': the graph has no input of that name (its inputs: " + uses + ")");
+      }
+      check_feed(name, tensor, graph_input_types[j]);
+      continue;
     }
     if (fed[k].defined()) throw ValueError("feed '" + name + "' is given twice");
-    const TensorType& want = values[feed_values[k]].type;
-    if (!tensor.defined()) throw ValueError("feed '" + name + "' is empty");
-    if (tensor.dtype() != want.dtype)
-      throw TypeError("feed '" + name + "' is " + dtype_name(tensor.dtype()) + ", but input '" + name + "' is " +
-                      dtype_name(want.dtype));
-    bool ok = tensor.shape().size() == want.shape.size();
-    for (std::size_t d = 0; ok && d < want.shape.size(); ++d)
-      ok = want.shape[d] == kDynamic || want.shape[d] == tensor.shape()[d];
-    if (!ok)
-      throw ValueError("feed '" + name + "' has shape " + xgrad::to_string(tensor.shape()) + ", but input '" + name +
-                       "' expects " + xgrad::to_string(want.shape));
+    check_feed(name, tensor, values[feed_values[k]].type);
     fed[k] = tensor.contiguous();
   }
   for (std::size_t k = 0; k < fed.size(); ++k)
@@ -276,7 +287,10 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates) : impl
   const std::vector<Var> simplified = simplify(std::vector<Var>(roots.begin(), roots.end()));
   for (std::size_t i = 0; i < roots.size(); ++i) roots[i] = simplified[i].node();
   Impl& p = *impl_;
-  for (const auto& in : graph->inputs()) p.graph_input_names.push_back(in.name());
+  for (const auto& in : graph->inputs()) {
+    p.graph_input_names.push_back(in.name());
+    p.graph_input_types.push_back(in->type());
+  }
   std::unordered_map<const Node*, int> index;
   for (Node* node : topological_order(roots)) {
     const int v = static_cast<int>(p.values.size());

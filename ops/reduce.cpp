@@ -249,9 +249,21 @@ Var mean(Var x, const Axes& axes, bool keepdims) {
   return x.graph().apply(mean_op, {x}, {{"axes", axes}, {"keepdims", std::int64_t{keepdims}}});
 }
 
+// With `like`'s shape known statically, the reduction needs only x: the
+// program need not keep (or even compute) `like` just for its shape.
 Var sum_to_like(Var x, Var like) {
-  if (x.shape() == like.shape() && is_static(x.shape())) return x;
-  return x.graph().apply(sum_to_like_op, {x, like});
+  const Shape& target = like.shape();
+  if (x.shape() == target && is_static(x.shape())) return x;
+  if (!is_static(target) || target.size() > x.shape().size()) return x.graph().apply(sum_to_like_op, {x, like});
+  const std::size_t lead = x.shape().size() - target.size();
+  Axes axes;
+  for (std::size_t d = 0; d < x.shape().size(); ++d)
+    if (d < lead || (target[d - lead] == 1 && x.shape()[d] != 1)) axes.push_back(static_cast<std::int64_t>(d));
+  for (std::size_t d = lead; d < x.shape().size(); ++d)
+    if (target[d - lead] != 1 && x.shape()[d] != kDynamic && x.shape()[d] != target[d - lead])
+      return x.graph().apply(sum_to_like_op, {x, like});  // let infer report the mismatch
+  const Var summed = axes.empty() ? x : sum(x, axes, true);
+  return summed.shape() == target ? summed : reshape(summed, target);
 }
 
 }  // namespace xgrad

@@ -158,8 +158,10 @@ const OpDef& stop_gradient_op = register_op(OpDef("stop_gradient").onnx("Identit
 Var stop_gradient(Var x) { return x.graph().apply(stop_gradient_op, {x}); }
 
 Var reshape(Var x, const Shape& shape) { return x.graph().apply(reshape_op, {x}, {{"shape", shape}}); }
+// A static `like` shape makes these plain reshape / broadcast_to, independent of `like`'s value.
 Var reshape_like(Var x, Var like) {
   if (x.shape() == like.shape() && is_static(x.shape())) return x;
+  if (is_static(like.shape())) return reshape(x, like.shape());
   return x.graph().apply(reshape_like_op, {x, like});
 }
 Var transpose(Var x, const Axes& perm) { return x.graph().apply(transpose_op, {x}, {{"perm", perm}}); }
@@ -178,6 +180,7 @@ Var squeeze(Var x, const Axes& axes) {
 Var broadcast_to(Var x, const Shape& shape) { return x.graph().apply(broadcast_to_op, {x}, {{"shape", shape}}); }
 Var broadcast_like(Var x, Var like) {
   if (x.shape() == like.shape() && is_static(x.shape())) return x;
+  if (is_static(like.shape())) return broadcast_to(x, like.shape());
   return x.graph().apply(broadcast_like_op, {x, like});
 }
 

@@ -95,6 +95,9 @@ class Built:
                 self.nodes.append(self.g.input(f"x{i}", shape, dtype=dtype))
         self.out = case.build(*self.nodes)
 
+    def run(self, prog):
+        return prog(**self.feeds())
+
     def feeds(self):
         """Input feeds keyed by name; params get their current array assigned (copied in)."""
         feeds = {}
@@ -171,11 +174,11 @@ def check_grad(case, dynamic):
         assert gnode.shape == node.shape, (gnode, node)
     prog = b.g.compile([loss] + grads)
     loss_prog = b.g.compile(loss)
-    res = prog(**b.feeds())
+    res = b.run(prog)
     np.testing.assert_allclose(res[0], np.sum(b.reference() * R), rtol=1e-12, atol=1e-12)
     for k, analytic in enumerate(res[1:]):
         assert analytic.shape == b.arrays[k].shape
-        numeric = _fd(lambda: loss_prog(**b.feeds()), b.arrays, k)
+        numeric = _fd(lambda: b.run(loss_prog), b.arrays, k)
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8, err_msg=f"input {k} of {case.id}")
 
 
@@ -193,12 +196,12 @@ def check_second_order(case, dynamic):
     hess_v = xg.grad(s, b.nodes, allow_unused=(case.second_order == "loose"))
     prog = b.g.compile(hess_v)
     first = b.g.compile(grads)
-    analytic = prog(**b.feeds())
+    analytic = b.run(prog)
     for k in range(len(b.nodes)):
         # d(first gradient)/d(input k) by central differences, contracted with V
         numeric = np.zeros(b.arrays[k].shape)
         for j, V in enumerate(Vs):
-            jac = _fd(lambda: first(**b.feeds())[j], b.arrays, k)  # input_k.shape + grads[j].shape
+            jac = _fd(lambda: b.run(first)[j], b.arrays, k)  # input_k.shape + grads[j].shape
             numeric += np.tensordot(jac, V, axes=V.ndim)
         np.testing.assert_allclose(analytic[k], numeric, rtol=1e-6, atol=1e-8, err_msg=f"input {k} of {case.id}")
 

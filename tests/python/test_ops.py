@@ -300,10 +300,12 @@ def _sum_to(x, shape):
 
 
 def test_helper_sum_to_like():
+    # With a static target shape the gradient is a plain sum (+ reshape); a
+    # symbolic one needs the run-time shape of the operand: sum_to_like.
     g = xg.Graph()
-    a = g.input("a", (4, 3), dtype=np.float64)
+    a = g.input("a", (None, 3), dtype=np.float64)
     b = g.input("b", (3,), dtype=np.float64)
-    c = g.input("c", (4, 1), dtype=np.float64)
+    c = g.input("c", (None, 1), dtype=np.float64)
     ga, gb, gc = xg.grad(xg.sum(a * b * c), [a, b, c])
     prog = g.compile([ga, gb, gc])
     assert "sum_to_like(" in str(prog)
@@ -313,8 +315,7 @@ def test_helper_sum_to_like():
     np.testing.assert_allclose(ra, np.broadcast_to(B * C, (4, 3)), rtol=1e-12)
     np.testing.assert_allclose(rb, (A * C).sum(axis=0), rtol=1e-12)
     np.testing.assert_allclose(rc, (A * B).sum(axis=1, keepdims=True), rtol=1e-12)
-    assert gb.op == "sum_to_like" and gc.op == "sum_to_like"
-    _forward_check_helper(g, gb, "sum_to_like", lambda x, like: _sum_to(x, like.shape), feeds)
+    assert gc.op == "sum_to_like" and gb.op != "sum_to_like"
     _forward_check_helper(g, gc, "sum_to_like", lambda x, like: _sum_to(x, like.shape), feeds)
     # equal static shapes: no sum_to_like at all
     g2 = xg.Graph()
@@ -346,7 +347,7 @@ def test_helper_sum_to_like_symbolic_dim_broadcast_at_run_time():
 
 def test_helper_reshape_like():
     g = xg.Graph()
-    x = g.input("x", (4, 3), dtype=np.float64)
+    x = g.input("x", (None, 3), dtype=np.float64)
     R = _any(2, 6)
     (gx,) = xg.grad(xg.sum(x.reshape(2, -1) * g.const(R)), [x])
     prog = g.compile(gx)
