@@ -321,6 +321,10 @@ void bind_ops(py::module_& m) {
         "per-channel normalization of (N, C, ...); in training, pass a list as `updates` to receive the running-statistics "
         "updates for compile(..., updates=...)");
 
+  m.def("squeeze", [](const PyNode& x, const py::object& axis) { return wrap(x.graph, squeeze(x.var, parse_axes(axis))); },
+        py::arg("x"), py::arg("axis") = py::none(), "a view without the given size-1 axes (None: all of them)");
+  m.def("expand_dims", [](const PyNode& x, const py::object& axis) { return wrap(x.graph, unsqueeze(x.var, parse_axes(axis))); },
+        py::arg("x"), py::arg("axis"), "a view with size-1 axes inserted at the given output positions (numpy)");
   m.def("reshape", [](const PyNode& x, const py::object& shape) { return wrap(x.graph, reshape(x.var, parse_shape(shape, "reshape"))); },
         py::arg("x"), py::arg("shape"), "a view with a new shape (one -1 is inferred)");
   m.def("broadcast_to", [](const PyNode& x, const py::object& shape) { return wrap(x.graph, broadcast_to(x.var, parse_shape(shape, "broadcast_to"))); },

@@ -19,7 +19,7 @@ from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, bat
                      gelu, grad, gt, huber_loss, index_select, layer_norm, le, leaky_relu, log, log1p, log_softmax, logsumexp, lt,
                      matmul, max, maximum, mean, min, minimum, mse_loss, mul, ne, neg, one_hot, pad, pow, prod,
                      registered_ops, relu, reshape, rsqrt, sigmoid, sign, sin, softmax, softplus, sqrt, square, std,
-                     split, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
+                     split, squeeze, expand_dims, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
 from ._xgrad import linalg
 from ._xgrad import avg_pool2d, conv2d, max_pool2d
 
@@ -59,6 +59,7 @@ Node.argmin = lambda self, axis=None, keepdims=False: argmin(self, axis, keepdim
 Node.astype = lambda self, dtype: astype(self, dtype)
 Node.clip = lambda self, min=None, max=None: clip(self, min, max)
 Node.flatten = lambda self, start_axis=0, end_axis=-1: flatten(self, start_axis, end_axis)
+Node.squeeze = lambda self, axis=None: squeeze(self, axis)
 
 __all__ = [
     "Graph", "Node", "Program", "grad", "gradcheck", "GradcheckError", "registered_ops", "float32", "float64", "int64", "bool_",
@@ -71,7 +72,7 @@ __all__ = [
     # reductions
     "sum", "mean", "max", "min", "prod", "var", "std", "logsumexp", "argmax", "argmin",
     # linear algebra, shapes, indexing
-    "matmul", "reshape", "transpose", "broadcast_to", "flatten", "concat", "stack", "split", "pad", "take", "take_along_axis", "index_select", "one_hot",
+    "matmul", "reshape", "transpose", "broadcast_to", "flatten", "squeeze", "expand_dims", "concat", "stack", "split", "pad", "take", "take_along_axis", "index_select", "one_hot",
     "embedding",
     # neural nets
     "softmax", "log_softmax", "cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "huber_loss",
