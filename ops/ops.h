@@ -57,6 +57,7 @@ Var rsqrt(Var x);
 Var sin(Var x);
 Var cos(Var x);
 Var erf(Var x);
+Var floor(Var x);  // zero gradient
 Var zeros_like(Var x);  // zeros of x's (run-time) shape
 Var astype(Var x, DType dtype);
 

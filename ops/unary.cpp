@@ -30,6 +30,7 @@ struct Expm1F { template <class V> V operator()(V x) const { return xsimd::expm1
 struct Log1pF { template <class V> V operator()(V x) const { return xsimd::log1p(x); } };
 struct SinF { template <class V> V operator()(V x) const { return xsimd::sin(x); } };
 struct CosF { template <class V> V operator()(V x) const { return xsimd::cos(x); } };
+struct FloorF { template <class V> V operator()(V x) const { return xsimd::floor(x); } };
 struct ErfF { template <class V> V operator()(V x) const { return xsimd::erf(x); } };
 struct PowScalarF {
   explicit PowScalarF(const Attrs& a) : p(a.get_float("exponent")) {}
@@ -87,6 +88,9 @@ const OpDef& cos_op = register_op(unary("cos", unary_kernel<CosF>, "Cos").grad([
 const OpDef& erf_op = register_op(unary("erf", unary_kernel<ErfF>, "Erf").grad([](const GradCtx& c) {
   return G{c.dy * exp(-square(c.x())) * kTwoOverSqrtPi};
 }));
+const OpDef& floor_op = register_op(unary("floor", unary_kernel<FloorF>, "Floor").grad([](const GradCtx&) {
+  return G{Var()};  // piecewise constant
+}));
 const OpDef& pow_scalar_op = register_op(unary("pow_scalar", unary_kernel<PowScalarF>, "Pow").grad([](const GradCtx& c) {
   const double p = c.attrs.get_float("exponent");
   return G{c.dy * pow(c.x(), p - 1.0) * p};
@@ -130,6 +134,7 @@ Var log1p(Var x) { return x.graph().apply(log1p_op, {x}); }
 Var sin(Var x) { return x.graph().apply(sin_op, {x}); }
 Var cos(Var x) { return x.graph().apply(cos_op, {x}); }
 Var erf(Var x) { return x.graph().apply(erf_op, {x}); }
+Var floor(Var x) { return x.graph().apply(floor_op, {x}); }
 Var pow(Var x, double exponent) { return x.graph().apply(pow_scalar_op, {x}, {{"exponent", exponent}}); }
 Var zeros_like(Var x) { return x.graph().apply(zeros_like_op, {x}); }
 Var astype(Var x, DType dtype) {

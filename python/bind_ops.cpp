@@ -150,6 +150,7 @@ void bind_ops(py::module_& m) {
   def_unary(m, "sin", xgrad::sin, "sine, elementwise");
   def_unary(m, "cos", xgrad::cos, "cosine, elementwise");
   def_unary(m, "erf", xgrad::erf, "the error function, elementwise");
+  def_unary(m, "floor", xgrad::floor, "largest integer <= x, elementwise (zero gradient)");
   def_unary(m, "softplus", xgrad::softplus, "log(1 + exp(x)), computed without overflow");
   def_unary(m, "stop_gradient", xgrad::stop_gradient, "x, treated as a constant by grad (like torch's detach)");
   m.def("leaky_relu", [](const PyNode& x, double slope) { return wrap(x.graph, leaky_relu(x.var, slope)); },

@@ -100,7 +100,12 @@ PYBIND11_MODULE(_xgrad, m) {
             else if (!outputs.is_none()) for (const auto& h : outputs) outs.push_back(node_of(h, "outputs"));
             Program::Updates ups;
             if (!updates.is_none()) {
-              const py::object pairs = py::isinstance<py::dict>(updates) ? updates.attr("items")() : updates;
+              // An optimizer minimizes the first output: compile(loss, updates=xg.optim.Adam(params)).
+              py::object pairs = py::isinstance<py::dict>(updates) ? updates.attr("items")() : updates;
+              if (py::hasattr(updates, "minimize")) {
+                if (outs.empty()) throw ValueError("compile: an optimizer as `updates` minimizes the first output; give the loss");
+                pairs = updates.attr("minimize")(wrap(g, outs[0]));
+              }
               for (const auto& pair : pairs) {
                 const auto t = pair.cast<py::tuple>();
                 if (t.size() != 2) throw TypeError("compile: updates are (param, new value) pairs or a dict");
@@ -198,6 +203,7 @@ PYBIND11_MODULE(_xgrad, m) {
           });
 
   bind_ops(m);
+  bind_optim(m);
   bind_linalg(m);
   bind_conv(m);
   m.def("grad", [](const PyNode& y, const py::object& xs, bool allow_unused) -> py::object {

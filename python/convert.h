@@ -50,7 +50,8 @@ PyNode power(const py::object& a, const py::object& b);
 // x[key] with numpy basic indexing, or an int64 array/node key (take along axis 0).
 PyNode getitem(const PyNode& x, const py::object& key);
 
-void bind_ops(py::module_& m);  // python/bind_ops.cpp
+void bind_ops(py::module_& m);
+void bind_optim(py::module_& m);  // python/bind_optim.cpp  // python/bind_ops.cpp
 void bind_linalg(py::module_& m);  // python/bind_linalg.cpp: the xgrad.linalg submodule
 void bind_conv(py::module_& m);  // python/bind_conv.cpp
 

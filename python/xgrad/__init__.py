@@ -15,7 +15,7 @@ compile the nodes you need into a Program and run it with numpy feeds::
 import numpy as _np
 
 from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, batch_norm, binary_cross_entropy_with_logits,
-                     broadcast_to, clip, concat, cos, cross_entropy, div, dropout, elu, embedding, eq, erf, exp, expm1, flatten, ge,
+                     broadcast_to, clip, concat, cos, cross_entropy, div, dropout, elu, embedding, eq, erf, exp, expm1, flatten, floor, ge,
                      gelu, grad, gt, huber_loss, index_select, layer_norm, le, leaky_relu, log, log1p, log_softmax, logsumexp, lt,
                      matmul, max, maximum, mean, min, minimum, mse_loss, mul, ne, neg, one_hot, pad, pow, prod,
                      registered_ops, relu, reshape, rsqrt, sigmoid, sign, sin, softmax, softplus, sqrt, square, std,
@@ -23,6 +23,7 @@ from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, bat
 from ._xgrad import linalg
 from ._xgrad import avg_pool2d, conv2d, max_pool2d
 
+from . import optim
 from .gradcheck import GradcheckError, gradcheck
 
 __version__ = "0.1.0"
@@ -62,10 +63,10 @@ Node.flatten = lambda self, start_axis=0, end_axis=-1: flatten(self, start_axis,
 Node.squeeze = lambda self, axis=None: squeeze(self, axis)
 
 __all__ = [
-    "Graph", "Node", "Program", "grad", "gradcheck", "GradcheckError", "registered_ops", "float32", "float64", "int64", "bool_",
+    "Graph", "Node", "Program", "grad", "gradcheck", "GradcheckError", "registered_ops", "optim", "float32", "float64", "int64", "bool_",
     # elementwise
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "neg", "abs", "sign", "exp", "expm1", "log", "log1p",
-    "sqrt", "rsqrt", "square", "sin", "cos", "erf", "tanh", "sigmoid", "relu", "leaky_relu", "elu", "gelu",
+    "sqrt", "rsqrt", "square", "sin", "cos", "erf", "floor", "tanh", "sigmoid", "relu", "leaky_relu", "elu", "gelu",
     "softplus", "clip", "astype", "stop_gradient",
     # comparisons
     "eq", "ne", "lt", "le", "gt", "ge", "where",

@@ -106,6 +106,7 @@ CASES = [
     Case("abs", "abs", xg.abs, np.abs, [_any(4, 3)], second_order="loose"),
     Case("abs-op", "abs", lambda a: abs(a), np.abs, [_any(2, 3)]),
     Case("sign", "sign", xg.sign, np.sign, [_any(4, 3)]),
+    Case("floor", "floor", lambda a: xg.floor(a * 3.0), lambda a: np.floor(a * 3.0), [_any(4, 3) + 0.05]),
     Case("expm1", "expm1", xg.expm1, np.expm1, [_small(4, 3)], second_order="strict"),
     Case("log1p", "log1p", xg.log1p, np.log1p, [_pos(4, 3) - 0.4], second_order="strict"),
     Case("rsqrt", "rsqrt", xg.rsqrt, lambda a: 1 / np.sqrt(a), [_pos(4, 3)], second_order="strict"),
