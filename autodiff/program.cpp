@@ -56,6 +56,7 @@ struct Plan {
   // Views: their planned layout, and their offset relative to their first input's.
   std::vector<Tensor> view_layouts;
   std::vector<std::int64_t> view_offsets;
+  std::vector<bool> stage_update;  // per update: copy the value aside before writing any param
   std::int64_t arena_bytes = 0;
   std::mutex pool_mutex;
   std::vector<std::unique_ptr<Context>> idle;
@@ -162,8 +163,15 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
       layout[step.out] = placeholder(out.dtype, out.shape);
     }
   }
-  for (int o : outputs)
-    if (plan->places[o] == Place::arena) plan->places[o] = Place::fresh;
+  // Outputs the caller keeps get buffers of their own; update values stay in
+  // the arena (alive to the end) and are copied into their params.
+  for (std::size_t i = 0; i < num_user_outputs; ++i)
+    if (plan->places[outputs[i]] == Place::arena) plan->places[outputs[i]] = Place::fresh;
+  for (std::size_t i = num_user_outputs; i < outputs.size(); ++i) {
+    const Place at = plan->places[base[outputs[i]]];
+    // A value reading a param (or a feed) directly is staged first, so no update overwrites another's source.
+    plan->stage_update.push_back(at != Place::arena && at != Place::fresh);
+  }
 
   // Liveness of arena buffers, counting reads through views.
   std::vector<int> first(n, -1), last(n, -1);
@@ -378,17 +386,20 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
   }
 
   std::vector<Tensor> result;
-  result.reserve(p.outputs.size());
-  for (std::size_t i = 0; i < p.outputs.size(); ++i) {
+  result.reserve(p.num_user_outputs);
+  for (std::size_t i = 0; i < p.num_user_outputs; ++i) {
     const int o = p.outputs[i];
     const bool own = plan->places[o] == Place::fresh && !p.repeated_output[i];
     result.push_back(own ? vals[o] : vals[o].copy());
   }
-  for (std::size_t u = 0; u < p.update_targets.size(); ++u) {
+  // Every update value is final before any param is written.
+  std::vector<Tensor> staged;
+  for (std::size_t u = 0; u < p.update_targets.size(); ++u)
+    if (plan->stage_update[u]) staged.push_back(vals[p.outputs[p.num_user_outputs + u]].copy());
+  for (std::size_t u = 0, k = 0; u < p.update_targets.size(); ++u) {
     Tensor target = p.update_targets[u];  // a handle on the param's storage
-    target.copy_from(result[p.num_user_outputs + u]);
+    target.copy_from(plan->stage_update[u] ? staged[k++] : vals[p.outputs[p.num_user_outputs + u]]);
   }
-  result.resize(p.num_user_outputs);
   return result;
 }
 

@@ -143,3 +143,30 @@ TEST(Program, ContiguousFeedsAndParamsAreReadInPlace) {
   EXPECT_NE(probed_address, Xt.raw_data());
   EXPECT_FLOAT_EQ(out[0].data<float>()[1], 4.0f);
 }
+
+#include "autodiff/optim.h"
+
+TEST(Optim, AdamCompiledIntoTheStepFitsALine) {
+  Graph g;
+  Var x = g.input("x", {kDynamic, 1}, DType::float64);
+  Var t = g.input("t", {kDynamic, 1}, DType::float64);
+  Var w = g.param("w", Tensor::zeros(DType::float64, {1, 1}));
+  Var b = g.param("b", Tensor::zeros(DType::float64, {1}));
+  Var loss = mean(square(matmul(x, w) + b - t));
+  optim::Options options;
+  options.lr = 0.05;
+  optim::Adam adam({w, b}, options);
+  Program step = compile({loss}, adam.minimize(loss));
+  Tensor X = Tensor::empty(DType::float64, {20, 1}), T = Tensor::empty(DType::float64, {20, 1});
+  for (int i = 0; i < 20; ++i) {
+    X.data<double>()[i] = i / 10.0;
+    T.data<double>()[i] = 3.0 * i / 10.0 - 1.0;
+  }
+  double last = 0;
+  for (int i = 0; i < 2000; ++i) last = step.run({{"x", X}, {"t", T}})[0].item();
+  EXPECT_LT(last, 1e-8);
+  EXPECT_NEAR(w->value().item(), 3.0, 1e-4);
+  EXPECT_NEAR(b->value().item(), -1.0, 1e-4);
+  EXPECT_EQ(adam.state().size(), 5u);  // step count, and m and v for each param
+  EXPECT_NEAR(g.find("adam.step")->value().item(), 2000.0, 0.0);
+}
