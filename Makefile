@@ -43,7 +43,7 @@ bench: install
 	$(PY) bench/bench_overhead.py
 	$(PY) bench/bench_matmul.py
 	$(PY) bench/bench_conv.py
-	cd bench && ../$(PY) bench_train.py
+	$(PY) bench/bench_train.py
 
 clean:
 	rm -rf $(BUILD) $(VENV) python/xgrad.egg-info
