@@ -11,32 +11,17 @@ xgrad is faster).
 """
 import argparse
 import os
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 import xgrad as xg
+from timing import best_time as _best_seconds
 
 
-def best_time(fn, min_seconds=0.3, repeats=7):
-    fn()  # warm-up (plans, caches, scratch buffers)
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        if time.perf_counter() - t0 > min_seconds / repeats:
-            break
-        n *= 2
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best * 1e3  # milliseconds
+def best_time(fn):
+    return _best_seconds(fn) * 1e3  # milliseconds
 
 
 def main():

@@ -8,32 +8,12 @@
 Prints each time (microseconds per call, best of several repeats) and the
 ratios peer/xgrad (> 1 means xgrad is faster).
 """
-import time
 
 import numpy as np
 import torch
 
 import xgrad as xg
-
-
-
-def best_time(fn, min_seconds=0.2, repeats=5):
-    fn()  # warm-up (plans, caches)
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        if time.perf_counter() - t0 > min_seconds / repeats:
-            break
-        n *= 2
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best * 1e6
+from timing import best_time as _best_seconds
 
 
 # The chain: (name, xgrad op, torch op, numpy forward, numpy derivative given x and y)
@@ -44,6 +24,10 @@ CHAIN_OPS = [
     ("add", lambda v: v + 0.1, lambda v: v + 0.1, lambda v: v + np.float32(0.1), lambda x, y: np.float32(1.0)),
 ]
 CHAIN_LEN = 100
+
+
+def best_time(fn):
+    return _best_seconds(fn) * 1e6  # microseconds
 
 
 def chain_ops():

@@ -7,32 +7,17 @@
 """
 import subprocess
 import sys
-import time
 
 import numpy as np
 
 import xgrad as xg
+from timing import best_time as _best_seconds
 
 # torch is imported where it is used, so the xgrad memory probe never loads it.
 
 
-def best_time(fn, repeats=5, min_seconds=0.3):
-    fn()
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        if time.perf_counter() - t0 > min_seconds / repeats:
-            break
-        n *= 2
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best * 1e3
+def best_time(fn):
+    return _best_seconds(fn) * 1e3  # milliseconds
 
 
 def data(batch=128, seed=0):

@@ -234,6 +234,14 @@ void Tensor::copy_from(const Tensor& src) {
   });
 }
 
+void Tensor::fill_zero() {
+  if (is_contiguous()) {
+    std::memset(raw_data(), 0, static_cast<std::size_t>(numel()) * itemsize(dtype_));
+    return;
+  }
+  copy_from(Tensor::zeros(dtype_, {}).broadcast_to(shape_));
+}
+
 Tensor Tensor::astype(DType dtype) const {
   Tensor out = empty(dtype, shape_);
   out.copy_from(*this);

@@ -67,6 +67,7 @@ class Tensor {
   Tensor copy() const;        // always a fresh contiguous tensor
   void copy_from(const Tensor& src);  // same shape; any strides; converts the dtype
   Tensor astype(DType dtype) const;
+  void fill_zero();  // every element of the view (any strides) set to zero
 
   double item() const;  // the single element of a one-element tensor, as double
   std::string to_string() const;

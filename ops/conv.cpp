@@ -11,6 +11,7 @@
 
 #include "ops/conv.h"
 #include "ops/elementwise.h"
+#include "ops/spatial.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
 
@@ -18,12 +19,13 @@ namespace xgrad {
 
 namespace {
 
-using G = std::vector<Var>;
+using spatial::known;
+using spatial::pair_attr;
+using spatial::pair_str;
+using spatial::require_floating_same;
+using spatial::require_like;
 
-Pair pair_attr(const Attrs& attrs, const char* name) {
-  const auto& v = attrs.get_ints(name);
-  return {v[0], v[1]};
-}
+using G = std::vector<Var>;
 
 Conv2dParams params_of(const Attrs& attrs) {
   return {pair_attr(attrs, "stride"), pair_attr(attrs, "padding"), pair_attr(attrs, "dilation"), attrs.get_int("groups")};
@@ -35,10 +37,6 @@ Attrs attrs_of(const Conv2dParams& p) {
           {"dilation", std::vector<std::int64_t>{p.dilation[0], p.dilation[1]}},
           {"groups", p.groups}};
 }
-
-std::string pair_str(const Pair& p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
-
-bool known(std::int64_t d) { return d != kDynamic; }
 
 // ---- shapes ----------------------------------------------------------------
 
@@ -75,19 +73,6 @@ Shape conv_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p) {
     out[2 + d] = (padded - span) / p.stride[d] + 1;
   }
   return out;
-}
-
-void require_like(const Shape& got, const Shape& want, const char* what) {
-  bool ok = got.size() == want.size();
-  for (std::size_t d = 0; ok && d < got.size(); ++d) ok = !known(got[d]) || !known(want[d]) || got[d] == want[d];
-  if (!ok) throw ValueError(std::string(what) + " has shape " + to_string(got) + ", but the convolution gives " + to_string(want));
-}
-
-void require_floating_same(const std::vector<TensorType>& in) {
-  for (const auto& t : in) {
-    infer::require_floating(t);
-    infer::require_same_dtype(in[0], t);
-  }
 }
 
 TensorType infer_conv2d(const std::vector<TensorType>& in, const Attrs& attrs) {
@@ -268,12 +253,10 @@ void conv_grad_weight(const T* x, const T* dy, T* dw, const Geometry& g) {
 // An empty channel or spatial extent leaves nothing for BLAS to multiply.
 bool degenerate(const Geometry& g) { return g.k() == 0 || g.cols() == 0 || g.cog() == 0; }
 
-void zero(Tensor& out) { std::memset(out.raw_data(), 0, static_cast<std::size_t>(out.numel()) * itemsize(out.dtype())); }
-
 void conv2d_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const Tensor x = in[0]->contiguous(), w = in[1]->contiguous();
   const Geometry g = geometry(x.shape(), w.shape(), out.shape(), attrs);
-  if (degenerate(g)) return zero(out);
+  if (degenerate(g)) return out.fill_zero();
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     conv_forward<T>(x.data<T>(), w.data<T>(), out.data<T>(), g);
@@ -283,7 +266,7 @@ void conv2d_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
 void conv2d_grad_input_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const Tensor dy = in[0]->contiguous(), w = in[1]->contiguous();
   const Geometry g = geometry(out.shape(), w.shape(), dy.shape(), attrs);
-  if (degenerate(g)) return zero(out);
+  if (degenerate(g)) return out.fill_zero();
   kernels::dispatch_floating(dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
     conv_grad_input<T>(dy.data<T>(), w.data<T>(), out.data<T>(), g);
@@ -293,7 +276,7 @@ void conv2d_grad_input_kernel(const Tensor* const* in, Tensor& out, const Attrs&
 void conv2d_grad_weight_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const Tensor x = in[0]->contiguous(), dy = in[1]->contiguous();
   const Geometry g = geometry(x.shape(), out.shape(), dy.shape(), attrs);
-  if (degenerate(g)) return zero(out);
+  if (degenerate(g)) return out.fill_zero();
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     conv_grad_weight<T>(x.data<T>(), dy.data<T>(), out.data<T>(), g);

@@ -78,15 +78,13 @@ void take_walk_run(const Tensor& x, const Tensor& idx, const Tensor& out, std::i
   });
 }
 
-void zero(Tensor& t) { std::memset(t.raw_data(), 0, static_cast<std::size_t>(t.numel()) * itemsize(t.dtype())); }
-
 void take_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
   take_walk_run<false>(*in[0], *in[1], out, axis_attr(a, in[0]->shape().size()));
 }
 
 // in: dy, idx, like(x). out (x's shape) = zeros, then out[idx] += dy.
 void take_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
-  zero(out);
+  out.fill_zero();
   take_walk_run<true>(out, *in[1], *in[0], axis_attr(a, out.shape().size()));
 }
 
@@ -141,7 +139,7 @@ void take_along_axis_kernel(const Tensor* const* in, Tensor& out, const Attrs& a
 }
 
 void take_along_axis_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
-  zero(out);
+  out.fill_zero();
   along_axis_run<true>(out, *in[1], *in[0], axis_attr(a, out.shape().size()));
 }
 
@@ -150,7 +148,7 @@ void take_along_axis_grad_kernel(const Tensor* const* in, Tensor& out, const Att
 void one_hot_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
   const Tensor labels = in[0]->contiguous();
   const std::int64_t classes = a.get_int("num_classes");
-  zero(out);
+  out.fill_zero();
   const std::int64_t* lp = labels.data<std::int64_t>();
   kernels::dispatch_floating(out.dtype(), [&](auto tag) {
     using T = decltype(tag);

@@ -70,7 +70,7 @@ void matmul_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
     throw ValueError("inner dimensions differ at run time: " + to_string(a.shape()) + " @ " + to_string(b.shape()));
   if (out.numel() == 0) return;
   if (k == 0) {
-    std::memset(out.raw_data(), 0, static_cast<std::size_t>(out.numel()) * itemsize(out.dtype()));
+    out.fill_zero();
     return;
   }
   // Matrices BLAS cannot read (negative or broadcast strides inside a matrix) are copied once.

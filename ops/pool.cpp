@@ -13,18 +13,20 @@
 
 #include "ops/conv.h"
 #include "ops/elementwise.h"
+#include "ops/spatial.h"
 #include "ops/ops.h"
 
 namespace xgrad {
 
 namespace {
 
-using G = std::vector<Var>;
+using spatial::known;
+using spatial::pair_attr;
+using spatial::pair_str;
+using spatial::require_floating_same;
+using spatial::require_like;
 
-Pair pair_attr(const Attrs& attrs, const char* name) {
-  const auto& v = attrs.get_ints(name);
-  return {v[0], v[1]};
-}
+using G = std::vector<Var>;
 
 Pool2dParams params_of(const Attrs& attrs) {
   return {pair_attr(attrs, "kernel"), pair_attr(attrs, "stride"), pair_attr(attrs, "padding"),
@@ -39,10 +41,6 @@ Attrs attrs_of(const Pool2dParams& p) {
           {"padding", std::vector<std::int64_t>{p.padding[0], p.padding[1]}},
           {"count_include_pad", std::int64_t{p.count_include_pad}}};
 }
-
-std::string pair_str(const Pair& p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
-
-bool known(std::int64_t d) { return d != kDynamic; }
 
 // ---- shapes ----------------------------------------------------------------
 
@@ -68,19 +66,6 @@ Shape pool_output_shape(const Shape& x, const Pool2dParams& p) {
     out[2 + d] = (padded - p.kernel[d]) / stride[d] + 1;
   }
   return out;
-}
-
-void require_like(const Shape& got, const Shape& want, const char* what) {
-  bool ok = got.size() == want.size();
-  for (std::size_t d = 0; ok && d < got.size(); ++d) ok = !known(got[d]) || !known(want[d]) || got[d] == want[d];
-  if (!ok) throw ValueError(std::string(what) + " has shape " + to_string(got) + ", but expected " + to_string(want));
-}
-
-void require_floating_same(const std::vector<TensorType>& in) {
-  for (const auto& t : in) {
-    infer::require_floating(t);
-    infer::require_same_dtype(in[0], t);
-  }
 }
 
 TensorType infer_pool(const std::vector<TensorType>& in, const Attrs& attrs) {  // (x)

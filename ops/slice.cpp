@@ -42,7 +42,7 @@ Tensor slice_view(const Tensor& x, const Attrs& a) {
 
 // in: dy, like. out (like's shape) = 0 except the sliced region, which holds dy.
 void slice_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
-  std::memset(out.raw_data(), 0, static_cast<std::size_t>(out.numel()) * itemsize(out.dtype()));
+  out.fill_zero();
   slice_view(out, a).copy_from(*in[0]);
 }
 

@@ -98,7 +98,7 @@ const OpDef& pow_scalar_op = register_op(unary("pow_scalar", unary_kernel<PowSca
 const OpDef& zeros_like_op = register_op(
     OpDef("zeros_like").infer([](const std::vector<TensorType>& in, const Attrs&) { return in[0]; })
         .kernel([](const Tensor* const*, Tensor& out, const Attrs&) {
-          std::memset(out.raw_data(), 0, static_cast<std::size_t>(out.numel()) * itemsize(out.dtype()));
+          out.fill_zero();
         })
         .grad([](const GradCtx&) { return G{Var()}; })
         .onnx("ConstantOfShape"));
