@@ -8,6 +8,7 @@
 
 #include "autodiff/memory_plan.h"
 #include "autodiff/passes.h"
+#include "autodiff/tiling.h"
 #include "core/error.h"
 
 namespace xgrad {
@@ -43,11 +44,22 @@ struct Step {
 };
 
 // Per-run scratch: every value's tensor, with arena values pre-bound.
+// One member of a tiled group: tile-sized views, re-pointed at each tile.
+struct TileMember {
+  std::vector<Tensor> inputs[2];         // [full tile, last partial tile]; empty Tensor for a scalar input
+  Tensor out[2];
+  std::vector<const Tensor*> in_ptrs[2];  // the tile views, or the whole scalar value
+};
+
 struct Context {
   std::shared_ptr<Storage> arena;
   std::vector<Tensor> values;
   std::vector<std::vector<const Tensor*>> step_inputs;
+  std::vector<std::vector<TileMember>> tiles;  // per group of the plan
 };
+
+constexpr std::int64_t kTile = 4096;         // elements per tile: a few operands stay in L1/L2
+constexpr std::int64_t kMinTiled = 4 * kTile;  // smaller arrays gain nothing from tiling
 
 struct Plan {
   std::vector<Shape> shapes;
@@ -57,6 +69,7 @@ struct Plan {
   std::vector<Tensor> view_layouts;
   std::vector<std::int64_t> view_offsets;
   std::vector<bool> stage_update;  // per update: copy the value aside before writing any param
+  ExecutionOrder exec;              // steps and tiled groups, in the order they run
   std::int64_t arena_bytes = 0;
   std::mutex pool_mutex;
   std::vector<std::unique_ptr<Context>> idle;
@@ -173,16 +186,34 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
     plan->stage_update.push_back(at != Place::arena && at != Place::fresh);
   }
 
-  // Liveness of arena buffers, counting reads through views.
+  // Execution order: elementwise chains over large arrays become tiled groups.
+  std::vector<TileCandidate> candidates;
+  for (const Step& step : steps) {
+    const Shape& out_shape = plan->shapes[step.out];
+    const Place at = plan->places[step.out];
+    bool tileable = step.op->is_elementwise() && (at == Place::arena || at == Place::fresh) && numel(out_shape) >= kMinTiled;
+    for (int i : step.inputs)
+      tileable = tileable && (numel(plan->shapes[i]) == 1 || (plan->shapes[i] == out_shape && layout[i].is_contiguous()));
+    candidates.push_back({tileable, numel(out_shape), step.inputs, step.out});
+  }
+  plan->exec = plan_tiles(candidates);
+
+  // Liveness of arena buffers over the execution order, counting reads through
+  // views. A group is one instruction: its members' buffers are all live across it.
   std::vector<int> first(n, -1), last(n, -1);
-  for (std::size_t s = 0; s < steps.size(); ++s) {
-    const int out = steps[s].out;
-    if (plan->places[out] == Place::arena) first[out] = last[out] = static_cast<int>(s);
-    for (int i : steps[s].inputs)
-      if (plan->places[base[i]] == Place::arena) last[base[i]] = std::max(last[base[i]], static_cast<int>(s));
+  const int end = static_cast<int>(plan->exec.order.size());
+  for (int pos = 0; pos < end; ++pos) {
+    const Instruction& ins = plan->exec.order[static_cast<std::size_t>(pos)];
+    const std::vector<int> single{ins.step};
+    for (int s : ins.group >= 0 ? plan->exec.groups[static_cast<std::size_t>(ins.group)] : single) {
+      const Step& step = steps[static_cast<std::size_t>(s)];
+      if (plan->places[step.out] == Place::arena) first[step.out] = last[step.out] = pos;
+      for (int i : step.inputs)
+        if (plan->places[base[i]] == Place::arena) last[base[i]] = std::max(last[base[i]], pos);
+    }
   }
   for (int o : outputs)  // an output viewing an arena buffer is copied out after the last step
-    if (plan->places[base[o]] == Place::arena) last[base[o]] = static_cast<int>(steps.size());
+    if (plan->places[base[o]] == Place::arena) last[base[o]] = end;
   std::vector<BufferRequest> requests;
   std::vector<int> requested;
   for (std::size_t v = 0; v < n; ++v)
@@ -221,6 +252,26 @@ std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
     std::vector<const Tensor*> ins;
     for (int i : step.inputs) ins.push_back(&ctx->values[i]);
     ctx->step_inputs.push_back(std::move(ins));
+  }
+  for (const auto& group : plan.exec.groups) {
+    const std::int64_t total = numel(plan.shapes[steps[static_cast<std::size_t>(group[0])].out]);
+    const std::int64_t sizes[2] = {kTile, total % kTile};
+    std::vector<TileMember> members(group.size());
+    for (std::size_t j = 0; j < group.size(); ++j) {
+      const Step& step = steps[static_cast<std::size_t>(group[j])];
+      for (int k = 0; k < 2; ++k) {
+        auto tile = [&](int v) {
+          const DType dt = values[static_cast<std::size_t>(v)].type.dtype;
+          return Tensor::view_of(ctx->arena, dt, {sizes[k]}, {1}, 0);  // re-pointed before every use
+        };
+        for (int i : step.inputs) members[j].inputs[k].push_back(numel(plan.shapes[i]) == 1 ? Tensor() : tile(i));
+        members[j].out[k] = tile(step.out);
+        for (std::size_t a = 0; a < step.inputs.size(); ++a)
+          members[j].in_ptrs[k].push_back(members[j].inputs[k][a].defined() ? &members[j].inputs[k][a]
+                                                                            : &ctx->values[step.inputs[a]]);
+      }
+    }
+    ctx->tiles.push_back(std::move(members));
   }
   return ctx;
 }
@@ -368,21 +419,52 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
   for (int o : p.outputs)
     if (plan->places[o] == Place::fresh && !vals[o].defined()) vals[o] = Tensor::empty(p.values[o].type.dtype, plan->shapes[o]);
 
-  for (std::size_t s = 0; s < p.steps.size(); ++s) {
+  auto run_step = [&](std::size_t s) {
     const Step& step = p.steps[s];
     const Tensor* const* ins = ctx->step_inputs[s].data();
-    try {
-      if (plan->places[step.out] == Place::view) {  // an alias: only the memory under it changes per run
-        const Tensor& base = *ins[0];
-        vals[step.out].rebind(base.storage(), base.offset() + plan->view_offsets[step.out]);
-      } else {
-        step.op->kernel()(ins, vals[step.out], step.attrs);
-      }
-    } catch (const TypeError& e) {
-      throw TypeError(p.where(step, &plan->shapes) + e.what());
-    } catch (const ValueError& e) {
-      throw ValueError(p.where(step, &plan->shapes) + e.what());
+    if (plan->places[step.out] == Place::view) {  // an alias: only the memory under it changes per run
+      const Tensor& base = *ins[0];
+      vals[step.out].rebind(base.storage(), base.offset() + plan->view_offsets[step.out]);
+    } else {
+      step.op->kernel()(ins, vals[step.out], step.attrs);
     }
+  };
+  // Each tile of a group goes through every member before the next tile starts.
+  auto run_group = [&](std::size_t g, std::size_t& current) {
+    const std::vector<int>& group = plan->exec.groups[g];
+    std::vector<TileMember>& members = ctx->tiles[g];
+    const std::int64_t total = numel(plan->shapes[p.steps[static_cast<std::size_t>(group[0])].out]);
+    for (std::int64_t t = 0; t < total; t += kTile) {
+      const int k = t + kTile <= total ? 0 : 1;
+      for (std::size_t j = 0; j < group.size(); ++j) {
+        current = static_cast<std::size_t>(group[j]);
+        const Step& step = p.steps[current];
+        TileMember& m = members[j];
+        for (std::size_t a = 0; a < step.inputs.size(); ++a)
+          if (m.inputs[k][a].defined()) {
+            const Tensor& whole = vals[step.inputs[a]];
+            m.inputs[k][a].rebind(whole.storage(), whole.offset() + t);
+          }
+        const Tensor& whole_out = vals[step.out];
+        m.out[k].rebind(whole_out.storage(), whole_out.offset() + t);
+        step.op->kernel()(m.in_ptrs[k].data(), m.out[k], step.attrs);
+      }
+    }
+  };
+  std::size_t current = 0;  // the step running, for error messages
+  try {
+    for (const Instruction& ins : plan->exec.order) {
+      if (ins.group >= 0) {
+        run_group(static_cast<std::size_t>(ins.group), current);
+      } else {
+        current = static_cast<std::size_t>(ins.step);
+        run_step(current);
+      }
+    }
+  } catch (const TypeError& e) {
+    throw TypeError(p.where(p.steps[current], &plan->shapes) + e.what());
+  } catch (const ValueError& e) {
+    throw ValueError(p.where(p.steps[current], &plan->shapes) + e.what());
   }
 
   std::vector<Tensor> result;
@@ -440,6 +522,10 @@ std::string Program::to_string() const {
     os << "\n plan for";
     for (std::size_t k = 0; k < signature.size(); ++k) os << " " << p.input_names[k] << xgrad::to_string(signature[k]);
     os << ": arena " << plan->arena_bytes << " bytes";
+    for (const auto& group : plan->exec.groups) {
+      os << "\n  tiled group:";
+      for (int m : group) os << " " << p.values[p.steps[static_cast<std::size_t>(m)].out].name;
+    }
     for (const Step& step : p.steps) {
       os << "\n  " << p.values[step.out].name << " " << xgrad::to_string(plan->shapes[step.out]) << " "
          << place_name(plan->places[step.out]);

@@ -59,6 +59,10 @@ class OpDef {
   // Ops whose output differs between runs for equal inputs (random masks):
   // never merged with one another by common-subexpression elimination.
   OpDef& nondeterministic() { deterministic_ = false; return *this; }
+  // out[i] depends on input[i] only (inputs of the output's shape, or single
+  // elements): the kernel may then run on matching slices of its operands,
+  // which lets the Program run chains of such ops tile by tile.
+  OpDef& elementwise() { elementwise_ = true; return *this; }
 
   const std::string& name() const { return name_; }
   int arity() const { return arity_; }
@@ -71,6 +75,7 @@ class OpDef {
   const std::string& non_differentiable_reason() const { return non_diff_reason_; }
   const std::string& onnx_op() const { return onnx_op_; }
   bool deterministic() const { return deterministic_; }
+  bool is_elementwise() const { return elementwise_; }
 
  private:
   std::string name_;
@@ -83,6 +88,7 @@ class OpDef {
   std::string non_diff_reason_;
   std::string onnx_op_;
   bool deterministic_ = true;
+  bool elementwise_ = false;
 };
 
 // The registry. register_op returns a reference that stays valid for the

@@ -46,7 +46,7 @@ struct ClipF {
 };
 
 OpDef activation(const char* name, KernelFn kernel, const char* onnx) {
-  return OpDef(name).infer(infer::same_floating).kernel(kernel).onnx(onnx);
+  return OpDef(name).infer(infer::same_floating).kernel(kernel).onnx(onnx).elementwise();
 }
 
 const OpDef& leaky_relu_op = register_op(activation("leaky_relu", unary_kernel<LeakyReluF>, "LeakyRelu")

@@ -23,7 +23,7 @@ struct MaxF { template <class V> V operator()(V a, V b) const { return xsimd::ma
 struct MinF { template <class V> V operator()(V a, V b) const { return xsimd::min(a, b); } };
 
 OpDef binary(const char* name, KernelFn kernel, const char* onnx) {
-  return OpDef(name).arity(2).infer(infer::broadcast_floating).kernel(kernel).onnx(onnx);
+  return OpDef(name).arity(2).infer(infer::broadcast_floating).kernel(kernel).onnx(onnx).elementwise();
 }
 
 const OpDef& add_op = register_op(binary("add", kernels::binary_kernel<AddF>, "Add").grad([](const GradCtx& c) {

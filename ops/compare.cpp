@@ -16,7 +16,7 @@ struct GtF { template <class T> bool operator()(T a, T b) const { return a > b; 
 struct GeF { template <class T> bool operator()(T a, T b) const { return a >= b; } };
 
 OpDef comparison(const char* name, KernelFn kernel, const char* onnx) {
-  return OpDef(name).arity(2).infer(infer::broadcast_compare).kernel(kernel).onnx(onnx)
+  return OpDef(name).arity(2).infer(infer::broadcast_compare).kernel(kernel).onnx(onnx).elementwise()
       .not_differentiable("a comparison is piecewise constant; its bool output carries no gradient");
 }
 
@@ -34,7 +34,7 @@ TensorType infer_where(const std::vector<TensorType>& in, const Attrs&) {
   return {in[1].dtype, broadcast_shapes(in[0].shape, broadcast_shapes(in[1].shape, in[2].shape))};
 }
 
-const OpDef& where_op = register_op(OpDef("where").arity(3).infer(infer_where).kernel(kernels::where_kernel).onnx("Where")
+const OpDef& where_op = register_op(OpDef("where").arity(3).infer(infer_where).kernel(kernels::where_kernel).onnx("Where").elementwise()
     .grad([](const GradCtx& c) {
       const Var zero = c.dy.graph().scalar(0.0, c.dy.dtype());
       return G{Var(), sum_to_like(where(c.x(0), c.dy, zero), c.x(1)), sum_to_like(where(c.x(0), zero, c.dy), c.x(2))};

@@ -42,7 +42,7 @@ struct PowScalarF {
 };
 
 OpDef unary(const char* name, KernelFn kernel, const char* onnx) {
-  return OpDef(name).arity(1).infer(infer::same_floating).kernel(kernel).onnx(onnx);
+  return OpDef(name).arity(1).infer(infer::same_floating).kernel(kernel).onnx(onnx).elementwise();
 }
 
 using kernels::unary_kernel;
@@ -105,6 +105,7 @@ const OpDef& zeros_like_op = register_op(
 
 const OpDef& astype_op = register_op(
     OpDef("astype")
+        .elementwise()
         .infer([](const std::vector<TensorType>& in, const Attrs& a) {
           return TensorType{static_cast<DType>(a.get_int("dtype")), in[0].shape};
         })
