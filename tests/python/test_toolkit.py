@@ -191,6 +191,31 @@ def test_batch_norm_switch_matches_torch_train_and_eval(shape):
     np.testing.assert_array_equal(bn.running_var.value, before)
 
 
+def test_batch_norm_with_a_mode_fixed_at_build_time():
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((5, 3, 2, 2)) + 3
+    progs = {}
+    for mode in (None, True, False):
+        g = xg.Graph()
+        x = g.input("x", (None, 3, 2, 2), dtype=F64)
+        bn = xg.nn.BatchNorm2d(g, 3, dtype=F64, training=mode)
+        y = bn(x)
+        assert len(bn.updates()) == (0 if mode is False else 2)
+        assert ("training" in g.compile(y).input_names) == (mode is None)
+        progs[mode] = (g.compile(y, updates=bn.updates()), bn)
+    for mode in (False, True):  # fixed branches = the switch (eval first: stats still 0, 1)
+        np.testing.assert_allclose(progs[mode][0](x=X), progs[None][0](x=X, training=mode), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(progs[True][1].running_var.value, progs[None][1].running_var.value, rtol=1e-12)
+    np.testing.assert_array_equal(progs[False][1].running_mean.value, np.zeros(3))
+    g = xg.Graph()
+    plain = xg.nn.BatchNorm(g, 3, affine=False, track_running_stats=False, dtype=F64)  # batch statistics only
+    assert plain.params == [] and plain.buffers == []
+    out = g.compile(plain(g.input("x", (None, 3), dtype=F64)))(x=X[:, :, 0, 0])
+    np.testing.assert_allclose(out.mean(0), 0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"expects \(N, 3, ...\) inputs"):
+        plain(g.input("y", (None, 4), dtype=F64))
+
+
 def test_dropout_is_off_in_eval_mode_and_on_in_training():
     g = xg.Graph()
     x = g.input("x", (None, 20), dtype=F64)
@@ -389,3 +414,15 @@ def test_mlp_on_digits_reaches_95_percent():
     assert hist[-1] < 0.2 * hist[0]
     acc = (g.compile(xg.argmax(logits, 1))(x=Xte, training=False) == yte).mean()
     assert acc >= 0.95, acc
+
+
+def test_readme_training_example_runs(tmp_path, monkeypatch):
+    import os
+    import re
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    code = re.search(r"## Training\n.*?```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    env = {}
+    exec(compile(code, "README.md", "exec"), env)
+    assert env["losses"].shape == (10,) and env["losses"][-1] < 0.3 * env["losses"][0]
+    assert env["accuracy"] > 0.95 and (tmp_path / "digits.npz").exists()
