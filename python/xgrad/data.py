@@ -11,8 +11,8 @@ Every array is cut along axis 0 with the same permutation. The object
 ``batches`` returns can be iterated once per epoch: each pass draws a new
 permutation from a generator seeded once, so a run of epochs is reproducible
 from ``seed``. The last batch is smaller when the length does not divide
-(``drop_last=True`` leaves it out); graph inputs declared with a None batch
-axis take it without recompiling anything but a new memory plan.
+(``drop_last=True`` leaves it out); a Program whose inputs have a None batch
+axis runs it as it is (it plans that shape once and caches the plan).
 """
 import numpy as np
 
