@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 
 APT_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev \
   pybind11-dev python3-pybind11 python3-dev python3-venv python3-pip python3-setuptools python3-wheel \
-  python3-numpy python3-pytest python3-sklearn libgtest-dev googletest python3-torch
+  python3-numpy python3-pytest python3-sklearn python3-tqdm libgtest-dev googletest python3-torch
 
 .PHONY: deps venv install build demo test test-cpp test-python bench clean
 

@@ -25,6 +25,10 @@ from ._xgrad import avg_pool2d, conv2d, max_pool2d
 
 from . import optim
 from .gradcheck import GradcheckError, gradcheck
+# The training toolkit (pure Python over the ops above): initializers, layers, minibatches, checkpoints, a fit loop.
+from . import data, init, nn
+from .checkpoint import load, save
+from .training import fit
 
 __version__ = "0.1.0"
 
@@ -82,4 +86,6 @@ __all__ = [
     "linalg",
     # convolution and pooling
     "conv2d", "max_pool2d", "avg_pool2d",
+    # training toolkit: xg.init, xg.nn, xg.data modules; checkpoints; the fit loop
+    "init", "nn", "data", "save", "load", "fit",
 ]

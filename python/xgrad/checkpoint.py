@@ -1,0 +1,120 @@
+"""Checkpoints: param values saved by name to a numpy .npz file and loaded back.
+
+::
+
+    xg.save("model.npz", g)      # every param of the graph: weights, running statistics, optimizer state
+    ...
+    g2 = build_the_same_graph()  # the same layers and optimizer, so the same param names
+    xg.load("model.npz", g2)     # checks every name, shape and dtype first, then copies the values in
+
+What is saved or loaded: a Graph (all its params: optimizer moments and step
+counts are graph params, so they come along), an xg.nn Module (its params and
+buffers, no optimizer state), a param node, a list of param nodes, or a dict
+{name: param node} (to store under other names). The file is an ordinary .npz
+(``np.load`` reads it), written to exactly the path given, through a temporary
+file so a crash never leaves half a checkpoint behind.
+
+Loading refuses, with a ValueError naming the parameter, a shape or dtype
+that differs from the graph's, a param the file lacks and a file entry the
+target lacks (``strict=False`` allows the last two); nothing is written
+unless everything matches. Values are copied into the params' storage, so
+every compiled Program sees them and the outputs are bit-identical to those
+of the graph that was saved.
+"""
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from ._xgrad import Graph, Node
+
+__all__ = ["save", "load", "named_params"]
+
+
+def named_params(target):
+    """{name: param node} of a Graph, a Module, a node, a list of nodes or a dict {name: node}."""
+    from .nn import Module  # nn imports this package's modules; import late to keep the import order free
+
+    if isinstance(target, Graph):
+        nodes = target.params
+    elif isinstance(target, Module):
+        nodes = list(target.params) + list(target.buffers)
+    elif isinstance(target, Node):
+        nodes = [target]
+    elif isinstance(target, dict):
+        out = {}
+        for name, node in target.items():
+            out[str(name)] = _check_param(node)
+        return out
+    else:
+        try:
+            nodes = list(target)
+        except TypeError:
+            raise TypeError(f"expected a Graph, an xg.nn Module, a param node, a list or a dict of them, "
+                            f"got {type(target).__name__}") from None
+    out = {}
+    for node in nodes:
+        node = _check_param(node)
+        if node.name in out and out[node.name] is not node:
+            raise ValueError(f"two params are named '{node.name}'")
+        out[node.name] = node
+    return out
+
+
+def _check_param(node):
+    if not isinstance(node, Node) or node.kind != "param":
+        raise TypeError(f"checkpoints hold param nodes, got {node!r}")
+    return node
+
+
+def save(path, target):
+    """Writes the values of target's params (see ``named_params``) to the .npz file ``path``."""
+    params = named_params(target)
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".xgrad-", suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is an ordinary data file
+    try:
+        # Stored uncompressed, one .npy member per param (np.savez's layout) but without np.savez's keyword
+        # arguments, where a param named "file" would clash with the path.
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, node in params.items():
+                with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.ascontiguousarray(node.value), allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _describe(a):
+    return f"{np.dtype(a.dtype).name} {tuple(a.shape)}"
+
+
+def load(path, target, strict=True):
+    """Copies the values saved in ``path`` into target's params, matched by name.
+
+    Raises ValueError naming the parameter on a shape or dtype mismatch and, when ``strict``, on a param the
+    file lacks or an entry the target lacks. Returns the names that were loaded.
+    """
+    params = named_params(target)
+    with np.load(os.fspath(path), allow_pickle=False) as f:
+        stored = {name: f[name] for name in f.files}
+    missing = [n for n in params if n not in stored]
+    extra = [n for n in stored if n not in params]
+    if strict and missing:
+        raise ValueError(f"checkpoint '{path}' has no value for parameter '{missing[0]}'"
+                         + (f" (nor for {len(missing) - 1} more: {', '.join(missing[1:6])})" if len(missing) > 1 else ""))
+    if strict and extra:
+        raise ValueError(f"checkpoint '{path}' holds parameter '{extra[0]}', which the target does not have"
+                         + (f" (and {len(extra) - 1} more: {', '.join(extra[1:6])})" if len(extra) > 1 else ""))
+    loaded = [n for n in params if n in stored]
+    for name in loaded:  # everything is checked before anything is written
+        want, got = params[name], stored[name]
+        if got.shape != tuple(want.shape) or got.dtype != np.dtype(want.dtype):
+            raise ValueError(f"parameter '{name}': the checkpoint has {_describe(got)}, the graph has "
+                             f"{np.dtype(want.dtype).name} {tuple(want.shape)}")
+    for name in loaded:
+        np.copyto(params[name].value, stored[name])  # in place: Programs share the param's storage
+    return loaded
