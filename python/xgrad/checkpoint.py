@@ -81,7 +81,7 @@ def save(path, target):
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, node in params.items():
                 with zf.open(name + ".npy", "w", force_zip64=True) as f:
-                    np.lib.format.write_array(f, np.ascontiguousarray(node.value), allow_pickle=False)
+                    np.lib.format.write_array(f, np.require(node.value, requirements="C"), allow_pickle=False)  # keeps 0-d shapes
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

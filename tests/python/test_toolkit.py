@@ -426,3 +426,20 @@ def test_readme_training_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), env)
     assert env["losses"].shape == (10,) and env["losses"][-1] < 0.3 * env["losses"][0]
     assert env["accuracy"] > 0.95 and (tmp_path / "digits.npz").exists()
+
+
+def test_checkpoint_keeps_optimizer_state_including_scalars(tmp_path):
+    g = xg.Graph()
+    w = g.param("w", np.ones(3))
+    x = g.input("x", (3,), dtype=np.float64)
+    step = g.compile(xg.sum(xg.square(x * w)), updates=xg.optim.Adam([w], lr=0.1))
+    for _ in range(3):
+        step(x=np.arange(3.0))
+    path = tmp_path / "state.npz"
+    xg.save(str(path), g)
+    saved = {p.name: p.value.copy() for p in g.params}
+    assert saved["adam.step"].shape == () and saved["adam.step"] == 3.0
+    step(x=np.arange(3.0))
+    xg.load(str(path), g)
+    for p in g.params:
+        np.testing.assert_array_equal(p.value, saved[p.name])
