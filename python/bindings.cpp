@@ -6,6 +6,7 @@
 
 #include "autodiff/grad.h"
 #include "autodiff/program.h"
+#include "io/npz.h"
 #include "python/convert.h"
 
 namespace py = pybind11;
@@ -224,6 +225,16 @@ PYBIND11_MODULE(_xgrad, m) {
           return std::move(out);
         }, py::arg("y"), py::arg("xs"), py::arg("allow_unused") = false,
         "Gradient nodes of the scalar y with respect to xs (a node or a list of nodes).");
+  m.def("_write_npz", [](const std::string& path, const py::dict& arrays) {
+          io::NamedTensors named;
+          for (const auto& [k, v] : arrays) named.emplace_back(k.cast<std::string>(), to_tensor(v, std::nullopt, "array"));
+          io::write_npz(path, named);
+        }, "The C++ checkpoint writer (for interoperability tests).");
+  m.def("_read_npz", [](const std::string& path) {
+          py::dict out;
+          for (const auto& [name, t] : io::read_npz(path)) out[py::str(name)] = to_numpy(t);
+          return out;
+        }, "The C++ checkpoint reader (for interoperability tests).");
   m.def("registered_ops", [] {
     std::vector<std::string> names;
     for (const OpDef* op : registered_ops()) names.push_back(op->name());
