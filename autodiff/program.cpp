@@ -16,7 +16,7 @@ namespace xgrad {
 namespace {
 
 // Where a value's memory comes from in one plan.
-enum class Place { feed, held, arena, fresh, view };
+enum class Place { feed, held, arena, fresh, view, in_param, tile };
 
 const char* place_name(Place p) {
   switch (p) {
@@ -24,6 +24,8 @@ const char* place_name(Place p) {
     case Place::held: return "param/const";
     case Place::arena: return "arena";
     case Place::fresh: return "output";
+    case Place::in_param: return "written into its param";
+    case Place::tile: return "tile scratch (inside a group)";
     case Place::view: return "view";
   }
   return "?";
@@ -49,10 +51,13 @@ struct TileMember {
   std::vector<Tensor> inputs[2];         // [full tile, last partial tile]; empty Tensor for a scalar input
   Tensor out[2];
   std::vector<const Tensor*> in_ptrs[2];  // the tile views, or the whole scalar value
+  std::vector<bool> input_in_scratch;     // bound once to the group's scratch; never re-pointed
+  bool out_in_scratch = false;
 };
 
 struct Context {
   std::shared_ptr<Storage> arena;
+  std::vector<std::shared_ptr<Storage>> tile_scratch;  // per group: one tile per value that lives only inside it
   std::vector<Tensor> values;
   std::vector<std::vector<const Tensor*>> step_inputs;
   std::vector<std::vector<TileMember>> tiles;  // per group of the plan
@@ -69,6 +74,7 @@ struct Plan {
   std::vector<Tensor> view_layouts;
   std::vector<std::int64_t> view_offsets;
   std::vector<bool> stage_update;  // per update: copy the value aside before writing any param
+  std::vector<bool> in_place;      // per update: its value is computed straight into the param
   ExecutionOrder exec;              // steps and tiled groups, in the order they run
   std::int64_t arena_bytes = 0;
   std::mutex pool_mutex;
@@ -101,6 +107,7 @@ struct Program::Impl {
   std::vector<TensorType> input_types;
   std::size_t num_user_outputs = 0;  // outputs beyond these are update values
   std::vector<Tensor> update_targets;  // the params' storage
+  std::vector<int> update_params;      // the value id of each updated param in this program, or -1
   std::vector<std::string> update_names;
   std::vector<bool> repeated_output;  // an output listed earlier too: handed out as a copy
   std::vector<std::string> graph_input_names;
@@ -122,6 +129,7 @@ struct Program::Impl {
   }
 
   std::shared_ptr<Plan> make_plan(const std::vector<Shape>& signature) const;
+  void decide_in_place(Plan& plan, const std::vector<int>& base) const;
   std::unique_ptr<Context> make_context(const Plan& plan) const;
   std::vector<Tensor> check_feeds(const Feeds& feeds) const;
 };
@@ -197,6 +205,24 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
     candidates.push_back({tileable, numel(out_shape), step.inputs, step.out});
   }
   plan->exec = plan_tiles(candidates);
+  decide_in_place(*plan, base);
+  // A value written and read only inside one group never exists whole: one tile of scratch holds it.
+  {
+    std::vector<int> group_of(steps.size(), -1);
+    for (std::size_t g = 0; g < plan->exec.groups.size(); ++g)
+      for (int m : plan->exec.groups[g]) group_of[static_cast<std::size_t>(m)] = static_cast<int>(g);
+    std::vector<int> reader_group(n, -2);  // -2: no reader yet, -1: read outside any single group
+    for (std::size_t st = 0; st < steps.size(); ++st)
+      for (int i : steps[st].inputs) {
+        int& rg = reader_group[static_cast<std::size_t>(i)];
+        rg = (rg == -2 || rg == group_of[st]) ? group_of[st] : -1;
+      }
+    for (int o : outputs) reader_group[static_cast<std::size_t>(o)] = -1;
+    for (std::size_t st = 0; st < steps.size(); ++st) {
+      const auto v = static_cast<std::size_t>(steps[st].out);
+      if (group_of[st] >= 0 && plan->places[v] == Place::arena && reader_group[v] == group_of[st]) plan->places[v] = Place::tile;
+    }
+  }
 
   // Liveness of arena buffers over the execution order, counting reads through
   // views. A group is one instruction: its members' buffers are all live across it.
@@ -235,6 +261,55 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
   return plan;
 }
 
+// An update value can be computed straight into its param (saving a copy of
+// the whole param per run) when nothing reads the param's old value after the
+// step that writes it, no output shows the param, and no later step can
+// reject its inputs (which would leave the param half-updated).
+void Program::Impl::decide_in_place(Plan& plan, const std::vector<int>& base) const {
+  const std::size_t updates = update_targets.size();
+  plan.in_place.assign(updates, false);
+  // When each step runs: (position in the order, index within its tiled group).
+  std::vector<std::pair<int, int>> when(steps.size());
+  int last_rejecting = -1;
+  for (std::size_t pos = 0; pos < plan.exec.order.size(); ++pos) {
+    const Instruction& ins = plan.exec.order[pos];
+    const std::vector<int> single{ins.step};
+    const auto& members = ins.group >= 0 ? plan.exec.groups[static_cast<std::size_t>(ins.group)] : single;
+    for (std::size_t j = 0; j < members.size(); ++j) {
+      when[static_cast<std::size_t>(members[j])] = {static_cast<int>(pos), static_cast<int>(j)};
+      if (steps[static_cast<std::size_t>(members[j])].op->can_reject_values()) last_rejecting = static_cast<int>(pos);
+    }
+  }
+  std::vector<int> producer(values.size(), -1);
+  for (std::size_t s = 0; s < steps.size(); ++s) producer[static_cast<std::size_t>(steps[s].out)] = static_cast<int>(s);
+  for (std::size_t u = 0; u < updates; ++u) {
+    const int v = outputs[num_user_outputs + u];
+    const int param = update_params[u];
+    const int s = producer[static_cast<std::size_t>(v)];
+    if (s < 0 || plan.places[static_cast<std::size_t>(v)] != Place::arena) continue;
+    bool ok = when[static_cast<std::size_t>(s)].first > last_rejecting;
+    for (std::size_t o = 0; ok && o < outputs.size(); ++o)  // shown by an output, or the value of two updates
+      if (o != num_user_outputs + u && (outputs[o] == v || (param >= 0 && base[static_cast<std::size_t>(outputs[o])] == param)))
+        ok = false;
+    for (std::size_t r = 0; ok && param >= 0 && r < steps.size(); ++r) {
+      const Step& reader = steps[r];
+      for (std::size_t a = 0; ok && a < reader.inputs.size(); ++a) {
+        const int in = reader.inputs[a];
+        if (base[static_cast<std::size_t>(in)] != param) continue;
+        if (static_cast<int>(r) == s)  // the writer itself may read the element it overwrites
+          ok = reader.op->is_elementwise() && plan.shapes[static_cast<std::size_t>(in)] == plan.shapes[static_cast<std::size_t>(v)] &&
+               in == param;
+        else
+          ok = when[r] < when[static_cast<std::size_t>(s)];
+      }
+    }
+    if (ok) {
+      plan.places[static_cast<std::size_t>(v)] = Place::in_param;
+      plan.in_place[u] = true;
+    }
+  }
+}
+
 std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
   auto ctx = std::make_unique<Context>();
   ctx->arena = Storage::allocate(static_cast<std::size_t>(plan.arena_bytes));
@@ -248,6 +323,8 @@ std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
                                        plan.arena_offsets[v] / static_cast<std::int64_t>(itemsize(dt)));
     }
   }
+  for (std::size_t u = 0; u < update_targets.size(); ++u)
+    if (plan.in_place[u]) ctx->values[static_cast<std::size_t>(outputs[num_user_outputs + u])] = update_targets[u];
   for (const Step& step : steps) {
     std::vector<const Tensor*> ins;
     for (int i : step.inputs) ins.push_back(&ctx->values[i]);
@@ -256,13 +333,24 @@ std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
   for (const auto& group : plan.exec.groups) {
     const std::int64_t total = numel(plan.shapes[steps[static_cast<std::size_t>(group[0])].out]);
     const std::int64_t sizes[2] = {kTile, total % kTile};
+    // Scratch slots for the group's internal values, sized for the widest dtype.
+    std::unordered_map<int, std::int64_t> slot;
+    for (int m : group)
+      if (plan.places[static_cast<std::size_t>(steps[static_cast<std::size_t>(m)].out)] == Place::tile)
+        slot.emplace(steps[static_cast<std::size_t>(m)].out, static_cast<std::int64_t>(slot.size()));
+    auto scratch = Storage::allocate(static_cast<std::size_t>(std::max<std::int64_t>(1, static_cast<std::int64_t>(slot.size()))) *
+                                     static_cast<std::size_t>(kTile) * 8);
+    const auto unbound = Storage::borrow(nullptr, static_cast<std::size_t>(kTile) * 8, nullptr);  // layout only
     std::vector<TileMember> members(group.size());
     for (std::size_t j = 0; j < group.size(); ++j) {
       const Step& step = steps[static_cast<std::size_t>(group[j])];
       for (int k = 0; k < 2; ++k) {
         auto tile = [&](int v) {
           const DType dt = values[static_cast<std::size_t>(v)].type.dtype;
-          return Tensor::view_of(ctx->arena, dt, {sizes[k]}, {1}, 0);  // re-pointed before every use
+          const auto found = slot.find(v);
+          if (found != slot.end())  // fixed: the same scratch tile for every tile of the run
+            return Tensor::view_of(scratch, dt, {sizes[k]}, {1}, found->second * kTile * 8 / static_cast<std::int64_t>(itemsize(dt)));
+          return Tensor::view_of(unbound, dt, {sizes[k]}, {1}, 0);  // re-pointed before every use
         };
         for (int i : step.inputs) members[j].inputs[k].push_back(numel(plan.shapes[i]) == 1 ? Tensor() : tile(i));
         members[j].out[k] = tile(step.out);
@@ -270,7 +358,10 @@ std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
           members[j].in_ptrs[k].push_back(members[j].inputs[k][a].defined() ? &members[j].inputs[k][a]
                                                                             : &ctx->values[step.inputs[a]]);
       }
+      for (int i : step.inputs) members[j].input_in_scratch.push_back(slot.count(i) > 0);
+      members[j].out_in_scratch = slot.count(step.out) > 0;
     }
+    ctx->tile_scratch.push_back(scratch);
     ctx->tiles.push_back(std::move(members));
   }
   return ctx;
@@ -377,6 +468,8 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates) : impl
   }
   p.num_user_outputs = outputs.size();
   for (const auto& u : updates) {
+    const auto found = index.find(u.first.node());
+    p.update_params.push_back(found == index.end() ? -1 : found->second);
     p.update_targets.push_back(u.first->value());
     p.update_names.push_back(u.first.name());
   }
@@ -441,12 +534,14 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
         const Step& step = p.steps[current];
         TileMember& m = members[j];
         for (std::size_t a = 0; a < step.inputs.size(); ++a)
-          if (m.inputs[k][a].defined()) {
+          if (m.inputs[k][a].defined() && !m.input_in_scratch[a]) {
             const Tensor& whole = vals[step.inputs[a]];
             m.inputs[k][a].rebind(whole.storage(), whole.offset() + t);
           }
-        const Tensor& whole_out = vals[step.out];
-        m.out[k].rebind(whole_out.storage(), whole_out.offset() + t);
+        if (!m.out_in_scratch) {
+          const Tensor& whole_out = vals[step.out];
+          m.out[k].rebind(whole_out.storage(), whole_out.offset() + t);
+        }
         step.op->kernel()(m.in_ptrs[k].data(), m.out[k], step.attrs);
       }
     }
@@ -479,6 +574,7 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
   for (std::size_t u = 0; u < p.update_targets.size(); ++u)
     if (plan->stage_update[u]) staged.push_back(vals[p.outputs[p.num_user_outputs + u]].copy());
   for (std::size_t u = 0, k = 0; u < p.update_targets.size(); ++u) {
+    if (plan->in_place[u]) continue;  // already there
     Tensor target = p.update_targets[u];  // a handle on the param's storage
     target.copy_from(plan->stage_update[u] ? staged[k++] : vals[p.outputs[p.num_user_outputs + u]]);
   }

@@ -63,6 +63,9 @@ class OpDef {
   // elements): the kernel may then run on matching slices of its operands,
   // which lets the Program run chains of such ops tile by tile.
   OpDef& elementwise() { elementwise_ = true; return *this; }
+  // The kernel can reject input values (an index out of range, a singular
+  // matrix): a Program never writes a param in place before such a step.
+  OpDef& validates_values() { validates_values_ = true; return *this; }
 
   const std::string& name() const { return name_; }
   int arity() const { return arity_; }
@@ -76,6 +79,7 @@ class OpDef {
   const std::string& onnx_op() const { return onnx_op_; }
   bool deterministic() const { return deterministic_; }
   bool is_elementwise() const { return elementwise_; }
+  bool can_reject_values() const { return validates_values_; }
 
  private:
   std::string name_;
@@ -89,6 +93,7 @@ class OpDef {
   std::string onnx_op_;
   bool deterministic_ = true;
   bool elementwise_ = false;
+  bool validates_values_ = false;
 };
 
 // The registry. register_op returns a reference that stays valid for the

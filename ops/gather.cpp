@@ -161,23 +161,23 @@ void one_hot_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
   });
 }
 
-const OpDef& take_grad_op = register_op(OpDef("take_grad").arity(3).infer(infer_take_grad).kernel(take_grad_kernel)
+const OpDef& take_grad_op = register_op(OpDef("take_grad").validates_values().arity(3).infer(infer_take_grad).kernel(take_grad_kernel)
     .onnx("ScatterND").grad([](const GradCtx& c) { return G{take(c.dy, c.x(1), c.attrs.get_int("axis")), Var(), Var()}; }));
 
-const OpDef& take_op = register_op(OpDef("take").arity(2).infer(infer_take).kernel(take_kernel).onnx("Gather")
+const OpDef& take_op = register_op(OpDef("take").validates_values().arity(2).infer(infer_take).kernel(take_kernel).onnx("Gather")
     .grad([](const GradCtx& c) { return G{c.x(0).graph().apply(take_grad_op, {c.dy, c.x(1), c.x(0)}, c.attrs), Var()}; }));
 
-const OpDef& take_along_axis_grad_op = register_op(OpDef("take_along_axis_grad").arity(3)
+const OpDef& take_along_axis_grad_op = register_op(OpDef("take_along_axis_grad").validates_values().arity(3)
     .infer(infer_take_grad).kernel(take_along_axis_grad_kernel).onnx("ScatterElements")
     .grad([](const GradCtx& c) { return G{take_along_axis(c.dy, c.x(1), c.attrs.get_int("axis")), Var(), Var()}; }));
 
-const OpDef& take_along_axis_op = register_op(OpDef("take_along_axis").arity(2).infer(infer_take_along_axis)
+const OpDef& take_along_axis_op = register_op(OpDef("take_along_axis").validates_values().arity(2).infer(infer_take_along_axis)
     .kernel(take_along_axis_kernel).onnx("GatherElements")
     .grad([](const GradCtx& c) {
       return G{c.x(0).graph().apply(take_along_axis_grad_op, {c.dy, c.x(1), c.x(0)}, c.attrs), Var()};
     }));
 
-const OpDef& one_hot_op = register_op(OpDef("one_hot").kernel(one_hot_kernel).onnx("OneHot")
+const OpDef& one_hot_op = register_op(OpDef("one_hot").validates_values().kernel(one_hot_kernel).onnx("OneHot")
     .infer([](const std::vector<TensorType>& in, const Attrs& a) {
       require_indices(in[0]);
       Shape out = in[0].shape;

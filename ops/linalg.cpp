@@ -178,7 +178,7 @@ const OpDef& tril_op = register_op(OpDef("tril").infer(infer_tril).kernel(tril_k
 
 // A = L L^T, with P = tril(L^T dL): dA = L^{-T} S L^{-1}, S = (P + tril(P, -1)^T) / 2 the
 // symmetric matrix with P's lower triangle and half its diagonal (Murray 2016, PyTorch).
-const OpDef& cholesky_op = register_op(OpDef("cholesky").infer(infer_square).kernel(cholesky_kernel)
+const OpDef& cholesky_op = register_op(OpDef("cholesky").validates_values().infer(infer_square).kernel(cholesky_kernel)
     .onnx("unsupported:Cholesky")  // opset 17 has no Cholesky; an exporter must refuse it
     .grad([](const GradCtx& c) {
       const Var& l = c.output;
@@ -189,7 +189,7 @@ const OpDef& cholesky_op = register_op(OpDef("cholesky").infer(infer_square).ker
     }));
 
 // x = a^{-1} b: db = a^{-T} dx, da = -db x^T, each summed back over broadcast batch axes.
-const OpDef& solve_op = register_op(OpDef("solve").arity(2).infer(infer_solve).kernel(solve_kernel)
+const OpDef& solve_op = register_op(OpDef("solve").validates_values().arity(2).infer(infer_solve).kernel(solve_kernel)
     .onnx("com.microsoft.Inverse+MatMul")
     .grad([](const GradCtx& c) {
       const Var gb = solve(matrix_transpose(c.x(0)), c.dy);
@@ -199,7 +199,7 @@ const OpDef& solve_op = register_op(OpDef("solve").arity(2).infer(infer_solve).k
 
 // As solve, with op(a) in place of a; the kernel reads only one triangle of a
 // (and no diagonal when unitriangular), so only those elements get a gradient.
-const OpDef& triangular_solve_op = register_op(OpDef("triangular_solve").arity(2).infer(infer_solve)
+const OpDef& triangular_solve_op = register_op(OpDef("triangular_solve").validates_values().arity(2).infer(infer_solve)
     .kernel(triangular_solve_kernel).onnx("Trilu+com.microsoft.Inverse+MatMul")
     .grad([](const GradCtx& c) {
       const bool lower = c.attrs.get_int("lower") != 0;
@@ -213,7 +213,7 @@ const OpDef& triangular_solve_op = register_op(OpDef("triangular_solve").arity(2
     }));
 
 // y = a^{-1}: da = -y^T dy y^T.
-const OpDef& inv_op = register_op(OpDef("inv").infer(infer_square).kernel(inv_kernel).onnx("com.microsoft.Inverse")
+const OpDef& inv_op = register_op(OpDef("inv").validates_values().infer(infer_square).kernel(inv_kernel).onnx("com.microsoft.Inverse")
     .grad([](const GradCtx& c) {
       const Var yt = matrix_transpose(c.output);
       return G{-matmul(matmul(yt, c.dy), yt)};

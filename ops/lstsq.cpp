@@ -66,7 +66,7 @@ void lstsq_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
 
 // With z = (a^T a)^{-1} dx and the residual r = b - a x, differentiating the
 // normal equations a^T a x = a^T b gives db = a z and da = r z^T - a z x^T.
-const OpDef& lstsq_op = register_op(OpDef("lstsq").arity(2).infer(infer_lstsq).kernel(lstsq_kernel)
+const OpDef& lstsq_op = register_op(OpDef("lstsq").validates_values().arity(2).infer(infer_lstsq).kernel(lstsq_kernel)
     .onnx("Transpose+MatMul+com.microsoft.Inverse+MatMul")
     .grad([](const GradCtx& c) {
       const Var& a = c.x(0);

@@ -122,3 +122,30 @@ def test_update_errors():
         g.compile(updates={w: xg.sum(w)})
     with pytest.raises(ValueError, match="updated twice"):
         g.compile(updates=[(w, w * 2.0), (w, w * 3.0)])
+
+
+def test_updates_written_in_place_keep_the_semantics_of_copies():
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((300, 100))
+    g = xg.Graph()
+    w = g.param("w", W)
+    # The output shows the param: it must be the value from before the update.
+    step = g.compile(w * 1.0, updates={w: w * 2.0})
+    np.testing.assert_array_equal(step(), W)
+    np.testing.assert_array_equal(w.value, 2 * W)
+    assert "written into its param" in str(step)  # the update itself needs no copy
+
+
+def test_a_failing_run_leaves_params_untouched():
+    g = xg.Graph()
+    w = g.param("w", np.arange(40000.0).reshape(200, 200))
+    idx = g.input("idx", (2,), dtype=xg.int64)
+    new_w = w * 2.0
+    # take reads the new value after it is computed, and can reject an index: no in-place write before it.
+    prog = g.compile(xg.take(new_w, idx, 0), updates={w: new_w})
+    before = w.value.copy()
+    with pytest.raises(ValueError, match="out of bounds"):
+        prog(idx=np.array([0, 500]))
+    np.testing.assert_array_equal(w.value, before)
+    prog(idx=np.array([0, 1]))
+    np.testing.assert_array_equal(w.value, 2 * before)
