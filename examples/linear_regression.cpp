@@ -1,13 +1,13 @@
 // Linear regression trained by gradient descent through the C++ API, no
-// Python: build the graph, differentiate it, compile one training step, run
-// it, update the parameters in place. Checks the fit against the
+// Python: build the graph, compile one training step (forward, backward and
+// the SGD update in one program), run it. Checks the fit against the
 // closed-form least-squares solution and exits non-zero if it is off.
 #include <cmath>
 #include <cstdio>
 #include <random>
 #include <vector>
 
-#include "autodiff/grad.h"
+#include "autodiff/optim.h"
 #include "autodiff/program.h"
 #include "ops/ops.h"
 
@@ -67,19 +67,15 @@ int main() {
   Var w = g.param("w", Tensor::zeros(DType::float64, {p, 1}));
   Var b = g.param("b", Tensor::zeros(DType::float64, {1}));
   Var loss = mean(square(matmul(x, w) + b - t));
-  std::vector<Var> grads = grad(loss, {w, b});
-  Program step = compile({loss, grads[0], grads[1]});
+  optim::Options options;
+  options.lr = 0.1;
+  optim::SGD sgd({w, b}, options);
+  Program step = compile({loss}, sgd.minimize(loss));  // each run: forward, backward, update
 
-  const double lr = 0.1;
   double final_loss = 0;
   for (int epoch = 0; epoch <= 200; ++epoch) {
-    std::vector<Tensor> out = step.run({{"x", X}, {"t", T}});
-    final_loss = out[0].item();
+    final_loss = step.run({{"x", X}, {"t", T}})[0].item();  // the loss before this run's update
     if (epoch % 40 == 0) std::printf("epoch %3d  mse %.6f\n", epoch, final_loss);
-    double* wv = w->value().data<double>();
-    const double* dw = out[1].data<double>();
-    for (int j = 0; j < p; ++j) wv[j] -= lr * dw[j];
-    b->value().data<double>()[0] -= lr * out[2].data<double>()[0];
   }
 
   // Closed form on [X, 1]: (A^T A) z = A^T t.
