@@ -31,13 +31,14 @@ Var stable_form(const Var& n, const NodeSet& keep) {
     if (is_op(arg, "sigmoid")) return -softplus(-Var(arg->inputs()[0]));
     if (is_op(arg, "add")) {
       const Var a(arg->inputs()[0]), b(arg->inputs()[1]);
-      if (is_scalar_constant(a, 1.0) && b.shape() == arg.shape()) return log1p(b);
-      if (is_scalar_constant(b, 1.0) && a.shape() == arg.shape()) return log1p(a);
+      if (is_scalar_constant(a, 1.0) && !keep.count(a.node()) && b.shape() == arg.shape()) return log1p(b);
+      if (is_scalar_constant(b, 1.0) && !keep.count(b.node()) && a.shape() == arg.shape()) return log1p(a);
     }
   }
   if (is_op(n, "sub")) {
     const Var a(in[0]), b(in[1]);
-    if (is_op(a, "exp") && is_scalar_constant(b, 1.0) && a.shape() == n.shape()) return expm1(Var(a->inputs()[0]));
+    if (is_op(a, "exp") && is_scalar_constant(b, 1.0) && !keep.count(b.node()) && a.shape() == n.shape())
+      return expm1(Var(a->inputs()[0]));
   }
   return {};
 }

@@ -52,6 +52,7 @@ struct TileMember {
   Tensor out[2];
   std::vector<const Tensor*> in_ptrs[2];  // the tile views, or the whole scalar value
   std::vector<bool> input_in_scratch;     // bound once to the group's scratch; never re-pointed
+  std::vector<bool> input_is_scalar;      // read whole on every tile
   bool out_in_scratch = false;
 };
 
@@ -123,9 +124,11 @@ struct Program::Impl {
 
   std::shared_ptr<Plan> plan_for(const std::vector<Shape>& signature) const {
     std::lock_guard<std::mutex> lock(plans_mutex);
-    auto& slot = plans[signature];
-    if (!slot) slot = make_plan(signature);
-    return slot;
+    auto found = plans.find(signature);
+    if (found != plans.end()) return found->second;
+    auto plan = make_plan(signature);  // may throw: then nothing is cached
+    plans.emplace(signature, plan);
+    return plan;
   }
 
   std::shared_ptr<Plan> make_plan(const std::vector<Shape>& signature) const;
@@ -201,7 +204,8 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
     const Place at = plan->places[step.out];
     bool tileable = step.op->is_elementwise() && (at == Place::arena || at == Place::fresh) && numel(out_shape) >= kMinTiled;
     for (int i : step.inputs)
-      tileable = tileable && (numel(plan->shapes[i]) == 1 || (plan->shapes[i] == out_shape && layout[i].is_contiguous()));
+      tileable = tileable && ((numel(plan->shapes[i]) == 1 && plan->shapes[i].size() <= 1) ||
+                              (plan->shapes[i] == out_shape && layout[i].is_contiguous()));
     candidates.push_back({tileable, numel(out_shape), step.inputs, step.out});
   }
   plan->exec = plan_tiles(candidates);
@@ -299,8 +303,10 @@ void Program::Impl::decide_in_place(Plan& plan, const std::vector<int>& base) co
         if (static_cast<int>(r) == s)  // the writer itself may read the element it overwrites
           ok = reader.op->is_elementwise() && plan.shapes[static_cast<std::size_t>(in)] == plan.shapes[static_cast<std::size_t>(v)] &&
                in == param;
-        else
-          ok = when[r] < when[static_cast<std::size_t>(s)];
+        else  // earlier in the same group is earlier only element for element
+          ok = when[r] < when[static_cast<std::size_t>(s)] &&
+               (when[r].first != when[static_cast<std::size_t>(s)].first ||
+                numel(plan.shapes[static_cast<std::size_t>(in)]) == numel(plan.shapes[static_cast<std::size_t>(v)]));
       }
     }
     if (ok) {
@@ -358,7 +364,10 @@ std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
           members[j].in_ptrs[k].push_back(members[j].inputs[k][a].defined() ? &members[j].inputs[k][a]
                                                                             : &ctx->values[step.inputs[a]]);
       }
-      for (int i : step.inputs) members[j].input_in_scratch.push_back(slot.count(i) > 0);
+      for (int i : step.inputs) {
+        members[j].input_in_scratch.push_back(slot.count(i) > 0);
+        members[j].input_is_scalar.push_back(numel(plan.shapes[static_cast<std::size_t>(i)]) == 1);
+      }
       members[j].out_in_scratch = slot.count(step.out) > 0;
     }
     ctx->tile_scratch.push_back(scratch);
@@ -502,6 +511,13 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
         if (place == Place::feed || place == Place::fresh) ctx->values[v] = Tensor();
         if (place == Place::view) ctx->values[v].rebind(nullptr, 0);
       }
+      for (auto& group : ctx->tiles)  // tile views must not keep the caller's arrays alive in the pool
+        for (auto& m : group)
+          for (int k = 0; k < 2; ++k) {
+            for (std::size_t a = 0; a < m.inputs[k].size(); ++a)
+              if (!m.input_is_scalar[a] && !m.input_in_scratch[a]) m.inputs[k][a].rebind(nullptr, 0);
+            if (!m.out_in_scratch) m.out[k].rebind(nullptr, 0);
+          }
       std::lock_guard<std::mutex> lock(plan.pool_mutex);
       plan.idle.push_back(std::move(ctx));
     }
@@ -534,7 +550,7 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
         const Step& step = p.steps[current];
         TileMember& m = members[j];
         for (std::size_t a = 0; a < step.inputs.size(); ++a)
-          if (m.inputs[k][a].defined() && !m.input_in_scratch[a]) {
+          if (!m.input_is_scalar[a] && !m.input_in_scratch[a]) {
             const Tensor& whole = vals[step.inputs[a]];
             m.inputs[k][a].rebind(whole.storage(), whole.offset() + t);
           }

@@ -37,6 +37,7 @@ const std::string& Attrs::get_string(const std::string& name) const { return std
 
 std::string Attrs::to_string() const {
   std::ostringstream os;
+  os.precision(17);  // exact: CSE compares attributes through this text
   bool first = true;
   for (const auto& [k, v] : items_) {
     os << (first ? "" : ", ") << k << "=";

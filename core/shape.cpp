@@ -62,6 +62,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b) {
 
 SliceSpan resolve_slice(std::int64_t n, std::int64_t start, std::int64_t stop, std::int64_t step) {
   if (step == 0) throw ValueError("slice step cannot be zero");
+  if (step == INT64_MIN) step = -INT64_MAX;  // same elements; keeps -step representable
   auto clamp = [&](std::int64_t i, std::int64_t lo, std::int64_t hi) {
     if (i < 0) i = i < -n ? lo : i + n;
     return std::min(std::max(i, lo), hi);
@@ -69,11 +70,11 @@ SliceSpan resolve_slice(std::int64_t n, std::int64_t start, std::int64_t stop, s
   if (step > 0) {
     start = clamp(start, 0, n);
     stop = clamp(stop, 0, n);
-    return {start, stop > start ? (stop - start + step - 1) / step : 0};
+    return {start, stop > start ? 1 + (stop - start - 1) / step : 0};
   }
   start = clamp(start, -1, n - 1);
   stop = clamp(stop, -1, n - 1);
-  return {start, start > stop ? (start - stop - step - 1) / -step : 0};
+  return {start, start > stop ? 1 + (start - stop - 1) / -step : 0};
 }
 
 std::int64_t normalize_axis(std::int64_t axis, std::int64_t ndim, const std::string& what) {

@@ -66,6 +66,8 @@ void strided_loop(const Shape& full_shape, const std::array<const Strides*, N>& 
 // Strides that read `operand_shape` as if broadcast to `out_shape` (0 on broadcast axes).
 inline Strides broadcast_strides(const Shape& operand_shape, const Strides& operand_strides,
                                  const Shape& out_shape) {
+  if (operand_shape.size() > out_shape.size())
+    throw std::length_error("broadcast_strides: operand rank exceeds the output's");
   Strides s(out_shape.size(), 0);
   const std::size_t lead = out_shape.size() - operand_shape.size();
   for (std::size_t i = 0; i < operand_shape.size(); ++i)

@@ -102,12 +102,24 @@ Tensor parse_npy(const std::string& bytes, std::size_t at, std::size_t size, con
   Shape shape;
   const auto open = shape_text.find('('), close = shape_text.find(')');
   std::istringstream dims(shape_text.substr(open + 1, close - open - 1));
-  for (std::string d; std::getline(dims, d, ',');)
-    if (d.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(d));
-  Tensor t = Tensor::empty(dtype, shape);
-  const std::size_t data_bytes = static_cast<std::size_t>(t.numel()) * itemsize(dtype);
+  std::uint64_t count = 1;
+  for (std::string d; std::getline(dims, d, ',');) {
+    if (d.find_first_not_of(' ') == std::string::npos) continue;
+    std::int64_t dim = -1;
+    try {
+      dim = std::stoll(d);
+    } catch (const std::exception&) {
+    }
+    // The element count must fit the member's bytes: a corrupt shape must not size an allocation.
+    if (dim < 0 || (dim > 0 && count > (size / itemsize(dtype)) / static_cast<std::uint64_t>(dim)))
+      throw bad("shape " + shape_text.substr(open, close - open + 1) + " does not fit the stored data");
+    count *= static_cast<std::uint64_t>(dim);
+    shape.push_back(dim);
+  }
+  const std::size_t data_bytes = static_cast<std::size_t>(count) * itemsize(dtype);
   const std::size_t data_at = header_at + header_len;
   if (data_at + data_bytes > at + size) throw bad("truncated data");
+  Tensor t = Tensor::empty(dtype, shape);
   std::memcpy(t.raw_data(), bytes.data() + data_at, data_bytes);
   return t;
 }
@@ -133,6 +145,9 @@ void write_npz(const std::string& path, const NamedTensors& arrays) {
     put16(central, 0); put16(central, 0); put16(central, 0); put16(central, 0); put32(central, 0); put32(central, offset);
     central += member;
   }
+  // Without zip64 records, offsets, sizes and the entry count must fit their 32- and 16-bit fields.
+  if (out.size() + central.size() >= 0xFFFFFFFFu || arrays.size() >= 0xFFFF)
+    throw ValueError("write_npz: checkpoints over 4 GiB or 65535 arrays are not supported ('" + path + "' left as it was)");
   const auto cd_offset = static_cast<std::uint32_t>(out.size());
   out += central;
   put32(out, 0x06054b50); put16(out, 0); put16(out, 0);
@@ -144,7 +159,11 @@ void write_npz(const std::string& path, const NamedTensors& arrays) {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw ValueError("cannot write checkpoint '" + path + "'");
     f.write(out.data(), static_cast<std::streamsize>(out.size()));
-    if (!f) throw ValueError("cannot write checkpoint '" + path + "'");
+    f.close();  // the last buffered bytes are written here: a full disk shows up now, before the rename
+    if (!f) {
+      std::remove(tmp.c_str());
+      throw ValueError("cannot write checkpoint '" + path + "'");
+    }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());

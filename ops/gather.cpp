@@ -39,6 +39,7 @@ Shape take_shape(const Shape& x, const Shape& idx, std::int64_t axis) {
 }
 
 TensorType infer_take(const std::vector<TensorType>& in, const Attrs& a) {
+  infer::require_floating(in[0]);
   require_indices(in[1]);
   return {in[0].dtype, take_shape(in[0].shape, in[1].shape, axis_attr(a, in[0].shape.size()))};
 }
@@ -98,6 +99,7 @@ TensorType infer_take_grad(const std::vector<TensorType>& in, const Attrs&) {
 TensorType infer_take_along_axis(const std::vector<TensorType>& in, const Attrs& a) {
   const Shape& x = in[0].shape;
   const Shape& idx = in[1].shape;
+  infer::require_floating(in[0]);
   require_indices(in[1]);
   if (x.size() != idx.size())
     throw ValueError("indices " + to_string(idx) + " must have the rank of the input " + to_string(x));

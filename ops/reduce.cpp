@@ -196,9 +196,17 @@ std::vector<Var> extremum_grad(const GradCtx& c) {
   return G{where(hit, share, 0.0)};
 }
 
-const OpDef& max_op = register_op(OpDef("max").infer(infer_reduce).kernel(fold_kernel<MaxCombine, -1>).onnx("ReduceMax")
+// max and min have no identity: an empty reduction is refused when the plan knows the shapes.
+TensorType infer_extremum(const std::vector<TensorType>& in, const Attrs& attrs) {
+  const TensorType out = infer_reduce(in, attrs);
+  for (auto a : reduce_axes(attrs, static_cast<std::int64_t>(in[0].shape.size())))
+    if (in[0].shape[static_cast<std::size_t>(a)] == 0) throw ValueError("max/min over an empty axis has no value");
+  return out;
+}
+
+const OpDef& max_op = register_op(OpDef("max").infer(infer_extremum).kernel(fold_kernel<MaxCombine, -1>).onnx("ReduceMax")
     .grad(extremum_grad));
-const OpDef& min_op = register_op(OpDef("min").infer(infer_reduce).kernel(fold_kernel<MinCombine, 1>).onnx("ReduceMin")
+const OpDef& min_op = register_op(OpDef("min").infer(infer_extremum).kernel(fold_kernel<MinCombine, 1>).onnx("ReduceMin")
     .grad(extremum_grad));
 
 // d prod / d x_i = product of the other elements. Where x_i == 0 that is the product of the

@@ -43,3 +43,14 @@ def test_cpp_refuses_compressed_and_unsupported(tmp_path):
     np.savez(path, a=np.ones(3, np.int32))
     with pytest.raises(ValueError, match="unsupported dtype"):
         _xgrad._read_npz(path)
+
+
+def test_cpp_refuses_a_shape_larger_than_the_stored_data(tmp_path):
+    path = str(tmp_path / "bad.npz")
+    np.savez(path, a=np.ones(4))
+    raw = bytearray(open(path, "rb").read())
+    i = raw.find(b"(4,)")
+    raw[i:i + 4] = b"(9,)"  # same length: only the header lies
+    open(path, "wb").write(bytes(raw))
+    with pytest.raises(ValueError, match="does not fit the stored data|truncated data"):
+        _xgrad._read_npz(path)

@@ -1,5 +1,6 @@
 """Tiled execution of elementwise chains: same results as op-by-op, whatever the chain reads and returns."""
 import numpy as np
+import pytest
 
 import xgrad as xg
 
@@ -47,3 +48,45 @@ def test_tiled_training_step_matches_untiled_arithmetic():
         Wn = Wn - 0.01 / (1 - 0.9 ** k) * m / (np.sqrt(v) / np.sqrt(1 - 0.999 ** k) + 1e-8)
         np.testing.assert_allclose(w.value, Wn, rtol=1e-10, atol=1e-13)
     assert "tiled group:" in str(step)
+
+
+def test_size_one_inputs_of_higher_rank_in_a_long_chain():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((128, 128))
+    g = xg.Graph()
+    x = g.input("x", (128, 128), dtype=np.float64)
+    m = xg.max(x, axis=(0, 1), keepdims=True)  # shape (1, 1)
+    y = xg.where(x > m * 0.5, x, 0.0) * m + 1.0
+    np.testing.assert_allclose(g.compile(y)(x=X), np.where(X > X.max() * 0.5, X, 0.0) * X.max() + 1.0, rtol=1e-14)
+
+
+def test_in_place_update_is_not_used_when_a_group_member_reads_one_element_of_the_param():
+    n = 20000
+    g = xg.Graph()
+    p = g.param("p", np.arange(n, dtype=np.float64) + 1.0)
+    q = g.param("q", np.ones(n))
+    c = g.input("c", (n,), dtype=np.float64)
+    first = p[0:1]  # one element of p, read whole by every tile
+    step = g.compile(updates=[(q, q * first), (p, p - c)])
+    step(c=np.full(n, 0.5))
+    np.testing.assert_array_equal(q.value, np.ones(n))  # old p[0] == 1.0 everywhere, not the new 0.5
+    np.testing.assert_array_equal(p.value, np.arange(n) + 0.5)
+
+
+def test_a_failed_plan_leaves_the_program_printable_and_params_untouched():
+    g = xg.Graph()
+    w = g.param("w", np.ones(3))
+    x = g.input("x", (None, 3), dtype=np.float64)
+    step = g.compile(xg.max(x, axis=0), updates={w: w * 2.0})
+    with pytest.raises(ValueError, match="empty axis"):
+        step(x=np.zeros((0, 3)))
+    assert "Program" in str(step)
+    np.testing.assert_array_equal(w.value, np.ones(3))
+
+
+def test_attributes_that_differ_past_six_digits_are_not_merged():
+    g = xg.Graph()
+    x = g.input("x", (3,), dtype=np.float64)
+    y = xg.pow(x, 0.1234567) - xg.pow(x, 0.1234568)
+    X = np.array([2.0, 3.0, 5.0])
+    np.testing.assert_allclose(g.compile(y)(x=X), X ** 0.1234567 - X ** 0.1234568, rtol=1e-9)
