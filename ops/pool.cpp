@@ -20,11 +20,7 @@ namespace xgrad {
 
 namespace {
 
-using spatial::known;
-using spatial::pair_attr;
-using spatial::pair_str;
-using spatial::require_floating_same;
-using spatial::require_like;
+using namespace spatial;  // the NCHW helpers shared with the other spatial ops
 
 using G = std::vector<Var>;
 
