@@ -1,6 +1,7 @@
 #include "autodiff/program.h"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -10,6 +11,7 @@
 #include "autodiff/passes.h"
 #include "autodiff/tiling.h"
 #include "core/error.h"
+#include "core/thread_pool.h"
 
 namespace xgrad {
 
@@ -58,14 +60,19 @@ struct TileMember {
 
 struct Context {
   std::shared_ptr<Storage> arena;
-  std::vector<std::shared_ptr<Storage>> tile_scratch;  // per group: one tile per value that lives only inside it
+  // Per lane (a thread working on part of a group's tiles), per group: the
+  // tile views and one scratch tile per value that lives only inside the group.
+  std::vector<std::vector<std::shared_ptr<Storage>>> tile_scratch;
   std::vector<Tensor> values;
   std::vector<std::vector<const Tensor*>> step_inputs;
-  std::vector<std::vector<TileMember>> tiles;  // per group of the plan
+  std::vector<std::vector<std::vector<TileMember>>> tiles;
 };
 
 constexpr std::int64_t kTile = 4096;         // elements per tile: a few operands stay in L1/L2
 constexpr std::int64_t kMinTiled = 4 * kTile;  // smaller arrays gain nothing from tiling
+constexpr std::int64_t kTilesPerLane = 8;      // a group is split across threads only above this much work
+
+std::size_t lanes() { return std::min<std::size_t>(ThreadPool::instance().workers() + 1, 8); }
 
 struct Plan {
   std::vector<Shape> shapes;
@@ -336,6 +343,9 @@ std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
     for (int i : step.inputs) ins.push_back(&ctx->values[i]);
     ctx->step_inputs.push_back(std::move(ins));
   }
+  ctx->tiles.resize(lanes());
+  ctx->tile_scratch.resize(lanes());
+  for (std::size_t lane = 0; lane < lanes(); ++lane)
   for (const auto& group : plan.exec.groups) {
     const std::int64_t total = numel(plan.shapes[steps[static_cast<std::size_t>(group[0])].out]);
     const std::int64_t sizes[2] = {kTile, total % kTile};
@@ -370,8 +380,8 @@ std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
       }
       members[j].out_in_scratch = slot.count(step.out) > 0;
     }
-    ctx->tile_scratch.push_back(scratch);
-    ctx->tiles.push_back(std::move(members));
+    ctx->tile_scratch[lane].push_back(scratch);
+    ctx->tiles[lane].push_back(std::move(members));
   }
   return ctx;
 }
@@ -511,7 +521,8 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
         if (place == Place::feed || place == Place::fresh) ctx->values[v] = Tensor();
         if (place == Place::view) ctx->values[v].rebind(nullptr, 0);
       }
-      for (auto& group : ctx->tiles)  // tile views must not keep the caller's arrays alive in the pool
+      for (auto& lane : ctx->tiles)  // tile views must not keep the caller's arrays alive in the pool
+        for (auto& group : lane)
         for (auto& m : group)
           for (int k = 0; k < 2; ++k) {
             for (std::size_t a = 0; a < m.inputs[k].size(); ++a)
@@ -539,11 +550,12 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
     }
   };
   // Each tile of a group goes through every member before the next tile starts.
-  auto run_group = [&](std::size_t g, std::size_t& current) {
+  // Large groups split their tiles across lanes; each lane has its own views and scratch.
+  auto run_tiles = [&](std::size_t g, std::size_t lane, std::int64_t first, std::int64_t end, std::size_t& current) {
     const std::vector<int>& group = plan->exec.groups[g];
-    std::vector<TileMember>& members = ctx->tiles[g];
+    std::vector<TileMember>& members = ctx->tiles[lane][g];
     const std::int64_t total = numel(plan->shapes[p.steps[static_cast<std::size_t>(group[0])].out]);
-    for (std::int64_t t = 0; t < total; t += kTile) {
+    for (std::int64_t t = first * kTile; t < std::min(end * kTile, total); t += kTile) {
       const int k = t + kTile <= total ? 0 : 1;
       for (std::size_t j = 0; j < group.size(); ++j) {
         current = static_cast<std::size_t>(group[j]);
@@ -560,6 +572,28 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
         }
         step.op->kernel()(m.in_ptrs[k].data(), m.out[k], step.attrs);
       }
+    }
+  };
+  auto run_group = [&](std::size_t g, std::size_t& current) {
+    const std::int64_t total = numel(plan->shapes[p.steps[static_cast<std::size_t>(plan->exec.groups[g][0])].out]);
+    const std::int64_t tiles = (total + kTile - 1) / kTile;
+    const auto parts = static_cast<std::size_t>(std::clamp<std::int64_t>(tiles / kTilesPerLane, 1, static_cast<std::int64_t>(ctx->tiles.size())));
+    if (parts == 1) return run_tiles(g, 0, 0, tiles, current);
+    const std::int64_t per = (tiles + static_cast<std::int64_t>(parts) - 1) / static_cast<std::int64_t>(parts);
+    std::vector<std::size_t> step_of(parts, 0);  // each lane's step, for the error message
+    std::atomic<std::size_t> failed_lane{0};
+    try {
+      ThreadPool::instance().run(parts, [&](std::size_t lane) {
+        try {
+          run_tiles(g, lane, static_cast<std::int64_t>(lane) * per, static_cast<std::int64_t>(lane + 1) * per, step_of[lane]);
+        } catch (...) {
+          failed_lane = lane;
+          throw;
+        }
+      });
+    } catch (...) {
+      current = step_of[failed_lane];
+      throw;
     }
   };
   std::size_t current = 0;  // the step running, for error messages

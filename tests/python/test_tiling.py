@@ -90,3 +90,30 @@ def test_attributes_that_differ_past_six_digits_are_not_merged():
     y = xg.pow(x, 0.1234567) - xg.pow(x, 0.1234568)
     X = np.array([2.0, 3.0, 5.0])
     np.testing.assert_allclose(g.compile(y)(x=X), X ** 0.1234567 - X ** 0.1234568, rtol=1e-9)
+
+
+def test_tiled_groups_split_across_threads_stay_correct_under_concurrent_runs():
+    import threading
+    n = 4096 * 40 + 7  # enough tiles for the group to be split across the pool's threads
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal(n)
+    g = xg.Graph()
+    a = g.input("a", (n,), dtype=np.float64)
+    y = xg.exp(-xg.square(a)) * xg.tanh(a * 3.0) + xg.sigmoid(a) - 0.5
+    prog = g.compile(y)
+    expected = np.exp(-A ** 2) * np.tanh(A * 3.0) + _sig(A) - 0.5
+    errors = []
+
+    def worker(seed):
+        local = A * (1 + seed * 0.0)  # each thread feeds its own array
+        for _ in range(20):
+            out = prog(a=local)
+            if not np.allclose(out, expected, rtol=1e-12, atol=0):
+                errors.append(seed)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

@@ -1,0 +1,29 @@
+// A process-wide pool of worker threads for splitting large kernels. The
+// caller takes part in the work and blocks until every task is done; tasks
+// never wait on other tasks, so runs from many threads can share the pool.
+#pragma once
+#include <cstddef>
+#include <functional>
+
+namespace xgrad {
+
+class ThreadPool {
+ public:
+  static ThreadPool& instance();  // hardware threads - 1 workers (none on one core)
+  std::size_t workers() const;
+
+  // Runs fn(0) ... fn(tasks - 1) on the workers and the calling thread; rethrows
+  // the first exception a task threw once all tasks have finished.
+  void run(std::size_t tasks, const std::function<void(std::size_t)>& fn);
+
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  ~ThreadPool();
+
+ private:
+  explicit ThreadPool(std::size_t workers);
+  struct State;
+  State* state_;
+};
+
+}  // namespace xgrad
