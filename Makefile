@@ -6,9 +6,10 @@ JOBS ?= $(shell nproc)
 
 APT_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev \
   pybind11-dev python3-pybind11 python3-dev python3-venv python3-pip python3-setuptools python3-wheel \
-  python3-numpy python3-pytest python3-sklearn python3-tqdm libgtest-dev googletest python3-torch
+  python3-numpy python3-pytest python3-sklearn python3-tqdm libgtest-dev googletest python3-torch \
+  libonnx-dev python3-onnx libonnx-testdata libprotobuf-dev protobuf-compiler
 
-.PHONY: deps venv install build demo test test-cpp test-python bench clean
+.PHONY: deps venv install build demo test test-cpp test-python bench clean ort
 
 # Installs the Debian packages that are missing (apt-get update only when needed).
 deps:
@@ -32,10 +33,28 @@ install: venv
 build: install
 	cmake --build $(BUILD) -j $(JOBS)
 
+# ONNX Runtime (CPU) for the Python tests: the npm package onnxruntime-node, pinned by
+# tests/onnx_runtime/package-lock.json. Installs Node.js and npm from Debian when missing; runs npm ci
+# only when node_modules is missing or the lock changed (the stamp lives inside node_modules). The
+# package's install script would download GPU files: skipped (here and in tests/onnx_runtime/.npmrc).
+ORT_DIR := tests/onnx_runtime
+ORT_STAMP := $(ORT_DIR)/node_modules/.xgrad-ort-stamp
+
+ort: $(ORT_STAMP)
+
+$(ORT_STAMP): $(ORT_DIR)/package.json $(ORT_DIR)/package-lock.json $(ORT_DIR)/.npmrc
+	@missing=$$(command -v node >/dev/null 2>&1 || echo nodejs; command -v npm >/dev/null 2>&1 || echo npm); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	cd $(ORT_DIR) && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
+	touch $@
+
 demo: install
 	$(PY) examples/linear_regression.py
 
-test: build
+test: build ort
 	cd $(BUILD) && ctest --output-on-failure
 	$(PY) -m pytest -q tests/python
 

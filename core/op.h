@@ -1,6 +1,6 @@
 // The op contract. An op is one OpDef in the registry and carries
 // everything about it: type inference, CPU kernel (or zero-copy view),
-// gradient built from other ops' builder functions, and its ONNX name.
+// gradient built from other ops' builder functions, and its ONNX lowering.
 #pragma once
 #include <functional>
 #include <string>
@@ -13,6 +13,7 @@ namespace xgrad {
 
 class Node;
 class Var;
+class OnnxLowerCtx;
 
 struct TensorType {
   DType dtype = DType::float32;
@@ -43,6 +44,10 @@ struct GradCtx {
 // does not depend on that input's values).
 using GradFn = std::function<std::vector<Var>(const GradCtx&)>;
 
+// Emits the op's ONNX form (core/onnx_lowering.h) and returns the ONNX value
+// name that holds the op's output.
+using LowerFn = std::function<std::string(OnnxLowerCtx&)>;
+
 class OpDef {
  public:
   explicit OpDef(std::string name) : name_(std::move(name)) {}
@@ -55,7 +60,9 @@ class OpDef {
   OpDef& view(ViewFn f, AliasIfFn alias_if = nullptr) { view_ = f; alias_if_ = alias_if; return *this; }
   OpDef& grad(GradFn f) { grad_ = std::move(f); return *this; }
   OpDef& not_differentiable(std::string why) { non_diff_reason_ = std::move(why); return *this; }
-  OpDef& onnx(std::string op_type) { onnx_op_ = std::move(op_type); return *this; }
+  // ONNX lowering: one node of this type over the op's inputs, or a function.
+  OpDef& onnx(const char* op_type);
+  OpDef& onnx(LowerFn lower) { lower_ = std::move(lower); return *this; }
   // Ops whose output differs between runs for equal inputs (random masks):
   // never merged with one another by common-subexpression elimination.
   OpDef& nondeterministic() { deterministic_ = false; return *this; }
@@ -76,7 +83,7 @@ class OpDef {
   const GradFn& grad() const { return grad_; }
   bool differentiable() const { return static_cast<bool>(grad_); }
   const std::string& non_differentiable_reason() const { return non_diff_reason_; }
-  const std::string& onnx_op() const { return onnx_op_; }
+  const LowerFn& lowering() const { return lower_; }
   bool deterministic() const { return deterministic_; }
   bool is_elementwise() const { return elementwise_; }
   bool can_reject_values() const { return validates_values_; }
@@ -90,7 +97,7 @@ class OpDef {
   AliasIfFn alias_if_ = nullptr;
   GradFn grad_;
   std::string non_diff_reason_;
-  std::string onnx_op_;
+  LowerFn lower_;
   bool deterministic_ = true;
   bool elementwise_ = false;
   bool validates_values_ = false;

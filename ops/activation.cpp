@@ -1,6 +1,7 @@
 // Activation functions with parameters.
 #include <cmath>
 
+#include "core/onnx_lowering.h"
 #include "ops/elementwise.h"
 #include "ops/ops.h"
 
@@ -45,18 +46,59 @@ struct ClipF {
   template <class V> V operator()(V x) const { return xsimd::min(xsimd::max(x, V(lo)), V(hi)); }
 };
 
-OpDef activation(const char* name, KernelFn kernel, const char* onnx) {
+// ONNX float attributes are float32: float64 graphs spell parameterized
+// activations out with float64 constants so that no precision is lost.
+bool float_attrs_exact(const OnnxLowerCtx& c) { return c.out_type().dtype == DType::float32; }
+
+std::string lower_leaky_relu(OnnxLowerCtx& c) {
+  const double slope = c.attrs().get_float("negative_slope");
+  if (float_attrs_exact(c)) return c.op("LeakyRelu", {c.in()}, {{"alpha", slope}});
+  return c.op("Where", {c.op("Greater", {c.in(), c.scalar(0)}), c.in(), c.op("Mul", {c.in(), c.scalar(slope)})});
+}
+
+std::string lower_elu(OnnxLowerCtx& c) {
+  const double alpha = c.attrs().get_float("alpha");
+  if (float_attrs_exact(c)) return c.op("Elu", {c.in()}, {{"alpha", alpha}});
+  const std::string em1 = c.op("Sub", {c.op("Exp", {c.in()}), c.scalar(1)});
+  return c.op("Where", {c.op("Greater", {c.in(), c.scalar(0)}), c.in(), c.op("Mul", {em1, c.scalar(alpha)})});
+}
+
+// Gelu joins the standard set only at opset 20.
+std::string lower_gelu(OnnxLowerCtx& c) {
+  const std::string& x = c.in();
+  std::string inner;
+  if (c.attrs().get_int("tanh")) {
+    const std::string cubic = c.op("Mul", {c.op("Mul", {c.op("Mul", {x, x}), x}), c.scalar(kGeluTanhCubic)});
+    inner = c.op("Tanh", {c.op("Mul", {c.op("Add", {x, cubic}), c.scalar(kGeluTanhScale)})});
+  } else {
+    inner = c.op("Erf", {c.op("Mul", {x, c.scalar(kInvSqrt2)})});
+  }
+  return c.op("Mul", {c.op("Mul", {x, c.scalar(0.5)}), c.op("Add", {inner, c.scalar(1)})});
+}
+
+// The kernel's overflow-free form: max(x, 0) + log(1 + e^-|x|).
+std::string lower_softplus(OnnxLowerCtx& c) {
+  const std::string& x = c.in();
+  const std::string tail = c.op("Log", {c.op("Add", {c.op("Exp", {c.op("Neg", {c.op("Abs", {x})})}), c.scalar(1)})});
+  return c.op("Add", {c.op("Max", {x, c.scalar(0)}), tail});
+}
+
+std::string lower_clip(OnnxLowerCtx& c) {
+  return c.op("Clip", {c.in(), c.scalar(c.attrs().get_float("min")), c.scalar(c.attrs().get_float("max"))});
+}
+
+OpDef activation(const char* name, KernelFn kernel, LowerFn onnx) {
   return OpDef(name).infer(infer::same_floating).kernel(kernel).onnx(onnx).elementwise();
 }
 
-const OpDef& leaky_relu_op = register_op(activation("leaky_relu", unary_kernel<LeakyReluF>, "LeakyRelu")
+const OpDef& leaky_relu_op = register_op(activation("leaky_relu", unary_kernel<LeakyReluF>, lower_leaky_relu)
     .grad([](const GradCtx& c) { return G{where(gt(c.x(), 0.0), c.dy, c.dy * c.attrs.get_float("negative_slope"))}; }));
 
-const OpDef& elu_op = register_op(activation("elu", unary_kernel<EluF>, "Elu").grad([](const GradCtx& c) {
+const OpDef& elu_op = register_op(activation("elu", unary_kernel<EluF>, lower_elu).grad([](const GradCtx& c) {
   return G{where(gt(c.x(), 0.0), c.dy, c.dy * (c.output + c.attrs.get_float("alpha")))};
 }));
 
-const OpDef& gelu_op = register_op(activation("gelu", unary_kernel<GeluF>, "Gelu").grad([](const GradCtx& c) {
+const OpDef& gelu_op = register_op(activation("gelu", unary_kernel<GeluF>, lower_gelu).grad([](const GradCtx& c) {
   const Var& x = c.x();
   if (c.attrs.get_int("tanh")) {
     const Var t = tanh((x + pow(x, 3.0) * kGeluTanhCubic) * kGeluTanhScale);
@@ -68,12 +110,12 @@ const OpDef& gelu_op = register_op(activation("gelu", unary_kernel<GeluF>, "Gelu
   return G{c.dy * (cdf + x * pdf)};
 }));
 
-const OpDef& softplus_op = register_op(activation("softplus", unary_kernel<SoftplusF>, "Softplus").grad([](const GradCtx& c) {
+const OpDef& softplus_op = register_op(activation("softplus", unary_kernel<SoftplusF>, lower_softplus).grad([](const GradCtx& c) {
   return G{c.dy * sigmoid(c.x())};
 }));
 
 // As torch.clamp: the gradient passes where lo <= x <= hi.
-const OpDef& clip_op = register_op(activation("clip", unary_kernel<ClipF>, "Clip").grad([](const GradCtx& c) {
+const OpDef& clip_op = register_op(activation("clip", unary_kernel<ClipF>, lower_clip).grad([](const GradCtx& c) {
   const Var& x = c.x();
   return G{where(ge(x, c.attrs.get_float("min")), where(le(x, c.attrs.get_float("max")), c.dy, 0.0), 0.0)};
 }));

@@ -2,6 +2,7 @@
 #include <limits>
 
 #include "ops/elementwise.h"
+#include "core/onnx_lowering.h"
 #include "ops/ops.h"
 
 namespace xgrad {
@@ -66,12 +67,24 @@ void arg_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   });
 }
 
-OpDef arg_op(const char* name, KernelFn kernel, const char* onnx) {
+// No axis means the flattened array, as in numpy.
+LowerFn lower_arg(const char* onnx_type) {
+  return [onnx_type = std::string(onnx_type)](OnnxLowerCtx& c) {
+    const auto& axes = c.attrs().get_ints("axes");
+    const std::int64_t keep = c.attrs().get_int("keepdims");
+    if (!axes.empty()) return c.op(onnx_type, {c.in()}, {{"axis", axes[0]}, {"keepdims", keep}});
+    const std::string flat = c.op(onnx_type, {c.op("Reshape", {c.in(), c.ints({-1})})}, {{"axis", std::int64_t{0}}, {"keepdims", std::int64_t{0}}});
+    if (!keep) return flat;
+    return c.op("Reshape", {flat, c.ints(std::vector<std::int64_t>(c.in_type().shape.size(), 1))});
+  };
+}
+
+OpDef arg_op(const char* name, KernelFn kernel, LowerFn onnx) {
   return OpDef(name).infer(infer_arg).kernel(kernel).onnx(onnx).not_differentiable("an index is piecewise constant");
 }
 
-const OpDef& argmax_op = register_op(arg_op("argmax", arg_kernel<true>, "ArgMax"));
-const OpDef& argmin_op = register_op(arg_op("argmin", arg_kernel<false>, "ArgMin"));
+const OpDef& argmax_op = register_op(arg_op("argmax", arg_kernel<true>, lower_arg("ArgMax")));
+const OpDef& argmin_op = register_op(arg_op("argmin", arg_kernel<false>, lower_arg("ArgMin")));
 
 Attrs arg_attrs(std::optional<std::int64_t> axis, bool keepdims) {
   return {{"axes", axis ? Axes{*axis} : Axes{}}, {"keepdims", std::int64_t{keepdims}}};

@@ -4,6 +4,7 @@
 #include <atomic>
 
 #include "ops/elementwise.h"
+#include "core/onnx_lowering.h"
 #include "ops/ops.h"
 
 namespace xgrad {
@@ -33,8 +34,15 @@ void dropout_mask_kernel(const Tensor* const*, Tensor& out, const Attrs& a) {
   });
 }
 
+// ONNX Dropout in training mode draws the mask; it is scaled as ours is.
+std::string lower_dropout_mask(OnnxLowerCtx& c) {
+  const double p = c.attrs().get_float("p");
+  const auto outs = c.emit("Dropout", {c.in(), c.scalar(p), c.scalar(1, DType::bool_)}, {}, 2, "");
+  return c.op("Mul", {c.cast(outs[1], c.out_type().dtype), c.scalar(1.0 / (1.0 - p))});
+}
+
 // The mask depends on x's shape only, so its gradient with respect to x is zero.
-const OpDef& dropout_mask_op = register_op(OpDef("dropout_mask").kernel(dropout_mask_kernel).onnx("Dropout").nondeterministic()
+const OpDef& dropout_mask_op = register_op(OpDef("dropout_mask").kernel(dropout_mask_kernel).onnx(lower_dropout_mask).nondeterministic()
     .infer(infer::same_floating).grad([](const GradCtx&) { return std::vector<Var>{Var()}; }));
 
 }  // namespace

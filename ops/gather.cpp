@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "ops/elementwise.h"
+#include "core/onnx_lowering.h"
 #include "ops/ops.h"
 
 namespace xgrad {
@@ -163,23 +164,79 @@ void one_hot_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
   });
 }
 
-const OpDef& take_grad_op = register_op(OpDef("take_grad").validates_values().arity(3).infer(infer_take_grad).kernel(take_grad_kernel)
-    .onnx("ScatterND").grad([](const GradCtx& c) { return G{take(c.dy, c.x(1), c.attrs.get_int("axis")), Var(), Var()}; }));
+// ---- ONNX lowerings ----
 
-const OpDef& take_op = register_op(OpDef("take").validates_values().arity(2).infer(infer_take).kernel(take_kernel).onnx("Gather")
+// Shape(x) with dim `axis` replaced by Shape(from)[axis] (or by `replace`).
+std::string shape_with_axis(OnnxLowerCtx& c, const std::string& x, std::int64_t axis, const std::string& replace) {
+  const std::string xs = c.op("Shape", {x});
+  const std::string pre = c.op("Slice", {xs, c.ints({0}), c.ints({axis})});
+  const std::string post = c.op("Slice", {xs, c.ints({axis + 1}), c.ints({INT64_MAX})});
+  return c.op("Concat", {pre, replace, post}, {{"axis", std::int64_t{0}}});
+}
+
+// Scatter-add of dy into zeros shaped like in(2), along `axis`, with indices
+// already shaped like dy (ScatterElements sums duplicates with reduction=add).
+std::string scatter_add(OnnxLowerCtx& c, const std::string& dy, const std::string& idx, std::int64_t axis) {
+  const std::string zeros = c.op("Expand", {c.scalar(0), c.op("Shape", {c.in(2)})});
+  return c.op("ScatterElements", {zeros, idx, dy}, {{"axis", axis}, {"reduction", std::string("add")}});
+}
+
+// take's indices flattened into one axis, so that they line up with dy element by element.
+std::string lower_take_grad(OnnxLowerCtx& c) {
+  const std::int64_t rank = static_cast<std::int64_t>(c.out_type().shape.size());
+  const std::int64_t axis = axis_attr(c.attrs(), rank);
+  const std::string dy = c.op("Reshape", {c.in(0), shape_with_axis(c, c.in(2), axis, c.ints({-1}))});
+  Axes idx_shape(rank, 1);
+  idx_shape[axis] = -1;
+  const std::string idx = c.op("Expand", {c.op("Reshape", {c.in(1), c.ints(idx_shape)}), c.op("Shape", {dy})});
+  return scatter_add(c, dy, idx, axis);
+}
+
+// GatherElements does not broadcast: indices are first expanded to the output's shape.
+std::string lower_take_along_axis(OnnxLowerCtx& c) {
+  const std::int64_t axis = axis_attr(c.attrs(), c.out_type().shape.size());
+  std::string idx = c.in(1);
+  if (c.in_type(1).shape != c.out_type().shape) {
+    const std::string along = c.op("Slice", {c.op("Shape", {c.in(1)}), c.ints({axis}), c.ints({axis + 1})});
+    idx = c.op("Expand", {idx, shape_with_axis(c, c.in(0), axis, along)});
+  }
+  return c.op("GatherElements", {c.in(0), idx}, {{"axis", axis}});
+}
+
+std::string lower_take_along_axis_grad(OnnxLowerCtx& c) {
+  const std::int64_t axis = axis_attr(c.attrs(), c.out_type().shape.size());
+  std::string idx = c.in(1);
+  if (c.in_type(1).shape != c.in_type(0).shape) idx = c.op("Expand", {idx, c.op("Shape", {c.in(0)})});
+  return scatter_add(c, c.in(0), idx, axis);
+}
+
+// ONNX Runtime's OneHot has no float64 values: 0/1 in float32 are cast exactly.
+std::string lower_one_hot(OnnxLowerCtx& c) {
+  Tensor values = Tensor::zeros(DType::float32, {2});
+  values.slice(0, 1, 2).copy_from(Tensor::full(DType::float32, {1}, 1.0));
+  const std::string depth = c.scalar(static_cast<double>(c.attrs().get_int("num_classes")), DType::int64);
+  const std::string hot = c.op("OneHot", {c.in(), depth, c.constant(values)}, {{"axis", std::int64_t{-1}}});
+  return c.out_type().dtype == DType::float32 ? hot : c.cast(hot, c.out_type().dtype);
+}
+
+const OpDef& take_grad_op = register_op(OpDef("take_grad").validates_values().arity(3).infer(infer_take_grad).kernel(take_grad_kernel)
+    .onnx(lower_take_grad).grad([](const GradCtx& c) { return G{take(c.dy, c.x(1), c.attrs.get_int("axis")), Var(), Var()}; }));
+
+const OpDef& take_op = register_op(OpDef("take").validates_values().arity(2).infer(infer_take).kernel(take_kernel)
+    .onnx([](OnnxLowerCtx& c) { return c.op("Gather", c.ins(), {{"axis", axis_attr(c.attrs(), c.in_type().shape.size())}}); })
     .grad([](const GradCtx& c) { return G{c.x(0).graph().apply(take_grad_op, {c.dy, c.x(1), c.x(0)}, c.attrs), Var()}; }));
 
 const OpDef& take_along_axis_grad_op = register_op(OpDef("take_along_axis_grad").validates_values().arity(3)
-    .infer(infer_take_grad).kernel(take_along_axis_grad_kernel).onnx("ScatterElements")
+    .infer(infer_take_grad).kernel(take_along_axis_grad_kernel).onnx(lower_take_along_axis_grad)
     .grad([](const GradCtx& c) { return G{take_along_axis(c.dy, c.x(1), c.attrs.get_int("axis")), Var(), Var()}; }));
 
 const OpDef& take_along_axis_op = register_op(OpDef("take_along_axis").validates_values().arity(2).infer(infer_take_along_axis)
-    .kernel(take_along_axis_kernel).onnx("GatherElements")
+    .kernel(take_along_axis_kernel).onnx(lower_take_along_axis)
     .grad([](const GradCtx& c) {
       return G{c.x(0).graph().apply(take_along_axis_grad_op, {c.dy, c.x(1), c.x(0)}, c.attrs), Var()};
     }));
 
-const OpDef& one_hot_op = register_op(OpDef("one_hot").validates_values().kernel(one_hot_kernel).onnx("OneHot")
+const OpDef& one_hot_op = register_op(OpDef("one_hot").validates_values().kernel(one_hot_kernel).onnx(lower_one_hot)
     .infer([](const std::vector<TensorType>& in, const Attrs& a) {
       require_indices(in[0]);
       Shape out = in[0].shape;

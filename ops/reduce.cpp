@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "ops/elementwise.h"
+#include "core/onnx_lowering.h"
 #include "ops/ops.h"
 
 namespace xgrad {
@@ -154,22 +155,62 @@ void reduction_size_kernel(const Tensor* const* in, Tensor& out, const Attrs& at
   kernels::dispatch_floating(out.dtype(), [&](auto tag) { *static_cast<decltype(tag)*>(out.raw_data()) = count; });
 }
 
+// ReduceSum takes its axes as an input since opset 13; the other reductions
+// keep them as an attribute until opset 18.
+std::string lower_sum(OnnxLowerCtx& c) {
+  const Axes axes = reduce_axes(c.attrs(), static_cast<std::int64_t>(c.in_type().shape.size()));
+  if (axes.empty()) return c.op("Identity", {c.in()});
+  return c.op("ReduceSum", {c.in(), c.ints(axes)}, {{"keepdims", c.attrs().get_int("keepdims")}});
+}
+
+LowerFn lower_reduce(const char* onnx_type) {
+  return [onnx_type = std::string(onnx_type)](OnnxLowerCtx& c) {
+    const Axes axes = reduce_axes(c.attrs(), static_cast<std::int64_t>(c.in_type().shape.size()));
+    if (axes.empty()) return c.op("Identity", {c.in()});
+    return c.op(onnx_type, {c.in()}, {{"axes", axes}, {"keepdims", c.attrs().get_int("keepdims")}});
+  };
+}
+
+std::string lower_reduction_size(OnnxLowerCtx& c) {
+  const Axes axes = reduce_axes(c.attrs(), static_cast<std::int64_t>(c.in_type().shape.size()));
+  const std::string dims = c.op("Gather", {c.op("Shape", {c.in()}), c.ints(axes)});
+  return c.cast(c.op("ReduceProd", {dims}, {{"keepdims", std::int64_t{0}}}), c.out_type().dtype);
+}
+
+// Leading axes summed away, then the axes where the target has size 1.
+std::string lower_sum_to_like(OnnxLowerCtx& c) {
+  const Shape& x = c.in_type(0).shape;
+  const Shape& target = c.in_type(1).shape;
+  const auto lead = static_cast<std::int64_t>(x.size() - target.size());
+  std::string y = c.in();
+  if (lead > 0) {
+    Axes leading;
+    for (std::int64_t i = 0; i < lead; ++i) leading.push_back(i);
+    y = c.op("ReduceSum", {y, c.ints(leading)}, {{"keepdims", std::int64_t{0}}});
+  }
+  Axes ones;
+  for (std::size_t i = 0; i < target.size(); ++i)
+    if (target[i] == 1 && x[lead + i] != 1) ones.push_back(static_cast<std::int64_t>(i));
+  if (!ones.empty()) y = c.op("ReduceSum", {y, c.ints(ones)}, {{"keepdims", std::int64_t{1}}});
+  return y == c.in() ? c.op("Identity", {y}) : y;
+}
+
 Var unsqueeze_reduced(Var dy, const Attrs& attrs, std::int64_t ndim) {
   if (attrs.get_int("keepdims")) return dy;
   return unsqueeze(dy, reduce_axes(attrs, ndim));
 }
 
-const OpDef& sum_op = register_op(OpDef("sum").infer(infer_reduce).kernel(sum_kernel).onnx("ReduceSum").grad(
+const OpDef& sum_op = register_op(OpDef("sum").infer(infer_reduce).kernel(sum_kernel).onnx(lower_sum).grad(
     [](const GradCtx& c) { return G{broadcast_like(unsqueeze_reduced(c.dy, c.attrs, c.x().node()->shape().size()), c.x())}; }));
 
 const OpDef& reduction_size_op = register_op(
     OpDef("reduction_size")
         .infer([](const std::vector<TensorType>& in, const Attrs&) { return TensorType{in[0].dtype, {}}; })
         .kernel(reduction_size_kernel)
-        .onnx("Size")
+        .onnx(lower_reduction_size)
         .grad([](const GradCtx&) { return G{Var()}; }));  // depends on x's shape only
 
-const OpDef& mean_op = register_op(OpDef("mean").infer(infer_reduce).kernel(mean_kernel).onnx("ReduceMean").grad(
+const OpDef& mean_op = register_op(OpDef("mean").infer(infer_reduce).kernel(mean_kernel).onnx(lower_reduce("ReduceMean")).grad(
     [](const GradCtx& c) {
       const Var& x = c.x();
       const Var spread = broadcast_like(unsqueeze_reduced(c.dy, c.attrs, x.shape().size()), x);
@@ -183,7 +224,7 @@ const OpDef& sum_to_like_op = register_op(
         .kernel(sum_to_like_kernel)
         .view([](const Tensor* const* in, const Shape&, const Attrs&) { return *in[0]; },
               [](const Tensor* const* in, const Shape& out_shape, const Attrs&) { return in[0]->shape() == out_shape; })
-        .onnx("ReduceSum")
+        .onnx(lower_sum_to_like)
         .grad([](const GradCtx& c) { return G{broadcast_like(c.dy, c.x(0)), Var()}; }));
 
 // Gradient of max / min: dy goes to the elements equal to the result, split evenly among ties.
@@ -204,15 +245,15 @@ TensorType infer_extremum(const std::vector<TensorType>& in, const Attrs& attrs)
   return out;
 }
 
-const OpDef& max_op = register_op(OpDef("max").infer(infer_extremum).kernel(fold_kernel<MaxCombine, -1>).onnx("ReduceMax")
+const OpDef& max_op = register_op(OpDef("max").infer(infer_extremum).kernel(fold_kernel<MaxCombine, -1>).onnx(lower_reduce("ReduceMax"))
     .grad(extremum_grad));
-const OpDef& min_op = register_op(OpDef("min").infer(infer_extremum).kernel(fold_kernel<MinCombine, 1>).onnx("ReduceMin")
+const OpDef& min_op = register_op(OpDef("min").infer(infer_extremum).kernel(fold_kernel<MinCombine, 1>).onnx(lower_reduce("ReduceMin"))
     .grad(extremum_grad));
 
 // d prod / d x_i = product of the other elements. Where x_i == 0 that is the product of the
 // non-zero elements if x_i is the only zero, else 0; elsewhere it is y / x_i.
 // Known limit: differentiating this again is exact unless a slice holds two or more zeros.
-const OpDef& prod_op = register_op(OpDef("prod").infer(infer_reduce).kernel(fold_kernel<ProdCombine, 0>).onnx("ReduceProd")
+const OpDef& prod_op = register_op(OpDef("prod").infer(infer_reduce).kernel(fold_kernel<ProdCombine, 0>).onnx(lower_reduce("ReduceProd"))
     .grad([](const GradCtx& c) {
       const Var& x = c.x();
       const std::int64_t ndim = static_cast<std::int64_t>(x.shape().size());

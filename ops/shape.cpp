@@ -2,6 +2,7 @@
 // non-contiguous input is the one case that falls back to a copy kernel.
 #include <algorithm>
 
+#include "core/onnx_lowering.h"
 #include "ops/ops.h"
 
 namespace xgrad {
@@ -117,19 +118,49 @@ Axes inverse_perm(const Axes& perm) {
   return inv;
 }
 
+// ONNX Reshape reads a 0 as "keep this dim" unless allowzero is set.
+std::string lower_reshape(OnnxLowerCtx& c) {
+  const Shape& target = c.attrs().get_ints("shape");
+  const bool zeros = std::count(target.begin(), target.end(), 0) > 0;
+  return c.op("Reshape", {c.in(), c.ints(target)}, {{"allowzero", std::int64_t{zeros}}});
+}
+
+// Expand broadcasts against 1, so a symbolic target dim is written as 1 and
+// taken from the input, which must then have it too.
+std::string lower_broadcast_to(OnnxLowerCtx& c) {
+  Shape target = c.attrs().get_ints("shape");
+  const Shape& in = c.in_type().shape;
+  for (std::size_t i = 0; i < target.size(); ++i) {
+    if (target[i] != kDynamic) continue;
+    const std::size_t lead = target.size() - in.size();
+    if (i < lead || in[i - lead] != kDynamic)
+      throw ValueError("a symbolic target dim must come from the input to lower to Expand");
+    target[i] = 1;
+  }
+  return c.op("Expand", {c.in(), c.ints(target)});
+}
+
+std::string lower_squeeze(OnnxLowerCtx& c) {
+  const Axes& axes = c.attrs().get_ints("axes");
+  return axes.empty() ? c.op("Squeeze", {c.in()}) : c.op("Squeeze", {c.in(), c.ints(axes)});
+}
+
 const OpDef& reshape_op = register_op(OpDef("reshape").infer(infer_reshape).view(reshape_view, input_contiguous)
-    .kernel(reshape_copy_kernel).onnx("Reshape")
+    .kernel(reshape_copy_kernel).onnx(lower_reshape)
     .grad([](const GradCtx& c) { return G{reshape_like(c.dy, c.x())}; }));
 
 const OpDef& reshape_like_op = register_op(OpDef("reshape_like").arity(2).infer(infer_reshape_like)
-    .view(reshape_view, input_contiguous).kernel(reshape_copy_kernel).onnx("Reshape")
+    .view(reshape_view, input_contiguous).kernel(reshape_copy_kernel)
+    .onnx([](OnnxLowerCtx& c) { return c.op("Reshape", {c.in(0), c.op("Shape", {c.in(1)})}); })
     .grad([](const GradCtx& c) { return G{reshape_like(c.dy, c.x(0)), Var()}; }));
 
-const OpDef& transpose_op = register_op(OpDef("transpose").infer(infer_transpose).onnx("Transpose")
+const OpDef& transpose_op = register_op(OpDef("transpose").infer(infer_transpose)
+    .onnx([](OnnxLowerCtx& c) { return c.op("Transpose", {c.in()}, {{"perm", resolved_perm(c.attrs(), c.in_type().shape.size())}}); })
     .view([](const Tensor* const* in, const Shape&, const Attrs& a) { return in[0]->permute(resolved_perm(a, in[0]->shape().size())); })
     .grad([](const GradCtx& c) { return G{transpose(c.dy, inverse_perm(resolved_perm(c.attrs, c.x().shape().size())))}; }));
 
-const OpDef& unsqueeze_op = register_op(OpDef("unsqueeze").infer(infer_unsqueeze).onnx("Unsqueeze")
+const OpDef& unsqueeze_op = register_op(OpDef("unsqueeze").infer(infer_unsqueeze)
+    .onnx([](OnnxLowerCtx& c) { return c.op("Unsqueeze", {c.in(), c.ints(c.attrs().get_ints("axes"))}); })
     .view([](const Tensor* const* in, const Shape& out_shape, const Attrs& a) {
       Tensor t = *in[0];
       for (auto axis : normalize_axes(a.get_ints("axes"), static_cast<std::int64_t>(out_shape.size()), "unsqueeze"))
@@ -138,14 +169,15 @@ const OpDef& unsqueeze_op = register_op(OpDef("unsqueeze").infer(infer_unsqueeze
     })
     .grad([](const GradCtx& c) { return G{squeeze(c.dy, c.attrs.get_ints("axes"))}; }));
 
-const OpDef& squeeze_op = register_op(OpDef("squeeze").infer(infer_squeeze).onnx("Squeeze")
+const OpDef& squeeze_op = register_op(OpDef("squeeze").infer(infer_squeeze).onnx(lower_squeeze)
     .view([](const Tensor* const* in, const Shape&, const Attrs& a) { return in[0]->squeeze(a.get_ints("axes")); })
     .grad([](const GradCtx& c) { return G{reshape_like(c.dy, c.x())}; }));
 
-const OpDef& broadcast_to_op = register_op(OpDef("broadcast_to").infer(infer_broadcast_to).onnx("Expand")
+const OpDef& broadcast_to_op = register_op(OpDef("broadcast_to").infer(infer_broadcast_to).onnx(lower_broadcast_to)
     .view(broadcast_view).grad([](const GradCtx& c) { return G{sum_to_like(c.dy, c.x())}; }));
 
-const OpDef& broadcast_like_op = register_op(OpDef("broadcast_like").arity(2).infer(infer_broadcast_like).onnx("Expand")
+const OpDef& broadcast_like_op = register_op(OpDef("broadcast_like").arity(2).infer(infer_broadcast_like)
+    .onnx([](OnnxLowerCtx& c) { return c.op("Expand", {c.in(0), c.op("Shape", {c.in(1)})}); })
     .view(broadcast_view).grad([](const GradCtx& c) { return G{sum_to_like(c.dy, c.x(0)), Var()}; }));
 
 const OpDef& stop_gradient_op = register_op(OpDef("stop_gradient").onnx("Identity")

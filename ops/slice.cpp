@@ -3,6 +3,7 @@
 // concat_part views one input's share of a concatenation's gradient.
 #include <cstring>
 
+#include "core/onnx_lowering.h"
 #include "ops/elementwise.h"
 #include "ops/ops.h"
 
@@ -46,11 +47,66 @@ void slice_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
   slice_view(out, a).copy_from(*in[0]);
 }
 
-const OpDef& slice_grad_op = register_op(OpDef("slice_grad").arity(2).kernel(slice_grad_kernel).onnx("Pad")
+// ONNX clamps out-of-range bounds exactly as our (Python) slices do.
+std::string lower_slice(OnnxLowerCtx& c) {
+  const SliceAttrs s = slice_attrs(c.attrs());
+  Axes starts, ends, axes, steps;
+  for (std::size_t d = 0; d < s.starts.size(); ++d) {
+    if (s.starts[d] == 0 && s.stops[d] == kSliceEnd && s.steps[d] == 1) continue;
+    starts.push_back(s.starts[d]);
+    ends.push_back(s.stops[d]);
+    axes.push_back(static_cast<std::int64_t>(d));
+    steps.push_back(s.steps[d]);
+  }
+  if (axes.empty()) return c.op("Identity", {c.in()});
+  return c.op("Slice", {c.in(), c.ints(starts), c.ints(ends), c.ints(axes), c.ints(steps)});
+}
+
+// dy scattered into zeros of like's shape: Pad for unit steps, otherwise
+// ScatterND with the positions computed here; both need like's shape static.
+std::string lower_slice_grad(OnnxLowerCtx& c) {
+  const Shape& full = c.out_type().shape;
+  if (!is_static(full)) throw ValueError("slice_grad lowers only for a static shape");
+  const SliceAttrs s = slice_attrs(c.attrs());
+  const auto rank = full.size();
+  std::vector<SliceSpan> spans;
+  bool unit = true;
+  for (std::size_t d = 0; d < rank; ++d) {
+    spans.push_back(resolve_slice(full[d], s.starts[d], s.stops[d], s.steps[d]));
+    unit = unit && s.steps[d] == 1;
+  }
+  if (unit) {
+    Axes pads(2 * rank);
+    for (std::size_t d = 0; d < rank; ++d) {
+      pads[d] = spans[d].length ? spans[d].start : full[d];
+      pads[rank + d] = full[d] - pads[d] - spans[d].length;
+    }
+    return c.op("Pad", {c.in(), c.ints(pads), c.scalar(0)});
+  }
+  Shape dy_shape;
+  for (const auto& sp : spans) dy_shape.push_back(sp.length);
+  Shape idx_shape = dy_shape;
+  idx_shape.push_back(static_cast<std::int64_t>(rank));
+  Tensor idx = Tensor::empty(DType::int64, idx_shape);
+  auto* p = static_cast<std::int64_t*>(idx.raw_data());
+  const std::int64_t count = numel(dy_shape);
+  for (std::int64_t flat = 0; flat < count; ++flat) {
+    std::int64_t rest = flat;
+    for (std::size_t d = rank; d-- > 0;) {
+      const std::int64_t i = rest % dy_shape[d];
+      rest /= dy_shape[d];
+      p[flat * static_cast<std::int64_t>(rank) + static_cast<std::int64_t>(d)] = spans[d].start + i * s.steps[d];
+    }
+  }
+  const std::string zeros = c.op("Expand", {c.scalar(0), c.ints(full)});
+  return c.op("ScatterND", {zeros, c.constant(idx), c.in()});
+}
+
+const OpDef& slice_grad_op = register_op(OpDef("slice_grad").arity(2).kernel(slice_grad_kernel).onnx(lower_slice_grad)
     .infer([](const std::vector<TensorType>& in, const Attrs&) { return TensorType{in[0].dtype, in[1].shape}; })
     .grad([](const GradCtx& c) { return G{c.dy.graph().apply(find_op("slice"), {c.dy}, c.attrs), Var()}; }));
 
-const OpDef& slice_op = register_op(OpDef("slice").onnx("Slice")
+const OpDef& slice_op = register_op(OpDef("slice").onnx(lower_slice)
     .infer([](const std::vector<TensorType>& in, const Attrs& a) { return TensorType{in[0].dtype, sliced_shape(in[0].shape, a)}; })
     .view([](const Tensor* const* in, const Shape&, const Attrs& a) { return slice_view(*in[0], a); })
     .grad([](const GradCtx& c) { return G{c.dy.graph().apply(slice_grad_op, {c.dy, c.x()}, c.attrs)}; }));
@@ -105,7 +161,25 @@ Tensor concat_part_view(const Tensor* const* in, const Shape&, const Attrs& a) {
   return in[0]->slice(axis, offset, offset + in[1 + index]->shape()[axis]);
 }
 
-const OpDef& concat_part_op = register_op(OpDef("concat_part").arity(-1).onnx("Split").view(concat_part_view)
+// Input `index`'s part of dy: a Slice whose bounds add up the sizes before it.
+std::string lower_concat_part(OnnxLowerCtx& c) {
+  const auto axis = concat_axis(c.attrs(), c.in_type().shape.size());
+  const auto index = static_cast<std::size_t>(c.attrs().get_int("index"));
+  auto size_of = [&](std::size_t input) {
+    const std::int64_t d = c.in_type(input).shape[axis];
+    return d != kDynamic ? c.ints({d}) : c.op("Gather", {c.op("Shape", {c.in(input)}), c.ints({axis})});
+  };
+  std::string start = c.ints({0});
+  for (std::size_t i = 0; i < index; ++i) start = c.op("Add", {start, size_of(1 + i)});
+  const std::string end = c.op("Add", {start, size_of(1 + index)});
+  return c.op("Slice", {c.in(), start, end, c.ints({axis})});
+}
+
+std::string lower_concat(OnnxLowerCtx& c) {
+  return c.op("Concat", c.ins(), {{"axis", concat_axis(c.attrs(), c.out_type().shape.size())}});
+}
+
+const OpDef& concat_part_op = register_op(OpDef("concat_part").arity(-1).onnx(lower_concat_part).view(concat_part_view)
     .infer([](const std::vector<TensorType>& in, const Attrs& a) {
       return TensorType{in[0].dtype, in.at(1 + static_cast<std::size_t>(a.get_int("index"))).shape};
     })
@@ -119,7 +193,7 @@ const OpDef& concat_part_op = register_op(OpDef("concat_part").arity(-1).onnx("S
       return grads;
     }));
 
-const OpDef& concat_op = register_op(OpDef("concat").arity(-1).infer(infer_concat).kernel(concat_kernel).onnx("Concat")
+const OpDef& concat_op = register_op(OpDef("concat").arity(-1).infer(infer_concat).kernel(concat_kernel).onnx(lower_concat)
     .grad([](const GradCtx& c) {
       std::vector<Var> with_dy{c.dy};
       with_dy.insert(with_dy.end(), c.inputs.begin(), c.inputs.end());
@@ -164,7 +238,19 @@ void pad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
   slice_view(out, interior(a.get_ints("pads"))).copy_from(*in[0]);
 }
 
-const OpDef& pad_op = register_op(OpDef("pad").infer(infer_pad).kernel(pad_kernel).onnx("Pad")
+// ONNX lists every axis's start pad, then every end pad.
+std::string lower_pad(OnnxLowerCtx& c) {
+  const Axes& pads = c.attrs().get_ints("pads");
+  const std::size_t rank = pads.size() / 2;
+  Axes onnx_pads(pads.size());
+  for (std::size_t d = 0; d < rank; ++d) {
+    onnx_pads[d] = pads[2 * d];
+    onnx_pads[rank + d] = pads[2 * d + 1];
+  }
+  return c.op("Pad", {c.in(), c.ints(onnx_pads), c.scalar(c.attrs().get_float("value"))});
+}
+
+const OpDef& pad_op = register_op(OpDef("pad").infer(infer_pad).kernel(pad_kernel).onnx(lower_pad)
     .grad([](const GradCtx& c) { return G{c.dy.graph().apply(slice_op, {c.dy}, interior(c.attrs.get_ints("pads")))}; }));
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "ops/elementwise.h"
+#include "core/onnx_lowering.h"
 #include "ops/ops.h"
 
 namespace xgrad {
@@ -44,14 +45,22 @@ void softmax_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   });
 }
 
+// Softmax normalizes over one axis since opset 13, as ours does.
+LowerFn lower_softmax(const char* onnx_type) {
+  return [onnx_type = std::string(onnx_type)](OnnxLowerCtx& c) {
+    const auto axis = normalize_axis(c.attrs().get_int("axis"), static_cast<std::int64_t>(c.in_type().shape.size()), "softmax");
+    return c.op(onnx_type, {c.in()}, {{"axis", axis}});
+  };
+}
+
 Axes axis_of(const GradCtx& c) { return {c.attrs.get_int("axis")}; }
 
 // d softmax: y * (dy - sum(dy * y)); d log_softmax: dy - softmax * sum(dy).
-const OpDef& softmax_op = register_op(OpDef("softmax").infer(infer_softmax).kernel(softmax_kernel<false>).onnx("Softmax")
+const OpDef& softmax_op = register_op(OpDef("softmax").infer(infer_softmax).kernel(softmax_kernel<false>).onnx(lower_softmax("Softmax"))
     .grad([](const GradCtx& c) { return G{c.output * (c.dy - sum(c.dy * c.output, axis_of(c), true))}; }));
 
 const OpDef& log_softmax_op = register_op(OpDef("log_softmax").infer(infer_softmax).kernel(softmax_kernel<true>)
-    .onnx("LogSoftmax")
+    .onnx(lower_softmax("LogSoftmax"))
     .grad([](const GradCtx& c) { return G{c.dy - exp(c.output) * sum(c.dy, axis_of(c), true)}; }));
 
 }  // namespace

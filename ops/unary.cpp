@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/onnx_lowering.h"
 #include "ops/elementwise.h"
 #include "ops/ops.h"
 
@@ -41,7 +42,7 @@ struct PowScalarF {
   }
 };
 
-OpDef unary(const char* name, KernelFn kernel, const char* onnx) {
+OpDef unary(const char* name, KernelFn kernel, LowerFn onnx) {
   return OpDef(name).arity(1).infer(infer::same_floating).kernel(kernel).onnx(onnx).elementwise();
 }
 
@@ -49,49 +50,51 @@ using kernels::unary_kernel;
 using G = std::vector<Var>;
 constexpr double kTwoOverSqrtPi = 1.1283791670955126;
 
-const OpDef& neg_op = register_op(unary("neg", unary_kernel<NegF>, "Neg").grad([](const GradCtx& c) { return G{-c.dy}; }));
-const OpDef& exp_op = register_op(unary("exp", unary_kernel<ExpF>, "Exp").grad([](const GradCtx& c) { return G{c.dy * c.output}; }));
-const OpDef& log_op = register_op(unary("log", unary_kernel<LogF>, "Log").grad([](const GradCtx& c) { return G{c.dy / c.x()}; }));
-const OpDef& tanh_op = register_op(unary("tanh", unary_kernel<TanhF>, "Tanh").grad([](const GradCtx& c) {
+const OpDef& neg_op = register_op(unary("neg", unary_kernel<NegF>, onnx_same("Neg")).grad([](const GradCtx& c) { return G{-c.dy}; }));
+const OpDef& exp_op = register_op(unary("exp", unary_kernel<ExpF>, onnx_same("Exp")).grad([](const GradCtx& c) { return G{c.dy * c.output}; }));
+const OpDef& log_op = register_op(unary("log", unary_kernel<LogF>, onnx_same("Log")).grad([](const GradCtx& c) { return G{c.dy / c.x()}; }));
+const OpDef& tanh_op = register_op(unary("tanh", unary_kernel<TanhF>, onnx_same("Tanh")).grad([](const GradCtx& c) {
   return G{c.dy * (1.0 - square(c.output))};
 }));
-const OpDef& sigmoid_op = register_op(unary("sigmoid", unary_kernel<SigmoidF>, "Sigmoid").grad([](const GradCtx& c) {
+const OpDef& sigmoid_op = register_op(unary("sigmoid", unary_kernel<SigmoidF>, onnx_same("Sigmoid")).grad([](const GradCtx& c) {
   return G{c.dy * c.output * (1.0 - c.output)};
 }));
 // where() carries no gradient to its condition, so relu's second derivative is zero, as in PyTorch.
-const OpDef& relu_op = register_op(unary("relu", unary_kernel<ReluF>, "Relu").grad([](const GradCtx& c) {
+const OpDef& relu_op = register_op(unary("relu", unary_kernel<ReluF>, onnx_same("Relu")).grad([](const GradCtx& c) {
   return G{where(gt(c.x(), 0.0), c.dy, 0.0)};
 }));
-const OpDef& square_op = register_op(unary("square", unary_kernel<SquareF>, "Mul").grad([](const GradCtx& c) {
+const OpDef& square_op = register_op(unary("square", unary_kernel<SquareF>, [](OnnxLowerCtx& c) { return c.op("Mul", {c.in(), c.in()}); }).grad([](const GradCtx& c) {
   return G{c.dy * c.x() * 2.0};
 }));
-const OpDef& sqrt_op = register_op(unary("sqrt", unary_kernel<SqrtF>, "Sqrt").grad([](const GradCtx& c) {
+const OpDef& sqrt_op = register_op(unary("sqrt", unary_kernel<SqrtF>, onnx_same("Sqrt")).grad([](const GradCtx& c) {
   return G{c.dy * 0.5 / c.output};
 }));
-const OpDef& rsqrt_op = register_op(unary("rsqrt", unary_kernel<RsqrtF>, "Sqrt+Reciprocal").grad([](const GradCtx& c) {
+const OpDef& rsqrt_op = register_op(unary("rsqrt", unary_kernel<RsqrtF>, [](OnnxLowerCtx& c) { return c.op("Reciprocal", {c.op("Sqrt", {c.in()})}); }).grad([](const GradCtx& c) {
   return G{c.dy * -0.5 * c.output * c.output * c.output};
 }));
-const OpDef& abs_op = register_op(unary("abs", unary_kernel<AbsF>, "Abs").grad([](const GradCtx& c) {
+const OpDef& abs_op = register_op(unary("abs", unary_kernel<AbsF>, onnx_same("Abs")).grad([](const GradCtx& c) {
   return G{c.dy * sign(c.x())};
 }));
-const OpDef& sign_op = register_op(unary("sign", unary_kernel<SignF>, "Sign").grad([](const GradCtx&) {
+const OpDef& sign_op = register_op(unary("sign", unary_kernel<SignF>, onnx_same("Sign")).grad([](const GradCtx&) {
   return G{Var()};  // piecewise constant: zero almost everywhere, as in PyTorch
 }));
-const OpDef& expm1_op = register_op(unary("expm1", unary_kernel<Expm1F>, "Exp+Sub").grad([](const GradCtx& c) {
+const OpDef& expm1_op = register_op(unary("expm1", unary_kernel<Expm1F>, [](OnnxLowerCtx& c) { return c.op("Sub", {c.op("Exp", {c.in()}), c.scalar(1)}); }).grad([](const GradCtx& c) {
   return G{c.dy * (c.output + 1.0)};
 }));
-const OpDef& log1p_op = register_op(unary("log1p", unary_kernel<Log1pF>, "Add+Log").grad([](const GradCtx& c) {
+const OpDef& log1p_op = register_op(unary("log1p", unary_kernel<Log1pF>, [](OnnxLowerCtx& c) { return c.op("Log", {c.op("Add", {c.in(), c.scalar(1)})}); }).grad([](const GradCtx& c) {
   return G{c.dy / (c.x() + 1.0)};
 }));
-const OpDef& sin_op = register_op(unary("sin", unary_kernel<SinF>, "Sin").grad([](const GradCtx& c) { return G{c.dy * cos(c.x())}; }));
-const OpDef& cos_op = register_op(unary("cos", unary_kernel<CosF>, "Cos").grad([](const GradCtx& c) { return G{-(c.dy * sin(c.x()))}; }));
-const OpDef& erf_op = register_op(unary("erf", unary_kernel<ErfF>, "Erf").grad([](const GradCtx& c) {
+const OpDef& sin_op = register_op(unary("sin", unary_kernel<SinF>, onnx_same("Sin")).grad([](const GradCtx& c) { return G{c.dy * cos(c.x())}; }));
+const OpDef& cos_op = register_op(unary("cos", unary_kernel<CosF>, onnx_same("Cos")).grad([](const GradCtx& c) { return G{-(c.dy * sin(c.x()))}; }));
+const OpDef& erf_op = register_op(unary("erf", unary_kernel<ErfF>, onnx_same("Erf")).grad([](const GradCtx& c) {
   return G{c.dy * exp(-square(c.x())) * kTwoOverSqrtPi};
 }));
-const OpDef& floor_op = register_op(unary("floor", unary_kernel<FloorF>, "Floor").grad([](const GradCtx&) {
+const OpDef& floor_op = register_op(unary("floor", unary_kernel<FloorF>, onnx_same("Floor")).grad([](const GradCtx&) {
   return G{Var()};  // piecewise constant
 }));
-const OpDef& pow_scalar_op = register_op(unary("pow_scalar", unary_kernel<PowScalarF>, "Pow").grad([](const GradCtx& c) {
+const OpDef& pow_scalar_op = register_op(unary("pow_scalar", unary_kernel<PowScalarF>, [](OnnxLowerCtx& c) {
+  return c.op("Pow", {c.in(), c.scalar(c.attrs().get_float("exponent"))});
+}).grad([](const GradCtx& c) {
   const double p = c.attrs.get_float("exponent");
   return G{c.dy * pow(c.x(), p - 1.0) * p};
 }));
@@ -101,7 +104,7 @@ const OpDef& zeros_like_op = register_op(
           out.fill_zero();
         })
         .grad([](const GradCtx&) { return G{Var()}; })
-        .onnx("ConstantOfShape"));
+        .onnx([](OnnxLowerCtx& c) { return c.op("Expand", {c.scalar(0), c.op("Shape", {c.in()})}); }));
 
 const OpDef& astype_op = register_op(
     OpDef("astype")
@@ -110,7 +113,7 @@ const OpDef& astype_op = register_op(
           return TensorType{static_cast<DType>(a.get_int("dtype")), in[0].shape};
         })
         .kernel([](const Tensor* const* in, Tensor& out, const Attrs&) { out.copy_from(*in[0]); })
-        .onnx("Cast")
+        .onnx([](OnnxLowerCtx& c) { return c.cast(c.in(), c.out_type().dtype); })
         .grad([](const GradCtx& c) {
           // Only float-to-float casts carry a gradient; from int or bool the input has none.
           if (!is_floating(c.x().dtype()) || !is_floating(c.output.dtype())) return G{Var()};

@@ -204,6 +204,7 @@ PYBIND11_MODULE(_xgrad, m) {
           });
 
   bind_ops(m);
+  bind_onnx(m);
   bind_optim(m);
   bind_linalg(m);
   bind_conv(m);

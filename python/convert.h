@@ -54,5 +54,6 @@ void bind_ops(py::module_& m);
 void bind_optim(py::module_& m);  // python/bind_optim.cpp  // python/bind_ops.cpp
 void bind_linalg(py::module_& m);  // python/bind_linalg.cpp: the xgrad.linalg submodule
 void bind_conv(py::module_& m);  // python/bind_conv.cpp
+void bind_onnx(py::module_& m);  // python/bind_onnx.cpp
 
 }  // namespace xgrad::python

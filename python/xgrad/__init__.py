@@ -23,7 +23,7 @@ from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, bat
 from ._xgrad import linalg
 from ._xgrad import avg_pool2d, conv2d, max_pool2d
 
-from . import optim
+from . import onnx, optim
 from .gradcheck import GradcheckError, gradcheck
 # The training toolkit (pure Python over the ops above): initializers, layers, minibatches, checkpoints, a fit loop.
 from . import data, init, nn
@@ -67,7 +67,7 @@ Node.flatten = lambda self, start_axis=0, end_axis=-1: flatten(self, start_axis,
 Node.squeeze = lambda self, axis=None: squeeze(self, axis)
 
 __all__ = [
-    "Graph", "Node", "Program", "grad", "gradcheck", "GradcheckError", "registered_ops", "optim", "float32", "float64", "int64", "bool_",
+    "Graph", "Node", "Program", "grad", "gradcheck", "GradcheckError", "registered_ops", "onnx", "optim", "float32", "float64", "int64", "bool_",
     # elementwise
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "neg", "abs", "sign", "exp", "expm1", "log", "log1p",
     "sqrt", "rsqrt", "square", "sin", "cos", "erf", "floor", "tanh", "sigmoid", "relu", "leaky_relu", "elu", "gelu",

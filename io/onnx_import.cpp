@@ -1,0 +1,207 @@
+// ONNX import: checks the file, then maps each node onto builder functions
+// through the table in io/onnx_import_ops.cpp.
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+#include "io/onnx.h"
+#include "io/onnx_import.h"
+
+namespace xgrad::io {
+
+namespace {
+
+constexpr std::int64_t kMinOpset = 7;
+constexpr std::int64_t kMaxOpset = 17;
+
+Shape shape_of_value_info(const onnx::ValueInfoProto& vi) {
+  if (!vi.type().has_tensor_type()) throw ValueError("onnx import: input '" + vi.name() + "' is not a tensor");
+  Shape shape;
+  for (const auto& d : vi.type().tensor_type().shape().dim())
+    shape.push_back(d.has_dim_value() && d.dim_value() >= 0 ? d.dim_value() : kDynamic);
+  return shape;
+}
+
+std::string node_label(const onnx::NodeProto& n) {
+  return n.op_type() + (n.name().empty() ? "" : " '" + n.name() + "'");
+}
+
+}  // namespace
+
+Var ImportCtx::in(std::size_t k) const {
+  if (!has_input(k)) fail("input " + std::to_string(k) + " is required");
+  if (shape_source(k))
+    fail("input '" + node.input(static_cast<int>(k)) + "' is the run-time shape of a tensor with symbolic dims, which " +
+         "xgrad imports only as the shape input of Reshape, Expand and ConstantOfShape");
+  return in_[k];
+}
+
+bool ImportCtx::is_constant(std::size_t k) const {
+  if (!has_input(k)) return false;
+  const NodeKind kind = in_[k]->kind();
+  return kind == NodeKind::constant || kind == NodeKind::param;
+}
+
+const Tensor& ImportCtx::constant(std::size_t k) const {
+  if (!is_constant(k))
+    fail("input " + std::to_string(k) + " ('" + node.input(static_cast<int>(k)) +
+         "') must be a constant or an initializer for xgrad to import it");
+  return in_[k]->value();
+}
+
+std::vector<std::int64_t> ImportCtx::const_ints(std::size_t k) const {
+  const Tensor t = constant(k).astype(DType::int64).contiguous();
+  const auto* p = static_cast<const std::int64_t*>(t.raw_data());
+  return std::vector<std::int64_t>(p, p + t.numel());
+}
+
+double ImportCtx::const_scalar(std::size_t k) const {
+  const Tensor& t = constant(k);
+  if (t.numel() != 1) fail("input " + std::to_string(k) + " must hold one value, has shape " + to_string(t.shape()));
+  return t.item();
+}
+
+const onnx::AttributeProto* ImportCtx::attr(const std::string& name) const {
+  for (const auto& a : node.attribute())
+    if (a.name() == name) return &a;
+  return nullptr;
+}
+
+std::int64_t ImportCtx::attr_int(const std::string& name, std::int64_t fallback) const {
+  const auto* a = attr(name);
+  return a ? a->i() : fallback;
+}
+double ImportCtx::attr_float(const std::string& name, double fallback) const {
+  const auto* a = attr(name);
+  return a ? a->f() : fallback;
+}
+std::vector<std::int64_t> ImportCtx::attr_ints(const std::string& name, std::vector<std::int64_t> fallback) const {
+  const auto* a = attr(name);
+  return a ? std::vector<std::int64_t>(a->ints().begin(), a->ints().end()) : fallback;
+}
+std::string ImportCtx::attr_string(const std::string& name, const std::string& fallback) const {
+  const auto* a = attr(name);
+  return a ? a->s() : fallback;
+}
+const onnx::TensorProto* ImportCtx::attr_tensor(const std::string& name) const {
+  const auto* a = attr(name);
+  return a && a->has_t() ? &a->t() : nullptr;
+}
+
+void ImportCtx::fail(const std::string& message) const {
+  throw ValueError("onnx import: node " + node_label(node) + ": " + message);
+}
+
+std::vector<std::string> onnx_importable_ops() {
+  std::vector<std::string> names;
+  for (const auto& [name, fn] : import_table()) names.push_back(name);
+  return names;
+}
+
+OnnxModel load_onnx_bytes(const std::string& bytes, const std::string& what) {
+  onnx::ModelProto model;
+  if (bytes.empty()) throw ValueError("onnx import: " + what + " is empty");
+  if (!model.ParseFromString(bytes))
+    throw ValueError("onnx import: " + what + " is not a valid ONNX model (truncated or corrupt protobuf)");
+  if (!model.has_graph()) throw ValueError("onnx import: " + what + " holds no graph (not an ONNX model?)");
+
+  OnnxModel out;
+  out.opset = -1;
+  for (const auto& o : model.opset_import()) {
+    if (o.domain().empty() || o.domain() == "ai.onnx") out.opset = o.version();
+  }
+  if (out.opset < 0) throw ValueError("onnx import: " + what + " imports no opset of the default ONNX domain");
+  if (out.opset < kMinOpset || out.opset > kMaxOpset)
+    throw ValueError("onnx import: " + what + " uses opset " + std::to_string(out.opset) + "; xgrad imports opsets " +
+                     std::to_string(kMinOpset) + " to " + std::to_string(kMaxOpset));
+
+  const onnx::GraphProto& graph = model.graph();
+  const auto& table = import_table();
+  std::set<std::string> unsupported;
+  for (const auto& n : graph.node()) {
+    const bool standard = n.domain().empty() || n.domain() == "ai.onnx";
+    const std::string key = standard ? n.op_type() : n.domain() + "." + n.op_type();
+    if (!table.count(key)) unsupported.insert(key);
+  }
+  if (!unsupported.empty()) {
+    std::string list;
+    for (const auto& u : unsupported) list += (list.empty() ? "" : ", ") + u;
+    throw ValueError("onnx import: " + what + " uses ops xgrad cannot import: " + list);
+  }
+
+  out.graph = std::make_unique<Graph>();
+  Graph& g = *out.graph;
+  std::unordered_map<std::string, Var> values;
+  std::unordered_map<std::string, Var> shape_of;  // Shape(x) values of a symbolic x
+  std::set<std::string> initializer_names;
+  for (const auto& init : graph.initializer()) {
+    if (init.name().empty()) throw ValueError("onnx import: an initializer has no name");
+    const Tensor value = from_proto(init, "initializer '" + init.name() + "'");
+    // Floating initializers are the model's weights; integer ones are shapes and indices.
+    values[init.name()] = is_floating(value.dtype()) ? g.param(init.name(), value) : g.constant(value, init.name());
+    initializer_names.insert(init.name());
+  }
+  for (const auto& vi : graph.input()) {
+    if (initializer_names.count(vi.name())) continue;  // an input with a default value: the initializer
+    const DType dtype = dtype_from_onnx(vi.type().tensor_type().elem_type(), "input '" + vi.name() + "'");
+    const Var v = g.input(vi.name(), shape_of_value_info(vi), dtype);
+    values[vi.name()] = v;
+    out.inputs.push_back(v);
+  }
+  for (const auto& n : graph.node()) {
+    std::vector<Var> ins, shapes;
+    for (const auto& name : n.input()) {
+      if (name.empty()) {
+        ins.emplace_back();
+        shapes.emplace_back();
+        continue;
+      }
+      auto it = values.find(name);
+      if (it == values.end())
+        throw ValueError("onnx import: node " + node_label(n) + " reads '" + name +
+                         "', which no earlier node, input or initializer defines");
+      ins.push_back(it->second);
+      auto s = shape_of.find(name);
+      shapes.push_back(s == shape_of.end() ? Var() : s->second);
+    }
+    const bool standard = n.domain().empty() || n.domain() == "ai.onnx";
+    ImportCtx ctx(g, n, ins, shapes, out.opset);
+    Imported result;
+    try {
+      result = table.at(standard ? n.op_type() : n.domain() + "." + n.op_type())(ctx);
+    } catch (const ValueError& e) {
+      const std::string msg = e.what();
+      if (msg.rfind("onnx import:", 0) == 0) throw;
+      throw ValueError("onnx import: node " + node_label(n) + ": " + msg);
+    } catch (const TypeError& e) {
+      throw TypeError("onnx import: node " + node_label(n) + ": " + e.what());
+    }
+    for (int k = 0; k < n.output_size(); ++k) {
+      if (n.output(k).empty()) continue;
+      if (k >= static_cast<int>(result.outputs.size()) || !result.outputs[k]) {
+        if (k == 0) ctx.fail("produced no value");
+        continue;  // an optional output we do not compute (e.g. Dropout's mask)
+      }
+      values[n.output(k)] = result.outputs[k];
+      if (result.shape_of) shape_of[n.output(k)] = result.shape_of;
+    }
+  }
+  for (const auto& o : graph.output()) {
+    auto it = values.find(o.name());
+    if (it == values.end()) throw ValueError("onnx import: output '" + o.name() + "' is never computed");
+    out.outputs.push_back(it->second);
+    out.output_names.push_back(o.name());
+  }
+  return out;
+}
+
+OnnxModel load_onnx(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw ValueError("onnx import: cannot open '" + path + "'");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return load_onnx_bytes(ss.str(), "'" + path + "'");
+}
+
+}  // namespace xgrad::io

@@ -1,0 +1,63 @@
+// The importer's per-node context and its table of ONNX op types (internal
+// to io/; the public API is io/onnx.h).
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "io/onnx_proto.h"
+#include "ops/ops.h"
+
+namespace xgrad::io {
+
+class ImportCtx {
+ public:
+  ImportCtx(Graph& g, const onnx::NodeProto& node, std::vector<Var> inputs, std::vector<Var> shape_of,
+            std::int64_t opset)
+      : g(g), node(node), in_(std::move(inputs)), shape_of_(std::move(shape_of)), opset(opset) {}
+
+  Graph& g;
+  const onnx::NodeProto& node;
+
+  std::size_t n_inputs() const { return in_.size(); }
+  bool has_input(std::size_t k) const { return k < in_.size() && in_[k]; }
+  Var in(std::size_t k = 0) const;                              // required input
+  bool is_constant(std::size_t k) const;                        // a constant or initializer
+  const Tensor& constant(std::size_t k) const;                  // its value, or a ValueError
+  std::vector<std::int64_t> const_ints(std::size_t k) const;    // an int64 constant's values
+  double const_scalar(std::size_t k) const;                     // a one-element constant
+  // When input k is Shape(x) of an x whose shape is symbolic: that x, else null.
+  Var shape_source(std::size_t k) const { return k < shape_of_.size() ? shape_of_[k] : Var(); }
+
+  bool has_attr(const std::string& name) const { return attr(name) != nullptr; }
+  std::int64_t attr_int(const std::string& name, std::int64_t fallback) const;
+  double attr_float(const std::string& name, double fallback) const;
+  std::vector<std::int64_t> attr_ints(const std::string& name, std::vector<std::int64_t> fallback = {}) const;
+  std::string attr_string(const std::string& name, const std::string& fallback) const;
+  const onnx::TensorProto* attr_tensor(const std::string& name) const;
+  // A ValueError that names the node.
+  [[noreturn]] void fail(const std::string& message) const;
+
+  const std::int64_t opset;
+
+ private:
+  const onnx::AttributeProto* attr(const std::string& name) const;
+  std::vector<Var> in_;
+  std::vector<Var> shape_of_;
+};
+
+// Result of one ONNX node: one Var per output (a null Var for an output it
+// does not produce). Shape(x) of a symbolic x is recorded through `shape_of`.
+struct Imported {
+  std::vector<Var> outputs;
+  Var shape_of;  // set by Shape when its input's shape is symbolic
+};
+using ImportFn = std::function<Imported(ImportCtx&)>;
+using ImportTable = std::map<std::string, ImportFn>;
+const ImportTable& import_table();
+// The table's parts, by family (io/onnx_import_math.cpp, io/onnx_import_nn.cpp).
+void add_math_importers(ImportTable& table);
+void add_nn_importers(ImportTable& table);
+
+}  // namespace xgrad::io

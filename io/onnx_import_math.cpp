@@ -1,0 +1,397 @@
+// Importers for ONNX's elementwise, reduction, shape and matrix ops.
+#include <cmath>
+#include <numeric>
+
+#include "io/onnx_import.h"
+
+namespace xgrad::io {
+
+namespace {
+
+using Fn = Var (*)(Var);
+using Fn2 = Var (*)(Var, Var);
+
+Imported one(Var v) { return {{v}, {}}; }
+
+ImportFn unary(Fn f) {
+  return [f](ImportCtx& c) { return one(f(c.in(0))); };
+}
+ImportFn binary(Fn2 f) {
+  return [f](ImportCtx& c) { return one(f(c.in(0), c.in(1))); };
+}
+// Max / Min / Sum / Mean take any number of inputs.
+ImportFn variadic(Fn2 f, bool mean = false) {
+  return [f, mean](ImportCtx& c) {
+    Var acc = c.in(0);
+    for (std::size_t k = 1; k < c.n_inputs(); ++k) acc = f(acc, c.in(k));
+    if (mean && c.n_inputs() > 1) acc = acc / static_cast<double>(c.n_inputs());
+    return one(acc);
+  };
+}
+
+Var constant_of(ImportCtx& c, const Tensor& value) { return c.g.constant(value); }
+
+std::int64_t rank_of(const Var& v) { return static_cast<std::int64_t>(v.shape().size()); }
+
+// Axes from the attribute (older opsets) or the optional input (newer ones).
+std::optional<Axes> reduce_axes_of(ImportCtx& c, bool axes_as_input) {
+  if (axes_as_input) {
+    if (c.has_input(1)) {
+      Axes a = c.const_ints(1);
+      if (!a.empty()) return a;
+    }
+  } else if (c.has_attr("axes")) {
+    return c.attr_ints("axes");
+  }
+  if (c.attr_int("noop_with_empty_axes", 0)) return std::nullopt;
+  return Axes{};
+}
+
+ImportFn reduce(Var (*f)(Var, const Axes&, bool), std::int64_t axes_input_since) {
+  return [f, axes_input_since](ImportCtx& c) {
+    const auto axes = reduce_axes_of(c, c.opset >= axes_input_since);
+    if (!axes) return one(c.in(0));
+    return one(f(c.in(0), *axes, c.attr_int("keepdims", 1) != 0));
+  };
+}
+
+ImportFn arg_reduce(Var (*f)(Var, std::optional<std::int64_t>, bool)) {
+  return [f](ImportCtx& c) {
+    if (c.attr_int("select_last_index", 0)) c.fail("select_last_index=1 is not supported");
+    return one(f(c.in(0), c.attr_int("axis", 0), c.attr_int("keepdims", 1) != 0));
+  };
+}
+
+// Before opset 13 Softmax worked on the input flattened to 2-D at `axis`.
+ImportFn softmax_like(Var (*f)(Var, std::int64_t)) {
+  return [f](ImportCtx& c) {
+    const Var x = c.in(0);
+    const std::int64_t rank = rank_of(x);
+    const std::int64_t axis = normalize_axis(c.attr_int("axis", c.opset >= 13 ? -1 : 1), std::max<std::int64_t>(rank, 1), "softmax");
+    if (c.opset >= 13 || axis == rank - 1) return one(f(x, axis));
+    Shape flat{1, 1};
+    for (std::int64_t d = 0; d < rank; ++d) {
+      auto& part = flat[d < axis ? 0 : 1];
+      part = (part == kDynamic || x.shape()[d] == kDynamic) ? kDynamic : part * x.shape()[d];
+    }
+    if (flat[0] == kDynamic && flat[1] == kDynamic) c.fail("cannot flatten a tensor with symbolic dims on both sides of the axis");
+    if (flat[0] == kDynamic) flat[0] = -1;
+    if (flat[1] == kDynamic) flat[1] = -1;
+    return one(reshape_like(f(reshape(x, flat), 1), x));
+  };
+}
+
+Imported import_cast(ImportCtx& c) {
+  const DType to = dtype_from_onnx(static_cast<int>(c.attr_int("to", 0)), "Cast target");
+  return one(astype(c.in(0), to));
+}
+
+Imported import_constant(ImportCtx& c) {
+  if (const auto* t = c.attr_tensor("value")) return one(constant_of(c, from_proto(*t, "Constant value")));
+  for (const char* name : {"value_float", "value_int"}) {
+    if (!c.has_attr(name)) continue;
+    const bool is_float = std::string(name) == "value_float";
+    return one(constant_of(c, Tensor::full(is_float ? DType::float32 : DType::int64, {},
+                                           is_float ? c.attr_float(name, 0) : static_cast<double>(c.attr_int(name, 0)))));
+  }
+  if (c.has_attr("value_ints")) {
+    const Axes v = c.attr_ints("value_ints");
+    Tensor t = Tensor::empty(DType::int64, {static_cast<std::int64_t>(v.size())});
+    std::copy(v.begin(), v.end(), static_cast<std::int64_t*>(t.raw_data()));
+    return one(constant_of(c, t));
+  }
+  c.fail("only tensor, float and int constants are supported");
+}
+
+Tensor int_tensor(const Shape& values) {
+  Tensor t = Tensor::empty(DType::int64, {static_cast<std::int64_t>(values.size())});
+  std::copy(values.begin(), values.end(), static_cast<std::int64_t*>(t.raw_data()));
+  return t;
+}
+
+// Shape of a static tensor is a constant; of a symbolic one, a marker that
+// Reshape / Expand / ConstantOfShape understand.
+Imported import_shape(ImportCtx& c) {
+  const Var x = c.in(0);
+  Shape s = x.shape();
+  const auto rank = static_cast<std::int64_t>(s.size());
+  std::int64_t start = c.attr_int("start", 0), end = c.attr_int("end", rank);
+  start = std::clamp(start < 0 ? start + rank : start, std::int64_t{0}, rank);
+  end = std::clamp(end < 0 ? end + rank : end, std::int64_t{0}, rank);
+  s = Shape(s.begin() + start, s.begin() + std::max(start, end));
+  if (is_static(s)) return one(constant_of(c, int_tensor(s)));
+  if (start != 0 || end != rank) c.fail("a slice of a symbolic shape is not supported");
+  return {{x}, x};
+}
+
+Imported import_size(ImportCtx& c) {
+  const Var x = c.in(0);
+  if (!is_static(x.shape())) c.fail("Size of a tensor with symbolic dims is not supported");
+  return one(c.g.constant(Tensor::full(DType::int64, {}, static_cast<double>(numel(x.shape())))));
+}
+
+// A Reshape target: 0 copies the input's dim unless allowzero is set.
+Imported import_reshape(ImportCtx& c) {
+  if (Var like = c.shape_source(1)) return one(reshape_like(c.in(0), like));
+  const Var x = c.in(0);
+  Shape target = c.const_ints(1);
+  if (!c.attr_int("allowzero", 0)) {
+    for (std::size_t i = 0; i < target.size(); ++i) {
+      if (target[i] != 0) continue;
+      if (i >= x.shape().size()) c.fail("a 0 in the target shape has no input dim to copy");
+      target[i] = x.shape()[i];
+      if (target[i] == kDynamic) {
+        if (std::count(target.begin(), target.end(), -1) > 0) c.fail("cannot copy a symbolic dim next to a -1");
+        target[i] = -1;
+      }
+    }
+  }
+  return one(reshape(x, target));
+}
+
+Imported import_flatten(ImportCtx& c) {
+  const Var x = c.in(0);
+  const std::int64_t rank = rank_of(x);
+  std::int64_t axis = c.attr_int("axis", 1);
+  if (axis < 0) axis += rank;
+  if (axis < 0 || axis > rank) c.fail("axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+  Shape flat{1, 1};
+  bool dyn[2] = {false, false};
+  for (std::int64_t d = 0; d < rank; ++d) {
+    if (x.shape()[d] == kDynamic) dyn[d >= axis] = true;
+    else flat[d >= axis] *= x.shape()[d];
+  }
+  if (dyn[0] && dyn[1]) c.fail("cannot flatten symbolic dims on both sides of the axis");
+  if (dyn[0]) flat[0] = -1;
+  if (dyn[1]) flat[1] = -1;
+  return one(reshape(x, flat));
+}
+
+Axes axes_input_or_attr(ImportCtx& c, std::int64_t input_since) {
+  if (c.opset >= input_since) return c.has_input(1) ? c.const_ints(1) : Axes{};
+  return c.attr_ints("axes");
+}
+
+Imported import_unsqueeze(ImportCtx& c) { return one(unsqueeze(c.in(0), axes_input_or_attr(c, 13))); }
+
+Imported import_squeeze(ImportCtx& c) {
+  const Var x = c.in(0);
+  Axes axes = axes_input_or_attr(c, 13);
+  if (axes.empty())
+    for (std::size_t d = 0; d < x.shape().size(); ++d)
+      if (x.shape()[d] == 1) axes.push_back(static_cast<std::int64_t>(d));
+  return one(squeeze(x, axes));
+}
+
+// Expand broadcasts the input and the shape against each other.
+Imported import_expand(ImportCtx& c) {
+  if (Var like = c.shape_source(1)) return one(broadcast_like(c.in(0), like));
+  const Var x = c.in(0);
+  Shape target = c.const_ints(1);
+  Shape out = broadcast_shapes(x.shape(), target);
+  return one(out == x.shape() ? x : broadcast_to(x, out));
+}
+
+Imported import_constant_of_shape(ImportCtx& c) {
+  Tensor value = Tensor::zeros(DType::float32, {});
+  if (const auto* t = c.attr_tensor("value")) value = from_proto(*t, "ConstantOfShape value").reshape({});
+  const Var scalar = c.g.constant(value);
+  if (Var like = c.shape_source(0)) return one(broadcast_like(scalar, like));
+  const Shape shape = c.const_ints(0);
+  Tensor full = Tensor::empty(value.dtype(), shape);
+  full.copy_from(value.broadcast_to(shape));
+  return one(c.g.constant(full));
+}
+
+Imported import_transpose(ImportCtx& c) { return one(transpose(c.in(0), c.attr_ints("perm"))); }
+
+Imported import_concat(ImportCtx& c) {
+  std::vector<Var> xs;
+  for (std::size_t k = 0; k < c.n_inputs(); ++k) xs.push_back(c.in(k));
+  return one(xs.size() == 1 ? xs[0] : concat(xs, c.attr_int("axis", 0)));
+}
+
+Imported import_slice(ImportCtx& c) {
+  const Var x = c.in(0);
+  const std::int64_t rank = rank_of(x);
+  Axes starts, ends, axes, steps;
+  if (c.opset < 10) {
+    starts = c.attr_ints("starts");
+    ends = c.attr_ints("ends");
+    axes = c.attr_ints("axes");
+  } else {
+    starts = c.const_ints(1);
+    ends = c.const_ints(2);
+    if (c.has_input(3)) axes = c.const_ints(3);
+    if (c.has_input(4)) steps = c.const_ints(4);
+  }
+  if (axes.empty())
+    for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
+  if (steps.empty()) steps.assign(starts.size(), 1);
+  if (starts.size() != ends.size() || axes.size() != starts.size() || steps.size() != starts.size())
+    c.fail("starts, ends, axes and steps differ in length");
+  Axes s(rank, 0), e(rank, kSliceEnd), st(rank, 1);
+  for (std::size_t i = 0; i < axes.size(); ++i) {
+    const auto d = normalize_axis(axes[i], rank, "Slice");
+    st[d] = steps[i];
+    s[d] = starts[i];
+    e[d] = ends[i];  // ONNX clamps bounds as Python slices do
+  }
+  return one(slice(x, s, e, st));
+}
+
+Imported import_split(ImportCtx& c) {
+  const Var x = c.in(0);
+  const std::int64_t axis = normalize_axis(c.attr_int("axis", 0), rank_of(x), "Split");
+  Axes sizes = c.opset >= 13 ? (c.has_input(1) ? c.const_ints(1) : Axes{}) : c.attr_ints("split");
+  if (sizes.empty()) {
+    const std::int64_t n = x.shape()[axis];
+    const auto parts = static_cast<std::int64_t>(c.node.output_size());
+    if (n == kDynamic) c.fail("an equal split of a symbolic dim is not supported");
+    if (n % parts) c.fail("dim " + std::to_string(n) + " does not split into " + std::to_string(parts) + " equal parts");
+    sizes.assign(parts, n / parts);
+  }
+  return {split(x, sizes, axis), {}};
+}
+
+Imported import_pad(ImportCtx& c) {
+  const std::string mode = c.attr_string("mode", "constant");
+  if (mode != "constant") c.fail("pad mode '" + mode + "' is not supported (only constant)");
+  const Var x = c.in(0);
+  const Axes onnx_pads = c.opset >= 11 ? c.const_ints(1) : c.attr_ints("pads");
+  const double value = c.opset >= 11 ? (c.has_input(2) ? c.const_scalar(2) : 0.0) : c.attr_float("value", 0.0);
+  const auto rank = static_cast<std::size_t>(rank_of(x));
+  if (onnx_pads.size() != 2 * rank) c.fail("pads must hold 2 values per axis");
+  Axes begin(onnx_pads.begin(), onnx_pads.begin() + rank), end(onnx_pads.begin() + rank, onnx_pads.end());
+  // Negative pads crop.
+  Axes s(rank, 0), e(rank, kSliceEnd), st(rank, 1), pads(2 * rank);
+  bool crop = false;
+  for (std::size_t d = 0; d < rank; ++d) {
+    if (begin[d] < 0) s[d] = -begin[d], crop = true;
+    if (end[d] < 0) e[d] = end[d], crop = true;
+    pads[2 * d] = std::max<std::int64_t>(begin[d], 0);
+    pads[2 * d + 1] = std::max<std::int64_t>(end[d], 0);
+  }
+  const Var cropped = crop ? slice(x, s, e, st) : x;
+  return one(pad(cropped, pads, value));
+}
+
+Imported import_clip(ImportCtx& c) {
+  Var x = c.in(0);
+  const bool old = c.opset < 11;
+  const bool has_lo = old ? c.has_attr("min") : c.has_input(1);
+  const bool has_hi = old ? c.has_attr("max") : c.has_input(2);
+  if (old && (has_lo || has_hi))
+    return one(clip(x, has_lo ? c.attr_float("min", 0) : -INFINITY, has_hi ? c.attr_float("max", 0) : INFINITY));
+  if (has_lo && has_hi && c.is_constant(1) && c.is_constant(2) && c.const_scalar(1) <= c.const_scalar(2))
+    return one(clip(x, c.const_scalar(1), c.const_scalar(2)));
+  if (has_lo) x = maximum(x, c.in(1));
+  if (has_hi) x = minimum(x, c.in(2));
+  return one(x);
+}
+
+Imported import_pow(ImportCtx& c) {
+  if (c.is_constant(1) && c.constant(1).numel() == 1 && c.constant(1).ndim() == 0 && is_floating(c.in(0).dtype()))
+    return one(pow(c.in(0), c.const_scalar(1)));
+  Var e = c.in(1);
+  if (e.dtype() != c.in(0).dtype()) e = astype(e, c.in(0).dtype());
+  return one(pow(c.in(0), e));
+}
+
+Imported import_gemm(ImportCtx& c) {
+  Var a = c.in(0), b = c.in(1);
+  if (c.attr_int("transA", 0)) a = transpose(a);
+  if (c.attr_int("transB", 0)) b = transpose(b);
+  Var y = matmul(a, b);
+  const double alpha = c.attr_float("alpha", 1.0), beta = c.attr_float("beta", 1.0);
+  if (alpha != 1.0) y = y * alpha;
+  if (c.has_input(2) && beta != 0.0) y = y + (beta == 1.0 ? c.in(2) : c.in(2) * beta);
+  return one(y);
+}
+
+Imported import_not(ImportCtx& c) { return one(eq(astype(c.in(0), DType::float32), 0.0)); }
+
+Imported import_reciprocal(ImportCtx& c) { return one(1.0 / c.in(0)); }
+
+Imported import_leaky_relu(ImportCtx& c) { return one(leaky_relu(c.in(0), c.attr_float("alpha", 0.01))); }
+Imported import_elu(ImportCtx& c) { return one(elu(c.in(0), c.attr_float("alpha", 1.0))); }
+
+Imported import_where(ImportCtx& c) { return one(where(c.in(0), c.in(1), c.in(2))); }
+
+}  // namespace
+
+void add_math_importers(ImportTable& t) {
+  t["Identity"] = unary([](Var x) { return x; });
+  t["Neg"] = unary(neg);
+  t["Exp"] = unary(exp);
+  t["Log"] = unary(log);
+  t["Tanh"] = unary(tanh);
+  t["Sigmoid"] = unary(sigmoid);
+  t["Relu"] = unary(relu);
+  t["Sqrt"] = unary(sqrt);
+  t["Abs"] = unary(abs);
+  t["Sign"] = unary(sign);
+  t["Sin"] = unary(sin);
+  t["Cos"] = unary(cos);
+  t["Erf"] = unary(erf);
+  t["Floor"] = unary(floor);
+  t["Softplus"] = unary(softplus);
+  t["Reciprocal"] = import_reciprocal;
+  t["LeakyRelu"] = import_leaky_relu;
+  t["Elu"] = import_elu;
+  t["Clip"] = import_clip;
+  t["Add"] = binary(add);
+  t["Sub"] = binary(sub);
+  t["Mul"] = binary(mul);
+  t["Div"] = binary(div);
+  t["Pow"] = import_pow;
+  t["Max"] = variadic(maximum);
+  t["Min"] = variadic(minimum);
+  t["Sum"] = variadic(add);
+  t["Mean"] = variadic(add, true);
+  t["Equal"] = binary(static_cast<Fn2>(eq));
+  t["Less"] = binary(static_cast<Fn2>(lt));
+  t["LessOrEqual"] = binary(static_cast<Fn2>(le));
+  t["Greater"] = binary(static_cast<Fn2>(gt));
+  t["GreaterOrEqual"] = binary(static_cast<Fn2>(ge));
+  t["Not"] = import_not;
+  t["Where"] = import_where;
+  t["ReduceSum"] = reduce(sum, 13);
+  t["ReduceMean"] = reduce(mean, 18);
+  t["ReduceMax"] = reduce(max, 18);
+  t["ReduceMin"] = reduce(min, 18);
+  t["ReduceProd"] = reduce(prod, 18);
+  t["ArgMax"] = arg_reduce(argmax);
+  t["ArgMin"] = arg_reduce(argmin);
+  t["Softmax"] = softmax_like(softmax);
+  t["LogSoftmax"] = softmax_like(log_softmax);
+  t["MatMul"] = binary(matmul);
+  t["Gemm"] = import_gemm;
+  t["Cast"] = import_cast;
+  t["Constant"] = import_constant;
+  t["Shape"] = import_shape;
+  t["Size"] = import_size;
+  t["Reshape"] = import_reshape;
+  t["Flatten"] = import_flatten;
+  t["Unsqueeze"] = import_unsqueeze;
+  t["Squeeze"] = import_squeeze;
+  t["Expand"] = import_expand;
+  t["ConstantOfShape"] = import_constant_of_shape;
+  t["Transpose"] = import_transpose;
+  t["Concat"] = import_concat;
+  t["Slice"] = import_slice;
+  t["Split"] = import_split;
+  t["Pad"] = import_pad;
+}
+
+const ImportTable& import_table() {
+  static const ImportTable table = [] {
+    ImportTable t;
+    add_math_importers(t);
+    add_nn_importers(t);
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace xgrad::io

@@ -1,0 +1,249 @@
+// Importers for ONNX's indexing, convolution, pooling, normalization and
+// linear-algebra ops.
+#include <cmath>
+
+#include "io/onnx_import.h"
+#include "ops/conv.h"
+#include "ops/linalg.h"
+
+namespace xgrad::io {
+
+namespace {
+
+Imported one(Var v) { return {{v}, {}}; }
+
+std::int64_t rank_of(const Var& v) { return static_cast<std::int64_t>(v.shape().size()); }
+
+Imported import_gather(ImportCtx& c) { return one(take(c.in(0), c.in(1), c.attr_int("axis", 0))); }
+
+Imported import_gather_elements(ImportCtx& c) {
+  return one(take_along_axis(c.in(0), c.in(1), c.attr_int("axis", 0)));
+}
+
+// data with updates written (reduction none) or added (add) at the indices:
+// both are a scatter-add of the updates into zeros, which
+// take_along_axis's gradient is.
+Var scatter_into(ImportCtx& c, Var data, Var scattered_updates, Var scattered_ones) {
+  const std::string reduction = c.attr_string("reduction", "none");
+  if (reduction == "add") return data + scattered_updates;
+  if (reduction != "none") c.fail("reduction '" + reduction + "' is not supported");
+  return where(gt(scattered_ones, 0.0), scattered_updates, data);
+}
+
+Imported import_scatter_elements(ImportCtx& c) {
+  const Var data = c.in(0), idx = c.in(1), updates = c.in(2);
+  const std::int64_t axis = c.attr_int("axis", 0);
+  const OpDef& scatter_add = find_op("take_along_axis_grad");  // the adjoint of take_along_axis
+  const Var spread = c.g.apply(scatter_add, {updates, idx, data}, {{"axis", axis}});
+  const Var ones = c.g.apply(scatter_add, {zeros_like(updates) + 1.0, idx, data}, {{"axis", axis}});
+  return one(scatter_into(c, data, spread, ones));
+}
+
+// ScatterND with constant indices: each index row becomes one position in
+// the flattened leading dims, then a take_grad along that axis.
+Imported import_scatter_nd(ImportCtx& c) {
+  const Var data = c.in(0), updates = c.in(2);
+  const Tensor idx = c.constant(1).astype(DType::int64).contiguous();
+  const Shape& ds = data.shape();
+  const auto k = idx.shape().back();
+  if (!is_static(ds)) c.fail("ScatterND needs the data's shape static");
+  const std::int64_t rows = idx.numel() / std::max<std::int64_t>(k, 1);
+  std::int64_t lead = 1;
+  for (std::int64_t d = 0; d < k; ++d) lead *= ds[d];
+  Tensor flat = Tensor::empty(DType::int64, {rows});
+  const auto* ip = static_cast<const std::int64_t*>(idx.raw_data());
+  auto* fp = static_cast<std::int64_t*>(flat.raw_data());
+  for (std::int64_t r = 0; r < rows; ++r) {
+    std::int64_t pos = 0;
+    for (std::int64_t d = 0; d < k; ++d) {
+      std::int64_t i = ip[r * k + d];
+      if (i < 0) i += ds[d];
+      if (i < 0 || i >= ds[d]) c.fail("index " + std::to_string(ip[r * k + d]) + " is out of range");
+      pos = pos * ds[d] + i;
+    }
+    fp[r] = pos;
+  }
+  Shape data_flat{lead}, upd_flat{rows};
+  for (std::size_t d = static_cast<std::size_t>(k); d < ds.size(); ++d) data_flat.push_back(ds[d]), upd_flat.push_back(ds[d]);
+  const Var d2 = reshape(data, data_flat);
+  const Var u2 = reshape(updates, upd_flat);
+  const Var positions = c.g.constant(flat);
+  const OpDef& take_grad = find_op("take_grad");
+  const Var spread = c.g.apply(take_grad, {u2, positions, d2}, {{"axis", std::int64_t{0}}});
+  const Var ones = c.g.apply(take_grad, {zeros_like(u2) + 1.0, positions, d2}, {{"axis", std::int64_t{0}}});
+  return one(reshape(scatter_into(c, d2, spread, ones), ds));
+}
+
+Imported import_one_hot(ImportCtx& c) {
+  const Var idx = c.in(0);
+  const auto depth = static_cast<std::int64_t>(c.const_scalar(1));
+  const Tensor values = c.constant(2).contiguous();
+  if (values.numel() != 2) c.fail("values must hold [off, on]");
+  const std::int64_t rank = rank_of(idx);
+  std::int64_t axis = c.attr_int("axis", -1);
+  if (axis < 0) axis += rank + 1;
+  const DType dtype = is_floating(values.dtype()) ? values.dtype() : DType::float32;
+  // Negative indices count from the end, as ONNX says.
+  const Var wrapped = idx.dtype() == DType::int64 ? idx : astype(idx, DType::int64);
+  Var hot = one_hot(where(lt(astype(wrapped, DType::float64), 0.0),
+                          astype(astype(wrapped, DType::float64) + static_cast<double>(depth), DType::int64), wrapped),
+                    depth, dtype);
+  const double off = values.slice(0, 0, 1).item(), on = values.slice(0, 1, 2).item();
+  if (off != 0.0 || on != 1.0) hot = hot * (on - off) + off;
+  if (axis != rank) {
+    Axes perm;
+    for (std::int64_t d = 0; d < rank; ++d) perm.push_back(d);
+    perm.insert(perm.begin() + axis, rank);
+    hot = transpose(hot, perm);
+  }
+  if (!is_floating(values.dtype())) hot = astype(hot, values.dtype());
+  return one(hot);
+}
+
+// Inference: Dropout is the identity; the mask output is not produced.
+Imported import_dropout(ImportCtx& c) {
+  if (c.has_input(2) && (!c.is_constant(2) || c.const_scalar(2) != 0.0))
+    c.fail("training_mode Dropout is not supported; import the inference graph");
+  return one(c.in(0));
+}
+
+Imported import_trilu(ImportCtx& c) {
+  const std::int64_t k = c.has_input(1) ? static_cast<std::int64_t>(c.const_scalar(1)) : 0;
+  return one(c.attr_int("upper", 1) ? triu(c.in(0), k) : tril(c.in(0), k));
+}
+
+Imported import_det(ImportCtx& c) { return one(det(c.in(0))); }
+Imported import_inverse(ImportCtx& c) { return one(inv(c.in(0))); }
+
+// ---- convolution and pooling (2-D, NCHW) ----
+
+struct Window {
+  Pair kernel{1, 1}, stride{1, 1}, dilation{1, 1};
+  std::array<std::int64_t, 4> pads{0, 0, 0, 0};  // top, left, bottom, right
+};
+
+Window window_of(ImportCtx& c, const Var& x, const Shape& kernel) {
+  if (rank_of(x) != 4) c.fail("only 2-D (NCHW) inputs are supported, got shape " + to_string(x.shape()));
+  Window w;
+  w.kernel = {kernel.at(0), kernel.at(1)};
+  const Axes strides = c.attr_ints("strides", {1, 1}), dil = c.attr_ints("dilations", {1, 1});
+  if (strides.size() != 2 || dil.size() != 2) c.fail("strides and dilations need 2 values");
+  w.stride = {strides[0], strides[1]};
+  w.dilation = {dil[0], dil[1]};
+  const std::string auto_pad = c.attr_string("auto_pad", "NOTSET");
+  if (auto_pad == "NOTSET") {
+    const Axes p = c.attr_ints("pads", {0, 0, 0, 0});
+    if (p.size() != 4) c.fail("pads need 4 values");
+    w.pads = {p[0], p[1], p[2], p[3]};
+  } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    for (int d = 0; d < 2; ++d) {
+      const std::int64_t n = x.shape()[2 + d];
+      if (n == kDynamic) c.fail("auto_pad needs static spatial dims");
+      const std::int64_t out = (n + w.stride[d] - 1) / w.stride[d];
+      const std::int64_t total =
+          std::max<std::int64_t>((out - 1) * w.stride[d] + (w.kernel[d] - 1) * w.dilation[d] + 1 - n, 0);
+      const std::int64_t small = total / 2, big = total - small;
+      w.pads[d] = auto_pad == "SAME_UPPER" ? small : big;
+      w.pads[2 + d] = auto_pad == "SAME_UPPER" ? big : small;
+    }
+  } else if (auto_pad != "VALID") {
+    c.fail("auto_pad '" + auto_pad + "' is not supported");
+  }
+  return w;
+}
+
+bool symmetric(const Window& w) { return w.pads[0] == w.pads[2] && w.pads[1] == w.pads[3]; }
+
+Var pad_spatial(Var x, const std::array<std::int64_t, 4>& p, double value) {
+  return pad(x, {0, 0, 0, 0, p[0], p[2], p[1], p[3]}, value);
+}
+
+Imported import_conv(ImportCtx& c) {
+  Var x = c.in(0);
+  const Var w = c.in(1);
+  if (rank_of(w) != 4) c.fail("only 2-D convolutions are supported");
+  Window win = window_of(c, x, c.attr_ints("kernel_shape", {w.shape()[2], w.shape()[3]}));
+  if (!symmetric(win)) {
+    x = pad_spatial(x, win.pads, 0.0);
+    win.pads = {0, 0, 0, 0};
+  }
+  Conv2dParams p{win.stride, {win.pads[0], win.pads[1]}, win.dilation, c.attr_int("group", 1)};
+  return one(c.has_input(2) ? conv2d(x, w, c.in(2), p) : conv2d(x, w, p));
+}
+
+// The pooled size ONNX asks for, with ceil_mode's extra window made explicit as end padding.
+void add_ceil_padding(ImportCtx& c, const Var& x, Window& w) {
+  if (!c.attr_int("ceil_mode", 0)) return;
+  for (int d = 0; d < 2; ++d) {
+    const std::int64_t n = x.shape()[2 + d];
+    if (n == kDynamic) c.fail("ceil_mode needs static spatial dims");
+    const std::int64_t span = n + w.pads[d] + w.pads[2 + d] - ((w.kernel[d] - 1) * w.dilation[d] + 1);
+    std::int64_t out = (span + w.stride[d] - 1) / w.stride[d] + 1;
+    if ((out - 1) * w.stride[d] >= n + w.pads[d]) --out;  // the last window must start inside the input
+    w.pads[2 + d] += std::max<std::int64_t>((out - 1) * w.stride[d] - span, 0);
+  }
+}
+
+Imported import_max_pool(ImportCtx& c) {
+  if (c.node.output_size() > 1 && !c.node.output(1).empty()) c.fail("the Indices output is not supported");
+  if (c.attr_int("storage_order", 0)) c.fail("storage_order=1 is not supported");
+  Var x = c.in(0);
+  Window w = window_of(c, x, c.attr_ints("kernel_shape"));
+  if (w.dilation != Pair{1, 1}) c.fail("dilated pooling is not supported");
+  add_ceil_padding(c, x, w);
+  // Padding with -inf first handles any (asymmetric) padding exactly.
+  if (w.pads != std::array<std::int64_t, 4>{0, 0, 0, 0}) x = pad_spatial(x, w.pads, -INFINITY);
+  return one(max_pool2d(x, {w.kernel, w.stride, {0, 0}, true}));
+}
+
+Imported import_average_pool(ImportCtx& c) {
+  Var x = c.in(0);
+  Window w = window_of(c, x, c.attr_ints("kernel_shape"));
+  const bool include_pad = c.attr_int("count_include_pad", 0) != 0;
+  const auto given = w.pads;
+  add_ceil_padding(c, x, w);
+  const bool ceil_extra = w.pads != given;
+  if (symmetric(w) && !ceil_extra && w.pads[0] * 2 <= w.kernel[0] && w.pads[1] * 2 <= w.kernel[1])
+    return one(avg_pool2d(x, {w.kernel, w.stride, {w.pads[0], w.pads[1]}, include_pad}));
+  if (!include_pad || ceil_extra)
+    c.fail("asymmetric or ceil_mode padding is supported only with count_include_pad=1 and floor mode");
+  return one(avg_pool2d(pad_spatial(x, w.pads, 0.0), {w.kernel, w.stride, {0, 0}, true}));
+}
+
+Imported import_global_average_pool(ImportCtx& c) {
+  const Var x = c.in(0);
+  Axes axes;
+  for (std::int64_t d = 2; d < rank_of(x); ++d) axes.push_back(d);
+  return one(mean(x, axes, true));
+}
+
+Imported import_batch_norm(ImportCtx& c) {
+  if (c.attr_int("training_mode", 0)) c.fail("training_mode BatchNormalization is not supported");
+  const Var x = c.in(0);
+  Shape channel(static_cast<std::size_t>(rank_of(x)), 1);
+  channel.at(1) = -1;
+  auto per_channel = [&](std::size_t k) { return reshape(c.in(k), channel); };
+  const Var inv_std = rsqrt(per_channel(4) + c.attr_float("epsilon", 1e-5));
+  return one((x - per_channel(3)) * inv_std * per_channel(1) + per_channel(2));
+}
+
+}  // namespace
+
+void add_nn_importers(ImportTable& t) {
+  t["Gather"] = import_gather;
+  t["GatherElements"] = import_gather_elements;
+  t["ScatterElements"] = import_scatter_elements;
+  t["ScatterND"] = import_scatter_nd;
+  t["OneHot"] = import_one_hot;
+  t["Dropout"] = import_dropout;
+  t["Trilu"] = import_trilu;
+  t["Det"] = import_det;
+  t["com.microsoft.Inverse"] = import_inverse;
+  t["Conv"] = import_conv;
+  t["MaxPool"] = import_max_pool;
+  t["AveragePool"] = import_average_pool;
+  t["GlobalAveragePool"] = import_global_average_pool;
+  t["BatchNormalization"] = import_batch_norm;
+}
+
+}  // namespace xgrad::io

@@ -1,0 +1,17 @@
+"""Shared fixtures. Keep this importable without xgrad (it may be unbuilt)."""
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ort():
+    """One ONNX Runtime (CPU, via Node.js) for the whole session: ort.run(model_path, {name: array}) -> [arrays].
+    Fails (not skips) when it is not installed: `make ort` installs it, and `make test` runs that first."""
+    from ort import NOT_INSTALLED, OrtRunner, ort_available  # tests/python is on sys.path (rootdir conftest)
+
+    if not ort_available():
+        pytest.fail(NOT_INSTALLED, pytrace=False)
+    runner = OrtRunner()
+    try:
+        yield runner
+    finally:
+        runner.close()
