@@ -192,15 +192,27 @@ std::string lower_take_grad(OnnxLowerCtx& c) {
   return scatter_add(c, dy, idx, axis);
 }
 
-// GatherElements does not broadcast: indices are first expanded to the output's shape.
+// GatherElements does not broadcast: indices are first expanded to the
+// output's shape (Expand keeps a dim given as 1; static targets need no Shape).
 std::string lower_take_along_axis(OnnxLowerCtx& c) {
-  const std::int64_t axis = axis_attr(c.attrs(), c.out_type().shape.size());
-  std::string idx = c.in(1);
-  if (c.in_type(1).shape != c.out_type().shape) {
-    const std::string along = c.op("Slice", {c.op("Shape", {c.in(1)}), c.ints({axis}), c.ints({axis + 1})});
-    idx = c.op("Expand", {idx, shape_with_axis(c, c.in(0), axis, along)});
+  const Shape& x = c.in_type(0).shape;
+  const Shape& idx = c.in_type(1).shape;
+  const std::int64_t axis = axis_attr(c.attrs(), x.size());
+  Shape target(x.size(), 1);
+  bool needs_shape = false;
+  for (std::size_t d = 0; d < x.size(); ++d) {
+    if (static_cast<std::int64_t>(d) == axis || idx[d] != 1 || x[d] == 1) continue;
+    target[d] = x[d];
+    needs_shape = needs_shape || x[d] == kDynamic;
   }
-  return c.op("GatherElements", {c.in(0), idx}, {{"axis", axis}});
+  std::string i = c.in(1);
+  if (needs_shape) {
+    const std::string along = c.op("Slice", {c.op("Shape", {c.in(1)}), c.ints({axis}), c.ints({axis + 1})});
+    i = c.op("Expand", {i, shape_with_axis(c, c.in(0), axis, along)});
+  } else if (target != Shape(x.size(), 1)) {
+    i = c.op("Expand", {i, c.ints(target)});
+  }
+  return c.op("GatherElements", {c.in(0), i}, {{"axis", axis}});
 }
 
 std::string lower_take_along_axis_grad(OnnxLowerCtx& c) {

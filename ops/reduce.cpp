@@ -171,10 +171,22 @@ LowerFn lower_reduce(const char* onnx_type) {
   };
 }
 
+// A constant when the reduced dims are static. Otherwise a reduction of ones:
+// standard ops that every importer (ours included) reads back.
 std::string lower_reduction_size(OnnxLowerCtx& c) {
-  const Axes axes = reduce_axes(c.attrs(), static_cast<std::int64_t>(c.in_type().shape.size()));
-  const std::string dims = c.op("Gather", {c.op("Shape", {c.in()}), c.ints(axes)});
-  return c.cast(c.op("ReduceProd", {dims}, {{"keepdims", std::int64_t{0}}}), c.out_type().dtype);
+  const Shape& shape = c.in_type().shape;
+  const Axes axes = reduce_axes(c.attrs(), static_cast<std::int64_t>(shape.size()));
+  double count = 1;
+  bool known = true;
+  for (auto a : axes) {
+    known = known && shape[a] != kDynamic;
+    count *= static_cast<double>(shape[a]);
+  }
+  if (known) return c.op("Identity", {c.scalar(count)});
+  const std::string ones = c.op("Expand", {c.scalar(1), c.op("Shape", {c.in()})});
+  const std::string counts = c.op("ReduceSum", {ones, c.ints(axes)}, {{"keepdims", std::int64_t{0}}});
+  if (axes.size() == shape.size()) return counts;
+  return c.op("ReduceMax", {counts}, {{"keepdims", std::int64_t{0}}});
 }
 
 // Leading axes summed away, then the axes where the target has size 1.

@@ -155,7 +155,11 @@ const OpDef& reshape_like_op = register_op(OpDef("reshape_like").arity(2).infer(
     .grad([](const GradCtx& c) { return G{reshape_like(c.dy, c.x(0)), Var()}; }));
 
 const OpDef& transpose_op = register_op(OpDef("transpose").infer(infer_transpose)
-    .onnx([](OnnxLowerCtx& c) { return c.op("Transpose", {c.in()}, {{"perm", resolved_perm(c.attrs(), c.in_type().shape.size())}}); })
+    .onnx([](OnnxLowerCtx& c) {
+      Axes perm = resolved_perm(c.attrs(), c.in_type().shape.size());
+      for (auto& p : perm) p = normalize_axis(p, static_cast<std::int64_t>(perm.size()), "transpose");
+      return c.op("Transpose", {c.in()}, {{"perm", perm}});
+    })
     .view([](const Tensor* const* in, const Shape&, const Attrs& a) { return in[0]->permute(resolved_perm(a, in[0]->shape().size())); })
     .grad([](const GradCtx& c) { return G{transpose(c.dy, inverse_perm(resolved_perm(c.attrs, c.x().shape().size())))}; }));
 

@@ -8,7 +8,10 @@ module adds with `globals().update(table_tests(CASES))`:
    symbolic (None) first dimension;
 2. float64 central finite-difference gradient check of sum(out * R);
 3. for cases marked second_order, the gradient of <first gradient, V>
-   against finite differences of the first gradient.
+   against finite differences of the first gradient;
+4. ONNX: export (symbolic batch where the case allows), the onnx checker and
+   strict shape inference, ONNX Runtime at two batch sizes against xgrad,
+   and export -> import -> run against xgrad.
 """
 import zlib
 from dataclasses import dataclass, field
@@ -206,6 +209,82 @@ def check_second_order(case, dynamic):
         np.testing.assert_allclose(analytic[k], numeric, rtol=1e-6, atol=1e-8, err_msg=f"input {k} of {case.id}")
 
 
+# ONNX Runtime (1.30, CPU) has no float64 kernel for these ONNX ops; a float64
+# model that uses them is valid ONNX, and ONNX Runtime says NOT_IMPLEMENTED.
+ORT_NO_FLOAT64 = {"Erf", "Conv", "ConvTranspose", "AveragePool", "Det"}
+_ONNX_TOL = {np.float32: 1e-5, np.float64: 1e-10}
+
+
+def _grow_batch(arrays, which):
+    """Copies of the arrays with one more row on axis 0 for the inputs in `which`."""
+    return [np.concatenate([a, a[:1]]) if k in which else a for k, a in enumerate(arrays)]
+
+
+def _assert_mask_like(got, case):
+    """A dropout mask: every value 0 or 1 / (1 - p)."""
+    vals = np.unique(got)
+    assert all(np.isclose(v, 0) or np.isclose(v, vals.max()) for v in vals), vals
+
+
+def check_onnx(case, dtype, ort, tmp_path):
+    import onnx
+    b = Built(case, dtype, dynamic=case.has_dynamic_variant)
+    feeds = b.feeds()  # also assigns param values
+    path = tmp_path / f"{case.id}.onnx"
+    xg.onnx.export(b.out, path)
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    op_types = {n.op_type for n in model.graph.node}
+    assert [i.name for i in model.graph.input] == [n.name for n, k in zip(b.nodes, case.kinds) if k == "input"]
+    assert {i.name for i in model.graph.initializer} == {n.name for n, k in zip(b.nodes, case.kinds) if k == "param"}
+    prog = b.g.compile(b.out)
+    tol = _ONNX_TOL[dtype]
+    nondeterministic = case.op == "dropout_mask"
+
+    # feeds at the case's batch size, then one row more on the symbolic inputs
+    # (all of them, else each alone when the case ties them together)
+    names = [n.name for n, k in zip(b.nodes, case.kinds) if k == "input"]
+    arrays = [feeds[n] for n in names]
+    variants = [arrays]
+    dyn = [k for k, n in enumerate(names) if b.g.node(n).shape[:1] == (None,)]
+    for which in ([dyn] + [[k] for k in dyn]) if len(dyn) > 1 else [dyn]:
+        if not which:
+            continue
+        grown = _grow_batch(arrays, which)
+        try:
+            prog(**dict(zip(names, grown)))
+        except ValueError:
+            continue
+        variants.append(grown)
+        break
+    # A case whose symbolic dim is tied to a static one (a reshape to fixed
+    # dims, a matmul with a param) runs at its own batch size only: xgrad
+    # itself refuses the grown feeds above.
+
+    imported = xg.onnx.load(path)
+    for arrs in variants:
+        f = dict(zip(names, arrs))
+        want = prog(**f)
+        again = imported(**f)
+        if nondeterministic:
+            _assert_mask_like(again, case)
+        else:
+            np.testing.assert_allclose(again, want, rtol=1e-12 if dtype == np.float64 else 1e-6, atol=1e-12)
+        try:
+            (got,) = ort.run(path, f)
+        except Exception as e:  # OrtError
+            if dtype == np.float64 and op_types & ORT_NO_FLOAT64 and ("NOT_IMPLEMENTED" in str(e) or "Could not find an implementation" in str(e)):
+                return "ort-no-float64"
+            raise
+        assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, got.shape, want.dtype, want.shape)
+        if nondeterministic:
+            _assert_mask_like(got, case)
+        else:
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    return "ok"
+
+
 def table_tests(cases):
     """The standard tests over a table, as a dict of test functions to add to a module."""
     ids = [c.id for c in cases]
@@ -239,5 +318,10 @@ def table_tests(cases):
     def test_second_order_dynamic(case):
         check_second_order(case, dynamic=True)
 
+    @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+    @pytest.mark.parametrize("case", cases, ids=ids)
+    def test_onnx(case, dtype, ort, tmp_path):
+        check_onnx(case, dtype, ort, tmp_path)
+
     return {f.__name__: f for f in (test_forward, test_grad_static, test_grad_dynamic, test_second_order_static,
-                                    test_second_order_dynamic)}
+                                    test_second_order_dynamic, test_onnx)}
