@@ -17,6 +17,10 @@ struct OnnxExportOptions {
   std::vector<Var> inputs;
   // Names of the model's outputs; empty: the output nodes' names.
   std::vector<std::string> output_names;
+  // Inputs given a value for the export (e.g. the train/eval switch set to
+  // false): they become constants, and a `where` on a constant condition
+  // exports only the branch it takes.
+  std::vector<std::pair<Var, Tensor>> fixed;
   int opset = 17;
   std::string graph_name = "xgrad";
 };
@@ -35,9 +39,13 @@ struct OnnxModel {
 
 // Floating initializers become params (trainable, saved by save_params); the
 // rest become constants. Throws ValueError for a corrupt file, an opset outside
-// 7..17, or ops the importer does not know (all of them listed).
-OnnxModel load_onnx(const std::string& path);
-OnnxModel load_onnx_bytes(const std::string& bytes, const std::string& what = "ONNX model");
+// 1..17, or ops the importer does not know (all of them listed).
+// `constants` give values to graph inputs by name: they import as constants
+// (shape or axes inputs that must be known when the graph is built).
+using OnnxConstants = std::vector<std::pair<std::string, Tensor>>;
+OnnxModel load_onnx(const std::string& path, const OnnxConstants& constants = {});
+OnnxModel load_onnx_bytes(const std::string& bytes, const std::string& what = "ONNX model",
+                          const OnnxConstants& constants = {});
 
 // The ONNX op types (default domain) the importer maps.
 std::vector<std::string> onnx_importable_ops();

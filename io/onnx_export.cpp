@@ -54,6 +54,9 @@ class Exporter {
 
  private:
   void check_arguments(const std::vector<Node*>& order);
+  const Node* resolve(const Node* n) const;
+  std::vector<const Node*> export_order();
+  std::unordered_map<const Node*, Tensor> fixed_;
   void add_value_info(onnx::ValueInfoProto* info, const std::string& name, const TensorType& type, bool name_dims);
   std::string lower(const Node& node);
   void check_shapes(const onnx::ModelProto& model);
@@ -139,6 +142,7 @@ void Exporter::check_arguments(const std::vector<Node*>& order) {
     if (v->kind() != NodeKind::input)
       throw ValueError("onnx export: '" + v.name() + "' is a " + kind_name(v->kind()) + ", not an input");
     if (!listed.insert(v.node()).second) throw ValueError("onnx export: input '" + v.name() + "' is listed twice");
+    if (fixed_.count(v.node())) throw ValueError("onnx export: input '" + v.name() + "' is both fixed and listed");
   }
   inputs_ = options_.inputs;
   for (const Node* n : order) {
@@ -168,9 +172,53 @@ void Exporter::add_value_info(onnx::ValueInfoProto* info, const std::string& nam
   }
 }
 
+// A where() whose condition is a fixed input or a scalar constant stands for
+// the branch it takes (when that branch already has the output's type).
+const Node* Exporter::resolve(const Node* n) const {
+  while (n->kind() == NodeKind::op && n->op()->name() == "where") {
+    const Node* cond = n->inputs()[0];
+    const Tensor* value = nullptr;
+    if (auto it = fixed_.find(cond); it != fixed_.end()) value = &it->second;
+    else if (cond->kind() == NodeKind::constant) value = &cond->value();
+    if (!value || value->numel() != 1) break;
+    const Node* branch = n->inputs()[value->item() != 0 ? 1 : 2];
+    if (!(branch->type() == n->type())) break;
+    n = branch;
+  }
+  return n;
+}
+
+// Dependencies of the outputs through resolved inputs, inputs first; iterative.
+std::vector<const Node*> Exporter::export_order() {
+  std::vector<const Node*> order;
+  std::unordered_map<const Node*, int> state;  // 1: on the stack, 2: done
+  std::vector<std::pair<const Node*, std::size_t>> stack;
+  for (const auto& v : outputs_) {
+    const Node* root = resolve(v.node());
+    if (state[root]) continue;
+    stack.push_back({root, 0});
+    state[root] = 1;
+    while (!stack.empty()) {
+      auto& [node, next] = stack.back();
+      if (next < node->inputs().size()) {
+        const Node* in = resolve(node->inputs()[next++]);
+        if (!state[in]) {
+          state[in] = 1;
+          stack.push_back({in, 0});
+        }
+        continue;
+      }
+      state[node] = 2;
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return order;
+}
+
 std::string Exporter::lower(const Node& node) {
   std::vector<std::string> ins;
-  for (const Node* in : node.inputs()) ins.push_back(value_of_.at(in));
+  for (const Node* in : node.inputs()) ins.push_back(value_of_.at(resolve(in)));
   LowerCtx ctx(*this, node, ins);
   ctx.first_node = graph().node_size();
   std::string result;
@@ -209,10 +257,18 @@ std::string Exporter::lower(const Node& node) {
 }
 
 onnx::ModelProto Exporter::run() {
-  std::vector<Node*> roots;
+  for (const auto& [v, value] : options_.fixed) {
+    if (!v || v->kind() != NodeKind::input)
+      throw ValueError("onnx export: only inputs can be fixed, '" + (v ? v.name() : std::string("?")) + "' is not one");
+    if (value.dtype() != v.dtype() || !is_static(v.shape()) || value.shape() != v.shape())
+      throw ValueError("onnx export: the value fixed for input '" + v.name() + "' must be " + to_string(v->type()));
+    fixed_[v.node()] = value;
+  }
   for (const auto& v : outputs_)
-    if (v) roots.push_back(v.node());
-  const std::vector<Node*> order = topological_order(roots);
+    if (!v) throw ValueError("onnx export: an output is an empty node");
+  std::vector<Node*> order;
+  for (const Node* n : export_order())
+    if (!fixed_.count(n)) order.push_back(const_cast<Node*>(n));
   check_arguments(order);
 
   model_.set_ir_version(kIrVersion);
@@ -225,6 +281,22 @@ onnx::ModelProto Exporter::run() {
     value_of_[v.node()] = v.name();
     used_names_.insert(v.name());
     add_value_info(graph().add_input(), v.name(), v->type(), true);
+  }
+  std::set<const Node*> read;
+  for (const Node* n : order)
+    for (const Node* in : n->inputs()) read.insert(resolve(in));
+  for (const auto& [n, value] : fixed_) {
+    if (!read.count(n)) continue;
+    used_names_.insert(n->name());
+    value_of_[n] = n->name();
+    onnx::NodeProto* c = graph().add_node();
+    c->set_op_type("Constant");
+    c->set_name(n->name());
+    c->add_output(n->name());
+    onnx::AttributeProto* a = c->add_attribute();
+    a->set_name("value");
+    a->set_type(onnx::AttributeProto::TENSOR);
+    *a->mutable_t() = to_proto(value, n->name());
   }
   for (const Node* n : order) {
     switch (n->kind()) {
@@ -250,7 +322,7 @@ onnx::ModelProto Exporter::run() {
   }
   std::set<std::string> output_names;
   for (std::size_t i = 0; i < outputs_.size(); ++i) {
-    const Node* n = outputs_[i].node();
+    const Node* n = resolve(outputs_[i].node());
     std::string value = value_of_.at(n);
     std::string want = options_.output_names.empty() ? value : options_.output_names[i];
     // A graph output must be a value of its own: not an input or initializer, not another output.

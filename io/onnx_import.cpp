@@ -1,10 +1,12 @@
 // ONNX import: checks the file, then maps each node onto builder functions
 // through the table in io/onnx_import_ops.cpp.
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <unordered_map>
 
+#include "autodiff/program.h"
 #include "io/onnx.h"
 #include "io/onnx_import.h"
 
@@ -12,11 +14,14 @@ namespace xgrad::io {
 
 namespace {
 
-constexpr std::int64_t kMinOpset = 7;
+constexpr std::int64_t kMinOpset = 1;
 constexpr std::int64_t kMaxOpset = 17;
 
 Shape shape_of_value_info(const onnx::ValueInfoProto& vi) {
-  if (!vi.type().has_tensor_type()) throw ValueError("onnx import: input '" + vi.name() + "' is not a tensor");
+  if (!vi.type().has_tensor_type())
+    throw TypeError("onnx import: input '" + vi.name() + "' is a " +
+                    (vi.type().has_sequence_type() ? "sequence" : vi.type().has_optional_type() ? "optional" : "non-tensor") +
+                    " value; xgrad imports tensors only");
   Shape shape;
   for (const auto& d : vi.type().tensor_type().shape().dim())
     shape.push_back(d.has_dim_value() && d.dim_value() >= 0 ? d.dim_value() : kDynamic);
@@ -99,22 +104,102 @@ std::vector<std::string> onnx_importable_ops() {
   return names;
 }
 
-OnnxModel load_onnx_bytes(const std::string& bytes, const std::string& what) {
+namespace {
+
+// Names in a corrupt file may hold any bytes: errors show them escaped (and
+// stay valid UTF-8 for Python).
+std::string printable(const std::string& s) {
+  std::string out;
+  for (unsigned char ch : s) {
+    if (ch >= 0x20 && ch < 0x7f) {
+      out += static_cast<char>(ch);
+    } else {
+      static const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[ch >> 4];
+      out += hex[ch & 15];
+    }
+  }
+  return out;
+}
+
+OnnxModel load_model(const std::string& bytes, const std::string& what, const OnnxConstants& constants);
+
+// Inputs that stay int64 when a node is folded in float64: they are indices.
+bool index_input(const std::string& op_type, std::size_t k) {
+  if (op_type == "OneHot") return k == 0;
+  return k == 1 && (op_type == "Gather" || op_type == "GatherElements" || op_type == "ScatterElements" ||
+                    op_type == "ScatterND");
+}
+
+// Our arithmetic is float-only: a node that rejects int64 values runs on them
+// as float64 (exact below 2^53), its float outputs cast back to int64 when
+// the input that sets ONNX's output type was int64.
+Imported import_node(const ImportFn& fn, const onnx::NodeProto& n, const std::vector<Var>& ins,
+                     const std::vector<Var>& shapes, std::int64_t opset, Graph& g) {
+  ImportCtx ctx(g, n, ins, shapes, opset);
+  try {
+    return fn(ctx);
+  } catch (const TypeError&) {
+    std::vector<Var> as_float = ins;
+    bool any = false;
+    for (std::size_t k = 0; k < ins.size(); ++k) {
+      if (!ins[k] || shapes[k] || ins[k].dtype() != DType::int64 || index_input(n.op_type(), k)) continue;
+      as_float[k] = ins[k]->kind() == NodeKind::constant ? g.constant(ins[k]->value().astype(DType::float64))
+                                                          : astype(ins[k], DType::float64);
+      any = true;
+    }
+    if (!any) throw;
+    const std::size_t typed = n.op_type() == "Where" ? 1 : 0;
+    const bool back = typed < ins.size() && ins[typed] && ins[typed].dtype() == DType::int64;
+    ImportCtx retry(g, n, as_float, shapes, opset);
+    Imported r = fn(retry);
+    for (auto& v : r.outputs)
+      if (v && back && v.dtype() == DType::float64) v = astype(v, DType::int64);
+    return r;
+  }
+}
+
+// A node whose inputs are all constants (shape arithmetic in models that
+// other exporters wrote) is computed now, in a scratch graph.
+Imported fold_constants(const ImportFn& fn, const onnx::NodeProto& n, const std::vector<Var>& ins,
+                        std::int64_t opset, Graph& g) {
+  Graph scratch;
+  std::vector<Var> local;
+  for (const auto& v : ins) local.push_back(v ? scratch.constant(v->value()) : Var());
+  const Imported r = import_node(fn, n, local, std::vector<Var>(ins.size()), opset, scratch);
+  std::vector<Var> outs;
+  for (const auto& v : r.outputs)
+    if (v) outs.push_back(v);
+  const std::vector<Tensor> values = compile(outs).run({});
+  Imported folded;
+  std::size_t next = 0;
+  for (const auto& v : r.outputs) folded.outputs.push_back(v ? g.constant(values[next++]) : Var());
+  return folded;
+}
+
+}  // namespace
+
+OnnxModel load_onnx_bytes(const std::string& bytes, const std::string& what, const OnnxConstants& constants) {
+  try {
+    return load_model(bytes, what, constants);
+  } catch (const TypeError& e) {
+    throw TypeError(printable(e.what()));
+  } catch (const ValueError& e) {
+    throw ValueError(printable(e.what()));
+  } catch (const std::exception& e) {  // anything else a malformed model trips over
+    throw ValueError("onnx import: " + printable(what) + " cannot be imported: " + printable(e.what()));
+  }
+}
+
+namespace {
+
+OnnxModel load_model(const std::string& bytes, const std::string& what, const OnnxConstants& constants) {
   onnx::ModelProto model;
   if (bytes.empty()) throw ValueError("onnx import: " + what + " is empty");
   if (!model.ParseFromString(bytes))
     throw ValueError("onnx import: " + what + " is not a valid ONNX model (truncated or corrupt protobuf)");
   if (!model.has_graph()) throw ValueError("onnx import: " + what + " holds no graph (not an ONNX model?)");
-
-  OnnxModel out;
-  out.opset = -1;
-  for (const auto& o : model.opset_import()) {
-    if (o.domain().empty() || o.domain() == "ai.onnx") out.opset = o.version();
-  }
-  if (out.opset < 0) throw ValueError("onnx import: " + what + " imports no opset of the default ONNX domain");
-  if (out.opset < kMinOpset || out.opset > kMaxOpset)
-    throw ValueError("onnx import: " + what + " uses opset " + std::to_string(out.opset) + "; xgrad imports opsets " +
-                     std::to_string(kMinOpset) + " to " + std::to_string(kMaxOpset));
 
   const onnx::GraphProto& graph = model.graph();
   const auto& table = import_table();
@@ -130,6 +215,20 @@ OnnxModel load_onnx_bytes(const std::string& bytes, const std::string& what) {
     throw ValueError("onnx import: " + what + " uses ops xgrad cannot import: " + list);
   }
 
+  OnnxModel out;
+  out.opset = -1;
+  for (const auto& o : model.opset_import()) {
+    if (o.domain().empty() || o.domain() == "ai.onnx") out.opset = o.version();
+  }
+  if (out.opset < 0) throw ValueError("onnx import: " + what + " imports no opset of the default ONNX domain");
+  if (out.opset < kMinOpset || out.opset > kMaxOpset)
+    throw ValueError("onnx import: " + what + " uses opset " + std::to_string(out.opset) + "; xgrad imports opsets " +
+                     std::to_string(kMinOpset) + " to " + std::to_string(kMaxOpset));
+  for (const auto& n : graph.node())
+    for (const auto& a : n.attribute())
+      if (a.name() == "broadcast" && a.i())
+        throw ValueError("onnx import: node " + node_label(n) + " uses pre-opset-7 broadcasting, which is not supported");
+
   out.graph = std::make_unique<Graph>();
   Graph& g = *out.graph;
   std::unordered_map<std::string, Var> values;
@@ -144,8 +243,20 @@ OnnxModel load_onnx_bytes(const std::string& bytes, const std::string& what) {
   }
   for (const auto& vi : graph.input()) {
     if (initializer_names.count(vi.name())) continue;  // an input with a default value: the initializer
+    const Shape shape = shape_of_value_info(vi);
     const DType dtype = dtype_from_onnx(vi.type().tensor_type().elem_type(), "input '" + vi.name() + "'");
-    const Var v = g.input(vi.name(), shape_of_value_info(vi), dtype);
+    auto given = std::find_if(constants.begin(), constants.end(), [&](const auto& c) { return c.first == vi.name(); });
+    if (given != constants.end()) {
+      const Tensor& t = given->second;
+      bool fits = t.dtype() == dtype && t.shape().size() == shape.size();
+      for (std::size_t d = 0; fits && d < shape.size(); ++d) fits = shape[d] == kDynamic || shape[d] == t.shape()[d];
+      if (!fits)
+        throw ValueError("onnx import: the constant given for input '" + vi.name() + "' is " + dtype_name(t.dtype()) +
+                         to_string(t.shape()) + ", the input is " + dtype_name(dtype) + to_string(shape));
+      values[vi.name()] = g.constant(t, vi.name());
+      continue;
+    }
+    const Var v = g.input(vi.name(), shape, dtype);
     values[vi.name()] = v;
     out.inputs.push_back(v);
   }
@@ -166,10 +277,14 @@ OnnxModel load_onnx_bytes(const std::string& bytes, const std::string& what) {
       shapes.push_back(s == shape_of.end() ? Var() : s->second);
     }
     const bool standard = n.domain().empty() || n.domain() == "ai.onnx";
+    const ImportFn& fn = table.at(standard ? n.op_type() : n.domain() + "." + n.op_type());
+    bool all_constant = n.op_type() != "Constant" && !ins.empty();
+    for (std::size_t k = 0; k < ins.size(); ++k)
+      all_constant = all_constant && !shapes[k] && (!ins[k] || ins[k]->kind() == NodeKind::constant);
     ImportCtx ctx(g, n, ins, shapes, out.opset);
     Imported result;
     try {
-      result = table.at(standard ? n.op_type() : n.domain() + "." + n.op_type())(ctx);
+      result = all_constant ? fold_constants(fn, n, ins, out.opset, g) : import_node(fn, n, ins, shapes, out.opset, g);
     } catch (const ValueError& e) {
       const std::string msg = e.what();
       if (msg.rfind("onnx import:", 0) == 0) throw;
@@ -196,12 +311,14 @@ OnnxModel load_onnx_bytes(const std::string& bytes, const std::string& what) {
   return out;
 }
 
-OnnxModel load_onnx(const std::string& path) {
+}  // namespace
+
+OnnxModel load_onnx(const std::string& path, const OnnxConstants& constants) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw ValueError("onnx import: cannot open '" + path + "'");
   std::ostringstream ss;
   ss << f.rdbuf();
-  return load_onnx_bytes(ss.str(), "'" + path + "'");
+  return load_onnx_bytes(ss.str(), "'" + path + "'", constants);
 }
 
 }  // namespace xgrad::io

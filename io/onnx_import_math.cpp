@@ -55,10 +55,22 @@ ImportFn reduce(Var (*f)(Var, const Axes&, bool), std::int64_t axes_input_since)
   };
 }
 
+// select_last_index: the first hit in the reversed axis, counted from the end.
 ImportFn arg_reduce(Var (*f)(Var, std::optional<std::int64_t>, bool)) {
   return [f](ImportCtx& c) {
-    if (c.attr_int("select_last_index", 0)) c.fail("select_last_index=1 is not supported");
-    return one(f(c.in(0), c.attr_int("axis", 0), c.attr_int("keepdims", 1) != 0));
+    const Var x = c.in(0);
+    const std::int64_t rank = rank_of(x);
+    const std::int64_t axis = normalize_axis(c.attr_int("axis", 0), std::max<std::int64_t>(rank, 1), "ArgMax");
+    const bool keep = c.attr_int("keepdims", 1) != 0;
+    if (!c.attr_int("select_last_index", 0) || rank == 0) return one(f(x, axis, keep));
+    const std::int64_t n = x.shape()[axis];
+    if (n == kDynamic) c.fail("select_last_index needs a static size along the axis");
+    Axes starts(rank, 0), stops(rank, kSliceEnd), steps(rank, 1);
+    starts[axis] = -1;
+    stops[axis] = INT64_MIN;
+    steps[axis] = -1;
+    const Var reversed = f(slice(x, starts, stops, steps), axis, keep);
+    return one(astype(static_cast<double>(n - 1) - astype(reversed, DType::float64), DType::int64));
   };
 }
 
@@ -139,11 +151,9 @@ Imported import_reshape(ImportCtx& c) {
     for (std::size_t i = 0; i < target.size(); ++i) {
       if (target[i] != 0) continue;
       if (i >= x.shape().size()) c.fail("a 0 in the target shape has no input dim to copy");
+      if (x.shape()[i] == kDynamic && std::count(target.begin(), target.end(), -1) > 0)
+        c.fail("cannot copy a symbolic dim next to a -1");
       target[i] = x.shape()[i];
-      if (target[i] == kDynamic) {
-        if (std::count(target.begin(), target.end(), -1) > 0) c.fail("cannot copy a symbolic dim next to a -1");
-        target[i] = -1;
-      }
     }
   }
   return one(reshape(x, target));

@@ -1,5 +1,6 @@
 // Importers for ONNX's indexing, convolution, pooling, normalization and
 // linear-algebra ops.
+#include <algorithm>
 #include <cmath>
 
 #include "io/onnx_import.h"
@@ -26,8 +27,10 @@ Imported import_gather_elements(ImportCtx& c) {
 Var scatter_into(ImportCtx& c, Var data, Var scattered_updates, Var scattered_ones) {
   const std::string reduction = c.attr_string("reduction", "none");
   if (reduction == "add") return data + scattered_updates;
+  const Var hit = gt(scattered_ones, 0.0);
+  if (reduction == "mul") return where(hit, data * scattered_updates, data);  // indices are unique
   if (reduction != "none") c.fail("reduction '" + reduction + "' is not supported");
-  return where(gt(scattered_ones, 0.0), scattered_updates, data);
+  return where(hit, scattered_updates, data);
 }
 
 Imported import_scatter_elements(ImportCtx& c) {
@@ -62,6 +65,12 @@ Imported import_scatter_nd(ImportCtx& c) {
       pos = pos * ds[d] + i;
     }
     fp[r] = pos;
+  }
+  if (c.attr_string("reduction", "none") != "add") {
+    std::vector<std::int64_t> sorted(fp, fp + rows);
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+      c.fail("repeated indices are supported only with reduction='add'");
   }
   Shape data_flat{lead}, upd_flat{rows};
   for (std::size_t d = static_cast<std::size_t>(k); d < ds.size(); ++d) data_flat.push_back(ds[d]), upd_flat.push_back(ds[d]);
@@ -171,51 +180,133 @@ Imported import_conv(ImportCtx& c) {
   return one(c.has_input(2) ? conv2d(x, w, c.in(2), p) : conv2d(x, w, p));
 }
 
-// The pooled size ONNX asks for, with ceil_mode's extra window made explicit as end padding.
-void add_ceil_padding(ImportCtx& c, const Var& x, Window& w) {
-  if (!c.attr_int("ceil_mode", 0)) return;
-  for (int d = 0; d < 2; ++d) {
+// Pooling of any spatial rank, any dilation, padding and ceil_mode, as the
+// max (or sum) of one strided slice per kernel offset; average pools divide
+// by the same sums over a mask of the positions that count.
+struct PoolSpec {
+  Shape kernel, stride, dilation, begin, end;  // per spatial dim
+};
+
+PoolSpec pool_spec(ImportCtx& c, const Var& x) {
+  const std::int64_t s = rank_of(x) - 2;
+  if (s < 1) c.fail("pooling needs (N, C, spatial...) input, got shape " + to_string(x.shape()));
+  PoolSpec p;
+  p.kernel = c.attr_ints("kernel_shape");
+  p.stride = c.attr_ints("strides", Shape(s, 1));
+  p.dilation = c.attr_ints("dilations", Shape(s, 1));
+  if (static_cast<std::int64_t>(p.kernel.size()) != s || static_cast<std::int64_t>(p.stride.size()) != s ||
+      static_cast<std::int64_t>(p.dilation.size()) != s)
+    c.fail("kernel_shape, strides and dilations need one value per spatial dim");
+  const std::string auto_pad = c.attr_string("auto_pad", "NOTSET");
+  Shape pads = c.attr_ints("pads", Shape(2 * s, 0));
+  if (static_cast<std::int64_t>(pads.size()) != 2 * s) c.fail("pads need 2 values per spatial dim");
+  for (std::int64_t d = 0; d < s; ++d) {
     const std::int64_t n = x.shape()[2 + d];
-    if (n == kDynamic) c.fail("ceil_mode needs static spatial dims");
-    const std::int64_t span = n + w.pads[d] + w.pads[2 + d] - ((w.kernel[d] - 1) * w.dilation[d] + 1);
-    std::int64_t out = (span + w.stride[d] - 1) / w.stride[d] + 1;
-    if ((out - 1) * w.stride[d] >= n + w.pads[d]) --out;  // the last window must start inside the input
-    w.pads[2 + d] += std::max<std::int64_t>((out - 1) * w.stride[d] - span, 0);
+    if (n == kDynamic) c.fail("pooling needs static spatial dims");
+    const std::int64_t span = (p.kernel[d] - 1) * p.dilation[d] + 1;
+    std::int64_t b = pads[d], e = pads[s + d];
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      const std::int64_t out = (n + p.stride[d] - 1) / p.stride[d];
+      const std::int64_t total = std::max<std::int64_t>((out - 1) * p.stride[d] + span - n, 0);
+      b = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      e = total - b;
+    } else if (auto_pad == "VALID") {
+      b = e = 0;
+    } else if (auto_pad != "NOTSET") {
+      c.fail("auto_pad '" + auto_pad + "' is not supported");
+    }
+    p.begin.push_back(b);
+    p.end.push_back(e);
   }
+  return p;
+}
+
+// ceil_mode's extra window made explicit as end padding that never counts.
+Shape ceil_extra(ImportCtx& c, const Var& x, const PoolSpec& p) {
+  const std::size_t s = p.kernel.size();
+  Shape extra(s, 0);
+  if (!c.attr_int("ceil_mode", 0)) return extra;
+  for (std::size_t d = 0; d < s; ++d) {
+    const std::int64_t n = x.shape()[2 + d];
+    const std::int64_t span = n + p.begin[d] + p.end[d] - ((p.kernel[d] - 1) * p.dilation[d] + 1);
+    std::int64_t out = (span + p.stride[d] - 1) / p.stride[d] + 1;
+    if ((out - 1) * p.stride[d] >= n + p.begin[d]) --out;  // the last window must start inside the input
+    extra[d] = std::max<std::int64_t>((out - 1) * p.stride[d] - span, 0);
+  }
+  return extra;
+}
+
+Var pad_spatial(Var x, const Shape& begin, const Shape& end, double value) {
+  Axes pads{0, 0, 0, 0};
+  for (std::size_t d = 0; d < begin.size(); ++d) pads.push_back(begin[d]), pads.push_back(end[d]);
+  return pad(x, pads, value);
+}
+
+Var window_fold(const Var& padded, const PoolSpec& p, bool take_max) {
+  const std::size_t s = p.kernel.size();
+  const auto rank = static_cast<std::int64_t>(s + 2);
+  Shape out(s);
+  for (std::size_t d = 0; d < s; ++d)
+    out[d] = (padded.shape()[2 + d] - ((p.kernel[d] - 1) * p.dilation[d] + 1)) / p.stride[d] + 1;
+  Var acc;
+  Shape offset(s, 0);
+  for (;;) {
+    Axes starts(rank, 0), stops(rank, kSliceEnd), steps(rank, 1);
+    for (std::size_t d = 0; d < s; ++d) {
+      starts[2 + d] = offset[d] * p.dilation[d];
+      stops[2 + d] = starts[2 + d] + (out[d] - 1) * p.stride[d] + 1;
+      steps[2 + d] = p.stride[d];
+    }
+    const Var part = slice(padded, starts, stops, steps);
+    acc = !acc ? part : (take_max ? maximum(acc, part) : acc + part);
+    std::size_t d = 0;
+    while (d < s && ++offset[d] == p.kernel[d]) offset[d++] = 0;
+    if (d == s) break;
+  }
+  return acc;
+}
+
+bool plain_2d(const Var& x, const PoolSpec& p, const Shape& extra) {
+  if (rank_of(x) != 4 || extra != Shape(2, 0)) return false;
+  for (int d = 0; d < 2; ++d)
+    if (p.dilation[d] != 1 || p.begin[d] != p.end[d] || 2 * p.begin[d] > p.kernel[d]) return false;
+  return true;
 }
 
 Imported import_max_pool(ImportCtx& c) {
   if (c.node.output_size() > 1 && !c.node.output(1).empty()) c.fail("the Indices output is not supported");
-  if (c.attr_int("storage_order", 0)) c.fail("storage_order=1 is not supported");
-  Var x = c.in(0);
-  Window w = window_of(c, x, c.attr_ints("kernel_shape"));
-  if (w.dilation != Pair{1, 1}) c.fail("dilated pooling is not supported");
-  add_ceil_padding(c, x, w);
-  // Padding with -inf first handles any (asymmetric) padding exactly.
-  if (w.pads != std::array<std::int64_t, 4>{0, 0, 0, 0}) x = pad_spatial(x, w.pads, -INFINITY);
-  return one(max_pool2d(x, {w.kernel, w.stride, {0, 0}, true}));
+  const Var x = c.in(0);
+  const PoolSpec p = pool_spec(c, x);
+  const Shape extra = ceil_extra(c, x, p);
+  if (plain_2d(x, p, extra))
+    return one(max_pool2d(x, {{p.kernel[0], p.kernel[1]}, Pair{p.stride[0], p.stride[1]}, {p.begin[0], p.begin[1]}, true}));
+  Shape end = p.end;
+  for (std::size_t d = 0; d < end.size(); ++d) end[d] += extra[d];
+  return one(window_fold(pad_spatial(x, p.begin, end, -INFINITY), p, true));
 }
 
 Imported import_average_pool(ImportCtx& c) {
-  Var x = c.in(0);
-  Window w = window_of(c, x, c.attr_ints("kernel_shape"));
+  const Var x = c.in(0);
+  const PoolSpec p = pool_spec(c, x);
+  const Shape extra = ceil_extra(c, x, p);
   const bool include_pad = c.attr_int("count_include_pad", 0) != 0;
-  const auto given = w.pads;
-  add_ceil_padding(c, x, w);
-  const bool ceil_extra = w.pads != given;
-  if (symmetric(w) && !ceil_extra && w.pads[0] * 2 <= w.kernel[0] && w.pads[1] * 2 <= w.kernel[1])
-    return one(avg_pool2d(x, {w.kernel, w.stride, {w.pads[0], w.pads[1]}, include_pad}));
-  if (!include_pad || ceil_extra)
-    c.fail("asymmetric or ceil_mode padding is supported only with count_include_pad=1 and floor mode");
-  return one(avg_pool2d(pad_spatial(x, w.pads, 0.0), {w.kernel, w.stride, {0, 0}, true}));
+  if (plain_2d(x, p, extra))
+    return one(avg_pool2d(x, {{p.kernel[0], p.kernel[1]}, Pair{p.stride[0], p.stride[1]}, {p.begin[0], p.begin[1]},
+                              include_pad}));
+  const Shape none(extra.size(), 0);
+  const Var sums = window_fold(pad_spatial(pad_spatial(x, p.begin, p.end, 0.0), none, extra, 0.0), p, false);
+  const Var ones = zeros_like(x) + 1.0;
+  const Var mask = pad_spatial(pad_spatial(ones, p.begin, p.end, include_pad ? 1.0 : 0.0), none, extra, 0.0);
+  return one(sums / window_fold(mask, p, false));
 }
 
-Imported import_global_average_pool(ImportCtx& c) {
-  const Var x = c.in(0);
+Axes spatial_axes(const Var& x) {
   Axes axes;
   for (std::int64_t d = 2; d < rank_of(x); ++d) axes.push_back(d);
-  return one(mean(x, axes, true));
+  return axes;
 }
+Imported import_global_average_pool(ImportCtx& c) { return one(mean(c.in(0), spatial_axes(c.in(0)), true)); }
+Imported import_global_max_pool(ImportCtx& c) { return one(max(c.in(0), spatial_axes(c.in(0)), true)); }
 
 Imported import_batch_norm(ImportCtx& c) {
   if (c.attr_int("training_mode", 0)) c.fail("training_mode BatchNormalization is not supported");
@@ -243,6 +334,7 @@ void add_nn_importers(ImportTable& t) {
   t["MaxPool"] = import_max_pool;
   t["AveragePool"] = import_average_pool;
   t["GlobalAveragePool"] = import_global_average_pool;
+  t["GlobalMaxPool"] = import_global_max_pool;
   t["BatchNormalization"] = import_batch_norm;
 }
 

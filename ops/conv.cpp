@@ -9,6 +9,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/onnx_lowering.h"
 #include "ops/conv.h"
 #include "ops/elementwise.h"
 #include "ops/spatial.h"
@@ -279,27 +280,166 @@ void conv2d_grad_weight_kernel(const Tensor* const* in, Tensor& out, const Attrs
   });
 }
 
+// ---- ONNX -------------------------------------------------------------------
+// float32 lowers to Conv and ConvTranspose. ONNX Runtime has no float64
+// kernel for either, so float64 gathers each kernel tap with MatMuls by
+// constant 0/1 matrices, one per spatial dim (a tap's reads are separable in
+// height and width), and contracts channels with one MatMul per group; the
+// matrices need static spatial sizes, as do the kernel and channels per group.
+
+using Ints = std::vector<std::int64_t>;
+
+bool all_known(std::initializer_list<std::int64_t> dims) { return std::all_of(dims.begin(), dims.end(), known); }
+
+std::vector<OnnxAttr> onnx_conv_attrs(const Conv2dParams& p) {
+  return {{"strides", Ints{p.stride[0], p.stride[1]}},
+          {"pads", Ints{p.padding[0], p.padding[1], p.padding[0], p.padding[1]}},
+          {"dilations", Ints{p.dilation[0], p.dilation[1]}},
+          {"group", p.groups}};
+}
+
+void require_static_float64(std::initializer_list<std::int64_t> dims) {
+  if (!all_known(dims))
+    throw ValueError("float64 convolution lowers to ONNX only with static spatial sizes, kernel size and channels per "
+                     "group (ONNX Runtime has no float64 Conv, so the taps become constant matrices)");
+}
+
+// (k, out, in), or (k, in, out) transposed: 1 where tap i of output o reads input h along one spatial dim.
+Tensor tap_matrices(std::int64_t k, std::int64_t out, std::int64_t in, std::int64_t stride, std::int64_t pad,
+                    std::int64_t dilation, bool transposed, DType dtype) {
+  Tensor t = Tensor::zeros(DType::float64, transposed ? Shape{k, in, out} : Shape{k, out, in});
+  double* p = t.data<double>();
+  for (std::int64_t i = 0; i < k; ++i)
+    for (std::int64_t o = 0; o < out; ++o)
+      if (const std::int64_t h = o * stride - pad + i * dilation; h >= 0 && h < in)
+        p[transposed ? (i * in + h) * out + o : (i * out + o) * in + h] = 1.0;
+  return t.astype(dtype);
+}
+
+std::string tap_constant(OnnxLowerCtx& c, const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p, int d,
+                         bool transposed) {
+  return c.constant(tap_matrices(w[2 + d], y[2 + d], x[2 + d], p.stride[d], p.padding[d], p.dilation[d], transposed,
+                                 c.out_type().dtype));
+}
+
+// x (N, C, H, W) -> columns (N, C, kH, kW, H_out, W_out).
+std::string onnx_im2col(OnnxLowerCtx& c, const std::string& x, const Shape& xs, const Shape& ws, const Shape& ys,
+                        const Conv2dParams& p) {
+  const std::string rows = c.op("MatMul", {tap_constant(c, xs, ws, ys, p, 0, false), c.op("Unsqueeze", {x, c.ints({2})})});
+  return c.op("MatMul", {c.op("Unsqueeze", {rows, c.ints({3})}), tap_constant(c, xs, ws, ys, p, 1, true)});
+}
+
+// Its adjoint: each column entry added back onto the input it was read from.
+std::string onnx_col2im(OnnxLowerCtx& c, const std::string& cols, const Shape& xs, const Shape& ws, const Shape& ys,
+                        const Conv2dParams& p) {
+  const std::string rows = c.op("ReduceSum", {c.op("MatMul", {cols, tap_constant(c, xs, ws, ys, p, 1, false)}), c.ints({3})},
+                                {{"keepdims", std::int64_t{0}}});
+  return c.op("ReduceSum", {c.op("MatMul", {tap_constant(c, xs, ws, ys, p, 0, true), rows}), c.ints({2})},
+              {{"keepdims", std::int64_t{0}}});
+}
+
+std::string lower_conv2d(OnnxLowerCtx& c) {
+  const Conv2dParams p = params_of(c.attrs());
+  if (c.out_type().dtype == DType::float32) return c.op("Conv", {c.in(0), c.in(1)}, onnx_conv_attrs(p));
+  const Shape& x = c.in_type(0).shape;
+  const Shape& w = c.in_type(1).shape;
+  const Shape& y = c.out_type().shape;
+  require_static_float64({x[2], x[3], w[1], w[2], w[3]});
+  const std::int64_t k = w[1] * w[2] * w[3], g = p.groups;
+  const std::string cols = c.op("Reshape", {onnx_im2col(c, c.in(0), x, w, y, p), c.ints({0, g, k, y[2] * y[3]})});
+  const std::string wg = c.op("Reshape", {c.in(1), c.ints({g, -1, k})});
+  return c.op("Reshape", {c.op("MatMul", {wg, cols}), c.ints({0, -1, y[2], y[3]})});
+}
+
+std::string lower_conv2d_grad_input(OnnxLowerCtx& c) {  // (dy, w, like x)
+  const Conv2dParams p = params_of(c.attrs());
+  const Shape& w = c.in_type(1).shape;
+  const Shape& x = c.out_type().shape;
+  const Shape y = conv_output_shape(x, w, p);
+  if (c.out_type().dtype == DType::float32) {
+    // With stride > 1, the last rows and columns of x that no window reaches
+    // are ConvTranspose's output padding.
+    std::vector<OnnxAttr> attrs = onnx_conv_attrs(p);
+    if (all_known({x[2], x[3], w[2], w[3]})) {
+      Ints extra(2);
+      for (int d = 0; d < 2; ++d)
+        extra[d] = x[2 + d] - ((y[2 + d] - 1) * p.stride[d] + p.dilation[d] * (w[2 + d] - 1) + 1 - 2 * p.padding[d]);
+      attrs.push_back({"output_padding", extra});
+      return c.op("ConvTranspose", {c.in(0), c.in(1)}, attrs);
+    }
+    // Sizes known only at run time: the longest result any x allows, cut to like's size.
+    attrs.push_back({"output_padding", Ints{p.stride[0] - 1, p.stride[1] - 1}});
+    const std::string full = c.op("ConvTranspose", {c.in(0), c.in(1)}, attrs);
+    return c.op("Slice", {full, c.ints({0, 0}), c.op("Shape", {c.in(2)}, {{"start", std::int64_t{2}}}), c.ints({2, 3})});
+  }
+  require_static_float64({x[2], x[3], w[1], w[2], w[3]});
+  const std::int64_t k = w[1] * w[2] * w[3], g = p.groups;
+  const std::string dyg = c.op("Reshape", {c.in(0), c.ints({0, g, -1, y[2] * y[3]})});
+  const std::string wt = c.op("Transpose", {c.op("Reshape", {c.in(1), c.ints({g, -1, k})})}, {{"perm", Ints{0, 2, 1}}});
+  const std::string cols = c.op("Reshape", {c.op("MatMul", {wt, dyg}), c.ints({0, g * w[1], w[2], w[3], y[2], y[3]})});
+  return onnx_col2im(c, cols, x, w, y, p);
+}
+
+// The weight gradient is a convolution of x by dy with batch and channels
+// swapped (stride and dilation trade places); groups ride along by putting
+// each group's images side by side as channels.
+std::string lower_conv2d_grad_weight(OnnxLowerCtx& c) {  // (x, dy, like w)
+  const Conv2dParams p = params_of(c.attrs());
+  const Shape& x = c.in_type(0).shape;
+  const Shape& w = c.out_type().shape;
+  const Shape y = conv_output_shape(x, w, p);
+  const std::int64_t g = p.groups;
+  if (c.out_type().dtype == DType::float32) {
+    std::string xt;  // x as (C / groups, groups * N, H, W)
+    if (g == 1) {
+      xt = c.op("Transpose", {c.in(0)}, {{"perm", Ints{1, 0, 2, 3}}});
+    } else {
+      if (!known(w[1])) throw ValueError("grouped conv2d_grad_weight lowers to ONNX only with static channels per group");
+      const std::string grouped =
+          c.op("Transpose", {c.op("Reshape", {c.in(0), c.ints({0, g, w[1], -1})})}, {{"perm", Ints{2, 1, 0, 3}}});
+      const std::string shape =
+          all_known({x[2], x[3]})
+              ? c.ints({w[1], -1, x[2], x[3]})
+              : c.op("Concat", {c.ints({w[1], -1}), c.op("Shape", {c.in(0)}, {{"start", std::int64_t{2}}})},
+                     {{"axis", std::int64_t{0}}});
+      xt = c.op("Reshape", {grouped, shape});
+    }
+    Conv2dParams swapped = p;
+    std::swap(swapped.stride, swapped.dilation);
+    const std::string dyt = c.op("Transpose", {c.in(1)}, {{"perm", Ints{1, 0, 2, 3}}});
+    const std::string full = c.op("Transpose", {c.op("Conv", {xt, dyt}, onnx_conv_attrs(swapped))}, {{"perm", Ints{1, 0, 2, 3}}});
+    // Past the kernel's extent the result holds taps that fall beyond the last window.
+    const std::string kernel = all_known({w[2], w[3]}) ? c.ints({w[2], w[3]}) : c.op("Shape", {c.in(2)}, {{"start", std::int64_t{2}}});
+    return c.op("Slice", {full, c.ints({0, 0}), kernel, c.ints({2, 3})});
+  }
+  require_static_float64({x[2], x[3], w[1], w[2], w[3]});
+  const std::int64_t k = w[1] * w[2] * w[3];
+  const std::string cols = c.op("Reshape", {onnx_im2col(c, c.in(0), x, w, y, p), c.ints({0, g, k, y[2] * y[3]})});
+  const std::string dyg = c.op("Reshape", {c.in(1), c.ints({0, g, -1, y[2] * y[3]})});
+  const std::string per_image = c.op("MatMul", {dyg, c.op("Transpose", {cols}, {{"perm", Ints{0, 1, 3, 2}}})});
+  return c.op("Reshape", {c.op("ReduceSum", {per_image, c.ints({0})}, {{"keepdims", std::int64_t{0}}}), c.ints({-1, w[1], w[2], w[3]})});
+}
+
 // ---- ops --------------------------------------------------------------------
 // Gradients follow from T(x, w, dy): the cotangent g takes the place of the
 // argument the op's output stands for.
 
-const OpDef& conv2d_op = register_op(OpDef("conv2d").arity(2).infer(infer_conv2d).kernel(conv2d_kernel).onnx("Conv")
+const OpDef& conv2d_op = register_op(OpDef("conv2d").arity(2).infer(infer_conv2d).kernel(conv2d_kernel).onnx(lower_conv2d)
     .grad([](const GradCtx& c) {
       const Conv2dParams p = params_of(c.attrs);
       return G{conv2d_grad_input(c.dy, c.x(1), c.x(0), p), conv2d_grad_weight(c.x(0), c.dy, c.x(1), p)};
     }));
 
 const OpDef& conv2d_grad_input_op = register_op(
-    OpDef("conv2d_grad_input").arity(3).infer(infer_grad_input).kernel(conv2d_grad_input_kernel).onnx("ConvTranspose")
+    OpDef("conv2d_grad_input").arity(3).infer(infer_grad_input).kernel(conv2d_grad_input_kernel).onnx(lower_conv2d_grad_input)
         .grad([](const GradCtx& c) {  // inputs (dy, w, like)
           const Conv2dParams p = params_of(c.attrs);
           return G{conv2d(c.dy, c.x(1), p), conv2d_grad_weight(c.dy, c.x(0), c.x(1), p), Var()};
         }));
 
-// ONNX has no weight-gradient op: it lowers to a Conv with batch and channels swapped.
 const OpDef& conv2d_grad_weight_op = register_op(
     OpDef("conv2d_grad_weight").arity(3).infer(infer_grad_weight).kernel(conv2d_grad_weight_kernel)
-        .onnx("Transpose+Conv+Transpose")
+        .onnx(lower_conv2d_grad_weight)
         .grad([](const GradCtx& c) {  // inputs (x, dy, like)
           const Conv2dParams p = params_of(c.attrs);
           return G{conv2d_grad_input(c.x(1), c.dy, c.x(0), p), conv2d(c.x(0), c.dy, p), Var()};

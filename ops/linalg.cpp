@@ -8,6 +8,9 @@
 // ops/ops.h, so they are differentiable again.
 #include "ops/linalg.h"
 
+#include <numeric>
+
+#include "core/onnx_lowering.h"
 #include "ops/linalg_util.h"
 
 namespace xgrad {
@@ -171,15 +174,122 @@ void triangular_solve_kernel(const Tensor* const* in, Tensor& out, const Attrs& 
   });
 }
 
+// ---- ONNX lowerings ----------------------------------------------------------------
+// Opset 17 has no Cholesky or triangular solve: for a static matrix size both
+// unroll into Slice / MatMul / Div steps, a column or row at a time, reading
+// only the triangle the kernel reads. inv and solve use ONNX Runtime's
+// contrib Inverse (domain com.microsoft, float32 and float64).
+
+using Ints = std::vector<std::int64_t>;
+
+// n of a (..., n, n) operand; kDynamic when neither axis is static.
+std::int64_t static_n(const TensorType& t) { return known_dim(t.shape.back(), t.shape[t.shape.size() - 2]); }
+
+std::string submatrix(OnnxLowerCtx& c, const std::string& v, std::int64_t r0, std::int64_t r1, std::int64_t c0,
+                      std::int64_t c1) {
+  return c.op("Slice", {v, c.ints({r0, c0}), c.ints({r1, c1}), c.ints({-2, -1})});
+}
+
+std::string row_range(OnnxLowerCtx& c, const std::string& v, std::int64_t r0, std::int64_t r1) {
+  return c.op("Slice", {v, c.ints({r0}), c.ints({r1}), c.ints({-2})});
+}
+
+std::string transposed(OnnxLowerCtx& c, const std::string& v, std::size_t rank) {
+  Ints perm(rank);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::swap(perm[rank - 2], perm[rank - 1]);
+  return c.op("Transpose", {v}, {{"perm", perm}});
+}
+
+std::string inverse(OnnxLowerCtx& c, const std::string& a) { return c.emit("Inverse", {a}, {}, 1, "com.microsoft")[0]; }
+
+std::string concat(OnnxLowerCtx& c, const std::string& a, const std::string& b, std::int64_t axis) {
+  return c.op("Concat", {a, b}, {{"axis", axis}});
+}
+
+// x with m x = b for triangular m (n static), by forward substitution when
+// lower, else back substitution: one row of x at a time, reading m's
+// triangle only, and its diagonal only when not unit.
+std::string substitute(OnnxLowerCtx& c, const std::string& m, const std::string& b, std::int64_t n, bool lower, bool unit) {
+  std::string x;  // the rows solved so far, in order
+  for (std::int64_t k = 0; k < n; ++k) {
+    const std::int64_t i = lower ? k : n - 1 - k;
+    std::string row = row_range(c, b, i, i + 1);
+    if (k > 0) {
+      const std::string coefs = lower ? submatrix(c, m, i, i + 1, 0, i) : submatrix(c, m, i, i + 1, i + 1, n);
+      row = c.op("Sub", {row, c.op("MatMul", {coefs, x})});
+    }
+    if (!unit) row = c.op("Div", {row, submatrix(c, m, i, i + 1, i, i + 1)});
+    x = k == 0 ? row : lower ? concat(c, x, row, -2) : concat(c, row, x, -2);
+  }
+  return x;
+}
+
+std::string lower_tril(OnnxLowerCtx& c) {
+  const auto k = static_cast<double>(c.attrs().get_int("k"));
+  return c.op("Trilu", {c.in(), c.scalar(k, DType::int64)}, {{"upper", std::int64_t{0}}});
+}
+
+// Column j of L is (a[j:, j] - L[j:, :j] L[j, :j]^T) over the square root of its first entry.
+std::string lower_cholesky(OnnxLowerCtx& c) {
+  const std::int64_t n = static_n(c.in_type());
+  if (n == kDynamic) throw ValueError("cholesky lowers to ONNX only for a static matrix size");
+  if (n == 0) return c.in();
+  const std::size_t rank = c.in_type().shape.size();
+  std::string l;  // the columns so far
+  for (std::int64_t j = 0; j < n; ++j) {
+    std::string v = submatrix(c, c.in(), j, n, j, j + 1);
+    if (j > 0) {
+      const std::string products = c.op("Mul", {row_range(c, l, j, n), row_range(c, l, j, j + 1)});
+      v = c.op("Sub", {v, c.op("ReduceSum", {products, c.ints({-1})})});
+    }
+    Ints pads(2 * rank, 0);
+    pads[rank - 2] = j;  // the zeros above the diagonal
+    const std::string column = c.op("Pad", {c.op("Div", {v, c.op("Sqrt", {row_range(c, v, 0, 1)})}), c.ints(pads)});
+    l = j == 0 ? column : concat(c, l, column, -1);
+  }
+  return l;
+}
+
+std::string lower_triangular_solve(OnnxLowerCtx& c) {
+  const bool lower = c.attrs().get_int("lower") != 0;
+  const bool transpose = c.attrs().get_int("transpose") != 0;
+  const bool unit = c.attrs().get_int("unitriangular") != 0;
+  const Shape& a = c.in_type(0).shape;
+  const std::int64_t n = static_n(c.in_type(0));
+  if (n == kDynamic || n == 0) {  // the triangle's inverse times b
+    const double k = unit ? (lower ? -1 : 1) : 0;
+    std::string tri = c.op("Trilu", {c.in(0), c.scalar(k, DType::int64)}, {{"upper", std::int64_t{!lower}}});
+    if (unit) {
+      const std::string ones = c.op("Expand", {c.scalar(1), c.op("Shape", {c.in(0)})});
+      const std::string upper_ones = c.op("Trilu", {ones}, {{"upper", std::int64_t{1}}});
+      tri = c.op("Add", {tri, c.op("Trilu", {upper_ones}, {{"upper", std::int64_t{0}}})});
+    }
+    const std::string inv = inverse(c, tri);
+    return c.op("MatMul", {transpose ? transposed(c, inv, a.size()) : inv, c.in(1)});
+  }
+  std::string b = c.in(1);
+  if (unit && a.size() > 2) {  // x's first row is b's: it needs a's batch dims too to concatenate with the rest
+    Shape batch = batch_of(a);
+    const bool is_static = std::none_of(batch.begin(), batch.end(), [](std::int64_t d) { return d == kDynamic; });
+    batch.insert(batch.end(), {1, 1});
+    const std::string shape = is_static ? c.ints(batch)
+                                        : concat(c, c.op("Shape", {c.in(0)}, {{"end", std::int64_t{-2}}}), c.ints({1, 1}), 0);
+    b = c.op("Expand", {b, shape});
+  }
+  const std::string m = transpose ? transposed(c, c.in(0), a.size()) : c.in(0);
+  return substitute(c, m, b, n, lower != transpose, unit);
+}
+
 // ---- the ops ----------------------------------------------------------------------
 
-const OpDef& tril_op = register_op(OpDef("tril").infer(infer_tril).kernel(tril_kernel).onnx("Trilu")
+const OpDef& tril_op = register_op(OpDef("tril").infer(infer_tril).kernel(tril_kernel).onnx(lower_tril)
     .grad([](const GradCtx& c) { return G{tril(c.dy, c.attrs.get_int("k"))}; }));
 
 // A = L L^T, with P = tril(L^T dL): dA = L^{-T} S L^{-1}, S = (P + tril(P, -1)^T) / 2 the
 // symmetric matrix with P's lower triangle and half its diagonal (Murray 2016, PyTorch).
 const OpDef& cholesky_op = register_op(OpDef("cholesky").validates_values().infer(infer_square).kernel(cholesky_kernel)
-    .onnx("unsupported:Cholesky")  // opset 17 has no Cholesky; an exporter must refuse it
+    .onnx(lower_cholesky)
     .grad([](const GradCtx& c) {
       const Var& l = c.output;
       const Var p = tril(matmul(matrix_transpose(l), c.dy));
@@ -190,7 +300,7 @@ const OpDef& cholesky_op = register_op(OpDef("cholesky").validates_values().infe
 
 // x = a^{-1} b: db = a^{-T} dx, da = -db x^T, each summed back over broadcast batch axes.
 const OpDef& solve_op = register_op(OpDef("solve").validates_values().arity(2).infer(infer_solve).kernel(solve_kernel)
-    .onnx("com.microsoft.Inverse+MatMul")
+    .onnx([](OnnxLowerCtx& c) { return c.op("MatMul", {inverse(c, c.in(0)), c.in(1)}); })
     .grad([](const GradCtx& c) {
       const Var gb = solve(matrix_transpose(c.x(0)), c.dy);
       const Var ga = -matmul(gb, matrix_transpose(c.output));
@@ -200,7 +310,7 @@ const OpDef& solve_op = register_op(OpDef("solve").validates_values().arity(2).i
 // As solve, with op(a) in place of a; the kernel reads only one triangle of a
 // (and no diagonal when unitriangular), so only those elements get a gradient.
 const OpDef& triangular_solve_op = register_op(OpDef("triangular_solve").validates_values().arity(2).infer(infer_solve)
-    .kernel(triangular_solve_kernel).onnx("Trilu+com.microsoft.Inverse+MatMul")
+    .kernel(triangular_solve_kernel).onnx(lower_triangular_solve)
     .grad([](const GradCtx& c) {
       const bool lower = c.attrs.get_int("lower") != 0;
       const bool transposed = c.attrs.get_int("transpose") != 0;
@@ -213,7 +323,8 @@ const OpDef& triangular_solve_op = register_op(OpDef("triangular_solve").validat
     }));
 
 // y = a^{-1}: da = -y^T dy y^T.
-const OpDef& inv_op = register_op(OpDef("inv").validates_values().infer(infer_square).kernel(inv_kernel).onnx("com.microsoft.Inverse")
+const OpDef& inv_op = register_op(OpDef("inv").validates_values().infer(infer_square).kernel(inv_kernel)
+    .onnx([](OnnxLowerCtx& c) { return inverse(c, c.in()); })
     .grad([](const GradCtx& c) {
       const Var yt = matrix_transpose(c.output);
       return G{-matmul(matmul(yt, c.dy), yt)};

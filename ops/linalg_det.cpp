@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/onnx_lowering.h"
 #include "ops/linalg.h"
 #include "ops/linalg_util.h"
 
@@ -71,16 +72,88 @@ void det_sign_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
 // dy of shape (...) against matrices (..., n, n).
 Var per_matrix(Var dy) { return unsqueeze(dy, {-2, -1}); }
 
+// ---- ONNX -----------------------------------------------------------------------
+// float32 lowers to Det. ONNX Runtime's Det has no float64 kernel, so float64
+// repeats the kernel's LU factorization with partial pivoting (first largest
+// |entry| in the column, as getrf picks), unrolled for a static matrix size.
+
+std::string row_range(OnnxLowerCtx& c, const std::string& v, std::int64_t r0, std::int64_t r1) {
+  return c.op("Slice", {v, c.ints({r0}), c.ints({r1}), c.ints({-2})});
+}
+
+std::string column_range(OnnxLowerCtx& c, const std::string& v, std::int64_t c0, std::int64_t c1) {
+  return c.op("Slice", {v, c.ints({c0}), c.ints({c1}), c.ints({-1})});
+}
+
+struct LuPivots {
+  std::string pivots;  // (..., 1, n): U's diagonal
+  std::string sign;    // (..., 1, 1): the sign of the row permutation
+};
+
+LuPivots lu_pivots(OnnxLowerCtx& c) {
+  const Shape& a = c.in_type().shape;
+  const std::int64_t n = known_dim(a.back(), a[a.size() - 2]);
+  if (n == kDynamic || n == 0)
+    throw ValueError("float64 determinants lower to ONNX only for a static, non-zero matrix size (ONNX Runtime's Det "
+                     "is float32 only)");
+  const DType dtype = c.out_type().dtype;
+  std::string m = c.in();  // the block left to eliminate, (..., size, size)
+  std::vector<std::string> pivots;
+  std::string sign;
+  for (std::int64_t size = n; size > 0; --size) {
+    const std::string p = c.op("ArgMax", {c.op("Abs", {column_range(c, m, 0, 1)})}, {{"axis", std::int64_t{-2}}});
+    Tensor rows = Tensor::empty(DType::int64, {size, 1});
+    for (std::int64_t i = 0; i < size; ++i) rows.data<std::int64_t>()[i] = i;
+    const std::string at_p = c.op("Equal", {c.constant(rows), p});
+    const std::string pivot_row = c.op("ReduceSum", {c.op("Mul", {m, c.cast(at_p, dtype)}), c.ints({-2})});
+    const std::string pivot = column_range(c, pivot_row, 0, 1);
+    pivots.push_back(pivot);
+    const std::string flip = c.op("Where", {c.op("Equal", {p, c.scalar(0, DType::int64)}), c.scalar(1), c.scalar(-1)});
+    sign = sign.empty() ? flip : c.op("Mul", {sign, flip});
+    if (size == 1) break;
+    // The swap: row p gets the first row, and the first row (now the pivot row) drops out.
+    const std::string rest = row_range(c, c.op("Where", {at_p, row_range(c, m, 0, 1), m}), 1, size);
+    // A zero pivot has zeros below it: nothing to eliminate, and the determinant is 0, as in the kernel.
+    const std::string divisor = c.op("Where", {c.op("Equal", {pivot, c.scalar(0)}), c.scalar(1), pivot});
+    const std::string factors = c.op("Div", {column_range(c, rest, 0, 1), divisor});
+    m = c.op("Sub", {column_range(c, rest, 1, size), c.op("Mul", {factors, column_range(c, pivot_row, 1, size)})});
+  }
+  return {c.op("Concat", pivots, {{"axis", std::int64_t{-1}}}), sign};
+}
+
+// The product over the matrix axes of the pivots, and the permutation's sign.
+std::string signed_product(OnnxLowerCtx& c, const LuPivots& lu, const char* per_entry) {
+  std::string v = c.op("Concat", {lu.pivots, lu.sign}, {{"axis", std::int64_t{-1}}});
+  if (per_entry) v = c.op(per_entry, {v});
+  return c.op("ReduceProd", {v}, {{"axes", std::vector<std::int64_t>{-2, -1}}, {"keepdims", std::int64_t{0}}});
+}
+
+std::string lower_det(OnnxLowerCtx& c) {
+  if (c.out_type().dtype == DType::float32) return c.op("Det", {c.in()});
+  return signed_product(c, lu_pivots(c), nullptr);
+}
+
+std::string lower_logabsdet(OnnxLowerCtx& c) {
+  if (c.out_type().dtype == DType::float32) return c.op("Log", {c.op("Abs", {c.op("Det", {c.in()})})});
+  const std::string logs = c.op("Log", {c.op("Abs", {lu_pivots(c).pivots})});
+  return c.op("ReduceSum", {logs, c.ints({-2, -1})}, {{"keepdims", std::int64_t{0}}});
+}
+
+std::string lower_det_sign(OnnxLowerCtx& c) {
+  if (c.out_type().dtype == DType::float32) return c.op("Sign", {c.op("Det", {c.in()})});
+  return signed_product(c, lu_pivots(c), "Sign");
+}
+
 // d det(a) = det(a) tr(a^{-1} da): the gradient is det(a) a^{-T}, so it needs a nonsingular a
 // (inv raises otherwise), unlike the value.
-const OpDef& det_op = register_op(OpDef("det").infer(infer_det).kernel(det_kernel).onnx("Det")
+const OpDef& det_op = register_op(OpDef("det").infer(infer_det).kernel(det_kernel).onnx(lower_det)
     .grad([](const GradCtx& c) { return G{per_matrix(c.dy * c.output) * matrix_transpose(inv(c.x()))}; }));
 
 const OpDef& logabsdet_op = register_op(OpDef("logabsdet").infer(infer_det).kernel(logabsdet_kernel)
-    .onnx("Det+Abs+Log")
+    .onnx(lower_logabsdet)
     .grad([](const GradCtx& c) { return G{per_matrix(c.dy) * matrix_transpose(inv(c.x()))}; }));
 
-const OpDef& det_sign_op = register_op(OpDef("det_sign").infer(infer_det).kernel(det_sign_kernel).onnx("Det+Sign")
+const OpDef& det_sign_op = register_op(OpDef("det_sign").infer(infer_det).kernel(det_sign_kernel).onnx(lower_det_sign)
     .grad([](const GradCtx&) { return G{Var()}; }));  // piecewise constant, like sign
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/onnx_lowering.h"
 #include "ops/conv.h"
 #include "ops/elementwise.h"
 #include "ops/spatial.h"
@@ -206,28 +207,130 @@ void avg_pool2d_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a
   });
 }
 
+// ---- ONNX -------------------------------------------------------------------
+
+using Ints = std::vector<std::int64_t>;
+
+std::vector<OnnxAttr> onnx_pool_attrs(const Pool2dParams& p) {
+  const Pair stride = p.stride.value_or(p.kernel);
+  return {{"kernel_shape", Ints{p.kernel[0], p.kernel[1]}},
+          {"strides", Ints{stride[0], stride[1]}},
+          {"pads", Ints{p.padding[0], p.padding[1], p.padding[0], p.padding[1]}}};
+}
+
+// MaxPool pads with -inf and keeps the first maximum in row-major order, as
+// the kernel does (a NaN, though, never wins there).
+std::string lower_max_pool2d(OnnxLowerCtx& c) { return c.op("MaxPool", {c.in(0)}, onnx_pool_attrs(params_of(c.attrs()))); }
+
+// Where each window's maximum sits, as an index into x flattened.
+std::string argmax_positions(OnnxLowerCtx& c) {
+  return c.emit("MaxPool", {c.in(0)}, onnx_pool_attrs(params_of(c.attrs())), 2, "")[1];
+}
+
+std::string flattened(OnnxLowerCtx& c, const std::string& v) { return c.op("Reshape", {v, c.ints({-1})}); }
+
+std::string lower_max_pool2d_gather(OnnxLowerCtx& c) {  // (x, g)
+  return c.op("Gather", {flattened(c, c.in(1)), argmax_positions(c)});
+}
+
+std::string lower_max_pool2d_grad(OnnxLowerCtx& c) {  // (x, dy)
+  const std::string zeros = c.op("Expand", {c.scalar(0), c.op("Shape", {flattened(c, c.in(0))})});
+  const std::string dx = c.op("ScatterElements", {zeros, flattened(c, argmax_positions(c)), flattened(c, c.in(1))},
+                              {{"axis", std::int64_t{0}}, {"reduction", std::string("add")}});
+  Shape shape = c.out_type().shape;  // a constant target keeps the static dims visible to shape inference
+  if (!std::all_of(shape.begin() + 1, shape.end(), known)) return c.op("Reshape", {dx, c.op("Shape", {c.in(0)})});
+  shape[0] = known(shape[0]) ? shape[0] : -1;
+  return c.op("Reshape", {dx, c.ints(shape)});
+}
+
+// Average pooling sums each window with two MatMuls by constant 0/1 band
+// matrices (height, then width) and divides by a constant map of window
+// sizes; its adjoint runs the same backwards. This needs static spatial
+// sizes, but covers float64 (ONNX Runtime's AveragePool and ConvTranspose are
+// float32 only) and count_include_pad=0 alike.
+
+void require_static_spatial(const Shape& x) {
+  if (!known(x[2]) || !known(x[3]))
+    throw ValueError("average pooling lowers to ONNX only with static spatial sizes here (float64 forward, or any "
+                     "gradient), got input " + to_string(x));
+}
+
+// The window extent [lo, hi) along dim d of output o, clipped to the input.
+std::pair<std::int64_t, std::int64_t> window_extent(const Pool2dParams& p, int d, std::int64_t o, std::int64_t in) {
+  const std::int64_t start = o * p.stride.value_or(p.kernel)[d] - p.padding[d];
+  return {std::max<std::int64_t>(start, 0), std::min(start + p.kernel[d], in)};
+}
+
+// (out, in) along dim d, or (in, out) transposed: 1 where the window of output o covers input i.
+std::string band(OnnxLowerCtx& c, const Pool2dParams& p, int d, std::int64_t in, std::int64_t out, bool transposed) {
+  Tensor t = Tensor::zeros(DType::float64, transposed ? Shape{in, out} : Shape{out, in});
+  double* b = t.data<double>();
+  for (std::int64_t o = 0; o < out; ++o) {
+    const auto [lo, hi] = window_extent(p, d, o, in);
+    for (std::int64_t i = lo; i < hi; ++i) b[transposed ? i * out + o : o * in + i] = 1.0;
+  }
+  return c.constant(t.astype(c.out_type().dtype));
+}
+
+// (H_out, W_out): the divisor of each window.
+std::string window_sizes(OnnxLowerCtx& c, const Pool2dParams& p, const Shape& x, const Shape& y) {
+  Tensor t = Tensor::full(DType::float64, {y[2], y[3]}, static_cast<double>(p.kernel[0] * p.kernel[1]));
+  double* s = t.data<double>();
+  if (!p.count_include_pad)
+    for (std::int64_t oh = 0; oh < y[2]; ++oh)
+      for (std::int64_t ow = 0; ow < y[3]; ++ow) {
+        const auto [h0, h1] = window_extent(p, 0, oh, x[2]);
+        const auto [w0, w1] = window_extent(p, 1, ow, x[3]);
+        s[oh * y[3] + ow] = static_cast<double>((h1 - h0) * (w1 - w0));
+      }
+  return c.constant(t.astype(c.out_type().dtype));
+}
+
+std::string lower_avg_pool2d(OnnxLowerCtx& c) {
+  const Pool2dParams p = params_of(c.attrs());
+  if (c.out_type().dtype == DType::float32) {
+    std::vector<OnnxAttr> attrs = onnx_pool_attrs(p);
+    attrs.push_back({"count_include_pad", std::int64_t{p.count_include_pad}});
+    return c.op("AveragePool", {c.in(0)}, attrs);
+  }
+  const Shape& x = c.in_type(0).shape;
+  const Shape& y = c.out_type().shape;
+  require_static_spatial(x);
+  const std::string rows = c.op("MatMul", {band(c, p, 0, x[2], y[2], false), c.in(0)});
+  const std::string sums = c.op("MatMul", {rows, band(c, p, 1, x[3], y[3], true)});
+  return c.op("Div", {sums, window_sizes(c, p, x, y)});
+}
+
+std::string lower_avg_pool2d_grad(OnnxLowerCtx& c) {  // (dy, like x)
+  const Pool2dParams p = params_of(c.attrs());
+  const Shape& x = c.out_type().shape;
+  require_static_spatial(x);
+  const Shape y = pool_output_shape(x, p);
+  const std::string shares = c.op("Div", {c.in(0), window_sizes(c, p, x, y)});
+  const std::string rows = c.op("MatMul", {band(c, p, 0, x[2], y[2], true), shares});
+  return c.op("MatMul", {rows, band(c, p, 1, x[3], y[3], false)});
+}
+
 // ---- ops --------------------------------------------------------------------
 
-const OpDef& max_pool2d_op = register_op(OpDef("max_pool2d").infer(infer_pool).kernel(max_pool2d_kernel).onnx("MaxPool")
+const OpDef& max_pool2d_op = register_op(OpDef("max_pool2d").infer(infer_pool).kernel(max_pool2d_kernel).onnx(lower_max_pool2d)
     .grad([](const GradCtx& c) { return G{max_pool2d_grad(c.x(), c.dy, params_of(c.attrs))}; }));
 
 const OpDef& max_pool2d_grad_op = register_op(
     OpDef("max_pool2d_grad").arity(2).infer(infer_pool_grad<0, 1>).kernel(max_pool2d_grad_kernel)
-        .onnx("MaxPool+ScatterElements")
+        .onnx(lower_max_pool2d_grad)
         .grad([](const GradCtx& c) { return G{Var(), max_pool2d_gather(c.x(0), c.dy, params_of(c.attrs))}; }));
 
 const OpDef& max_pool2d_gather_op = register_op(
     OpDef("max_pool2d_gather").arity(2).infer(infer_gather).kernel(max_pool2d_gather_kernel)
-        .onnx("MaxPool+GatherElements")
+        .onnx(lower_max_pool2d_gather)
         .grad([](const GradCtx& c) { return G{Var(), max_pool2d_grad(c.x(0), c.dy, params_of(c.attrs))}; }));
 
-const OpDef& avg_pool2d_op = register_op(OpDef("avg_pool2d").infer(infer_pool).kernel(avg_pool2d_kernel).onnx("AveragePool")
+const OpDef& avg_pool2d_op = register_op(OpDef("avg_pool2d").infer(infer_pool).kernel(avg_pool2d_kernel).onnx(lower_avg_pool2d)
     .grad([](const GradCtx& c) { return G{avg_pool2d_grad(c.dy, c.x(), params_of(c.attrs))}; }));
 
-// ONNX: a depthwise ConvTranspose with a constant 1/(kH*kW) kernel (then a
-// per-position rescale when padding is not counted).
 const OpDef& avg_pool2d_grad_op = register_op(
-    OpDef("avg_pool2d_grad").arity(2).infer(infer_pool_grad<1, 0>).kernel(avg_pool2d_grad_kernel).onnx("ConvTranspose")
+    OpDef("avg_pool2d_grad").arity(2).infer(infer_pool_grad<1, 0>).kernel(avg_pool2d_grad_kernel).onnx(lower_avg_pool2d_grad)
         .grad([](const GradCtx& c) { return G{avg_pool2d(c.dy, params_of(c.attrs)), Var()}; }));
 
 }  // namespace

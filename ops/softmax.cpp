@@ -35,8 +35,9 @@ void softmax_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
         if (!kLog) yp[i * ys] = e;
       }
       if (kLog) {
-        const T shift = m + static_cast<T>(std::log(total));
-        for (std::int64_t i = 0; i < n; ++i) yp[i * ys] = xp[i * xs] - shift;
+        // (x - m) - log(total): x - m is exact, while m + log(total) would round at large m.
+        const T log_total = static_cast<T>(std::log(total));
+        for (std::int64_t i = 0; i < n; ++i) yp[i * ys] = (xp[i * xs] - m) - log_total;
       } else {
         const T scale = static_cast<T>(1.0 / total);
         for (std::int64_t i = 0; i < n; ++i) yp[i * ys] *= scale;

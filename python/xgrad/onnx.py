@@ -30,25 +30,44 @@ def _as_list(nodes, what):
     return nodes
 
 
-def export(outputs, path, inputs=None, output_names=None, opset=17):
+def _fixed(outs, fixed):
+    """Fixed inputs by name; the layers' train/eval switch is fixed to eval unless given."""
+    result = {}
+    for key, value in (fixed or {}).items():
+        result[key if isinstance(key, str) else key.name] = value
+    try:
+        flag = outs[0].graph.node("training")
+    except ValueError:
+        flag = None
+    if flag is not None and flag.kind == "input" and "training" not in result:
+        result["training"] = False
+    return result
+
+
+def export(outputs, path, inputs=None, output_names=None, opset=17, fixed=None):
     """Writes the ONNX model that computes `outputs` (a node or a list) to `path`.
 
     inputs: the model's inputs in order (default: every input the outputs depend
     on, in creation order). output_names: names for the outputs (default: the
-    nodes' names). Raises ValueError naming the node when an op cannot be lowered.
+    nodes' names). fixed: {input (node or name): value} exported as constants;
+    the layers' "training" switch is fixed to False unless given, so dropout and
+    batch norm export in eval mode. Raises ValueError naming the node when an op
+    cannot be lowered.
     """
     outs = _as_list(outputs, "outputs")
     if not outs:
         raise ValueError("onnx export: no outputs given")
-    _xgrad._onnx_export(outs, os.fspath(path), _as_list(inputs, "inputs"), list(output_names or []), int(opset))
+    _xgrad._onnx_export(outs, os.fspath(path), _as_list(inputs, "inputs"), list(output_names or []), int(opset),
+                        _fixed(outs, fixed))
 
 
-def export_bytes(outputs, inputs=None, output_names=None, opset=17):
+def export_bytes(outputs, inputs=None, output_names=None, opset=17, fixed=None):
     """The serialized model as bytes (see export)."""
     outs = _as_list(outputs, "outputs")
     if not outs:
         raise ValueError("onnx export: no outputs given")
-    return _xgrad._onnx_export_bytes(outs, _as_list(inputs, "inputs"), list(output_names or []), int(opset))
+    return _xgrad._onnx_export_bytes(outs, _as_list(inputs, "inputs"), list(output_names or []), int(opset),
+                                     _fixed(outs, fixed))
 
 
 class Model:
@@ -92,14 +111,18 @@ class Model:
         return f"<xgrad.onnx.Model opset {self.opset} ({ins}) -> {self.output_names}>"
 
 
-def load(path):
-    """Imports an ONNX file as a Model (initializers become params)."""
-    return Model(*_xgrad._onnx_load(os.fspath(path)))
+def load(path, constants=None):
+    """Imports an ONNX file as a Model (initializers become params).
+
+    constants: {input name: array} for graph inputs that must be known when the
+    graph is built (a Reshape's shape, a ReduceSum's axes fed as inputs).
+    """
+    return Model(*_xgrad._onnx_load(os.fspath(path), dict(constants or {})))
 
 
-def load_bytes(data):
-    """Imports a serialized ONNX model."""
-    return Model(*_xgrad._onnx_load_bytes(bytes(data)))
+def load_bytes(data, constants=None):
+    """Imports a serialized ONNX model (see load)."""
+    return Model(*_xgrad._onnx_load_bytes(bytes(data), dict(constants or {})))
 
 
 def importable_ops():

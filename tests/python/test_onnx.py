@@ -1,0 +1,259 @@
+"""ONNX export and import end to end: trained models served by ONNX Runtime,
+round trips through the importer, fine-tuning an imported model, and the
+errors for files and graphs that cannot be handled."""
+import numpy as np
+import onnx
+import pytest
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.model_selection import train_test_split
+
+import xgrad as xg
+
+
+def _sgd(loss, params, lr):
+    return [(p, p - lr * gp) for p, gp in zip(params, xg.grad(loss, list(params)))]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_digits()
+    return train_test_split(data.data.astype(np.float32) / 16, data.target, test_size=0.25, random_state=0,
+                            stratify=data.target)
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    data = load_breast_cancer()
+    X = data.data.astype(np.float32)
+    X = (X - X.mean(0)) / X.std(0)
+    return train_test_split(X, data.target.astype(np.float32), test_size=0.25, random_state=0)
+
+
+def _train_mlp(Xtr, ytr, epochs=15):
+    g = xg.Graph()
+    x, t = g.input("x", (None, 64)), g.input("t", (None,), dtype=xg.int64)
+    mlp = xg.nn.MLP(g, [64, 32, 10], activation="relu", dropout=0.1, name="mlp", seed=0)
+    logits = mlp(x)
+    probs = xg.softmax(logits, -1)
+    loss = xg.cross_entropy(logits, t)
+    step = g.compile(loss, updates=_sgd(loss, mlp.params, 0.1))
+    xg.fit(step, xg.data.batches(x=Xtr, t=ytr, batch_size=32, seed=0), epochs=epochs, progress=False)
+    return g, x, probs
+
+
+def test_trained_mlp_serves_in_onnx_runtime_and_round_trips(digits, ort, tmp_path):
+    Xtr, Xte, ytr, yte = digits
+    g, x, probs = _train_mlp(Xtr, ytr)
+    ours = g.compile(probs)(x=Xte, training=False)
+    assert (ours.argmax(1) == yte).mean() > 0.9
+    path = tmp_path / "mlp.onnx"
+    xg.onnx.export(probs, path)  # dropout exports in eval mode: "training" is fixed to False
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    assert [i.name for i in model.graph.input] == ["x"]
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert {i.name for i in model.graph.initializer} == {p.name for p in g.params}
+    assert not {"Dropout", "Where"} & {n.op_type for n in model.graph.node}
+    for batch in (Xte, Xte[:7]):  # two batch sizes through the same file
+        (served,) = ort.run(path, {"x": batch})
+        np.testing.assert_allclose(served, g.compile(probs)(x=batch, training=False), rtol=1e-5, atol=1e-6)
+        assert (served.argmax(1) == ours[:len(batch)].argmax(1)).all()
+    imported = xg.onnx.load(path)
+    assert [n.name for n in imported.inputs] == ["x"] and imported.inputs[0].shape == (None, 64)
+    assert set(imported.params) == {p.name for p in g.params}
+    np.testing.assert_allclose(imported(Xte), ours, rtol=1e-6, atol=1e-7)
+
+
+def test_trained_logistic_regression_serves_and_fine_tunes(cancer, ort, tmp_path):
+    Xtr, Xte, ytr, yte = cancer
+    g = xg.Graph()
+    x, t = g.input("x", (None, 30)), g.input("t", (None,))
+    w = g.param("w", np.zeros((30, 1), np.float32))
+    b = g.param("b", np.zeros((1,), np.float32))
+    logits = xg.reshape(x @ w + b, (-1,))
+    prob = xg.sigmoid(logits)
+    loss = xg.binary_cross_entropy_with_logits(logits, t)
+    step = g.compile(loss, updates=_sgd(loss, [w, b], 0.5))
+    for _ in range(200):
+        step(x=Xtr, t=ytr)
+    ours = g.compile(prob)(x=Xte)
+    assert ((ours > 0.5) == yte).mean() > 0.95
+    path = tmp_path / "logreg.onnx"
+    xg.onnx.export(prob, path, output_names=["probability"])
+    (served,) = ort.run(path, {"x": Xte})
+    np.testing.assert_allclose(served, ours, rtol=1e-5, atol=1e-6)
+    assert ((served > 0.5) == (ours > 0.5)).all()
+
+    # import -> fine-tune a few steps (initializers are params) -> export -> ONNX Runtime agrees
+    m = xg.onnx.load(path)
+    assert m.output_names == ["probability"]
+    np.testing.assert_allclose(m(x=Xte), ours, rtol=1e-6)
+    mg, (mx,), (mprob,) = m.graph, m.inputs, m.outputs
+    mt = mg.input("t", (None,))
+    eps = 1e-6
+    mloss = -xg.mean(mt * xg.log(mprob + eps) + (1.0 - mt) * xg.log(1.0 - mprob + eps))
+    params = list(m.params.values())
+    before = {k: v.value.copy() for k, v in m.params.items()}
+    mstep = mg.compile(mloss, updates=_sgd(mloss, params, 0.5))
+    losses = [float(mstep(x=Xtr, t=ytr)) for _ in range(5)]
+    assert losses[-1] < losses[0]
+    assert any(not np.array_equal(before[k], v.value) for k, v in m.params.items())
+    tuned = mg.compile(mprob)(x=Xte)
+    path2 = tmp_path / "logreg_tuned.onnx"
+    m.export(path2)
+    (served2,) = ort.run(path2, {"x": Xte})
+    np.testing.assert_allclose(served2, tuned, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(served2, served)
+
+
+def test_export_names_and_float64(ort, tmp_path):
+    g = xg.Graph()
+    x = g.input("features", (None, 3), dtype=xg.float64)
+    w = g.param("weights", np.arange(6.0).reshape(3, 2))
+    y = xg.tanh(x @ w)
+    z = xg.sum(y, 1)
+    path = tmp_path / "two.onnx"
+    xg.onnx.export([y, z], path, output_names=["hidden", "total"])
+    model = onnx.load(str(path))
+    assert [o.name for o in model.graph.output] == ["hidden", "total"]
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+    X = np.random.default_rng(0).standard_normal((5, 3))
+    hidden, total = ort.run(path, {"features": X})
+    want = g.compile([y, z])(features=X)
+    np.testing.assert_allclose(hidden, want[0], rtol=1e-12)
+    np.testing.assert_allclose(total, want[1], rtol=1e-12)
+    # exporting to bytes gives the same model
+    assert onnx.load_from_string(xg.onnx.export_bytes([y, z], output_names=["hidden", "total"])) == model
+
+
+def test_int64_label_input_and_fixed_inputs(ort, tmp_path):
+    g = xg.Graph()
+    logits = g.input("logits", (None, 4))
+    labels = g.input("labels", (None,), dtype=xg.int64)
+    loss = xg.cross_entropy(logits, labels, reduction="none")
+    path = tmp_path / "ce.onnx"
+    xg.onnx.export(loss, path)
+    rng = np.random.default_rng(0)
+    L, t = rng.standard_normal((6, 4)).astype(np.float32), rng.integers(0, 4, 6)
+    (served,) = ort.run(path, {"logits": L, "labels": t})
+    np.testing.assert_allclose(served, g.compile(loss)(logits=L, labels=t), rtol=1e-5, atol=1e-6)
+    model = onnx.load(str(path))
+    assert model.graph.input[1].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    # a fixed input becomes a constant
+    xg.onnx.export(loss, path, fixed={"labels": np.array([0, 1, 2], np.int64)}) if False else None
+    with pytest.raises(ValueError, match="must be int64"):
+        xg.onnx.export(loss, path, fixed={"labels": np.zeros(3, np.int64)})
+
+
+# ---- errors ---------------------------------------------------------------------------------------------------
+
+def _small_model(tmp_path):
+    g = xg.Graph()
+    x = g.input("x", (None, 2))
+    y = xg.relu(x * 2.0)
+    path = tmp_path / "small.onnx"
+    xg.onnx.export(y, path)
+    return path
+
+
+def test_corrupt_and_truncated_files_raise(tmp_path):
+    path = _small_model(tmp_path)
+    data = path.read_bytes()
+    for n in (1, len(data) // 2, len(data) - 1):
+        cut = tmp_path / f"cut{n}.onnx"
+        cut.write_bytes(data[:n])
+        with pytest.raises(ValueError, match="onnx import"):
+            xg.onnx.load(cut)
+    rng = np.random.default_rng(0)
+    for k in range(20):  # random byte flips: an error or a model, never a crash
+        bad = bytearray(data)
+        for i in rng.integers(0, len(bad), 4):
+            bad[i] = int(rng.integers(0, 256))
+        try:
+            xg.onnx.load_bytes(bytes(bad))
+        except (ValueError, TypeError) as e:
+            assert "onnx import" in str(e)
+    with pytest.raises(ValueError, match="empty"):
+        xg.onnx.load_bytes(b"")
+    with pytest.raises(ValueError, match="not a valid ONNX model"):
+        xg.onnx.load_bytes(b"\xff" * 64)
+    with pytest.raises(ValueError, match="cannot open"):
+        xg.onnx.load(tmp_path / "missing.onnx")
+
+
+def test_wrong_opset_and_unsupported_ops_raise(tmp_path):
+    from onnx import helper, TensorProto
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    for opset in (5, 18):
+        m = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", opset)])
+        with pytest.raises(ValueError, match=f"opset {opset}"):
+            xg.onnx.load_bytes(m.SerializeToString())
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Hardmax", ["a"], ["b"]),
+             helper.make_node("Celu", ["b"], ["y"])]
+    m = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ValueError, match="cannot import: Celu, Hardmax"):
+        xg.onnx.load_bytes(m.SerializeToString())
+    s = helper.make_tensor_value_info("s", TensorProto.STRING, [2])
+    m = helper.make_model(helper.make_graph([helper.make_node("Identity", ["s"], ["y"])], "g", [s], [y]),
+                          opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(TypeError, match="string"):
+        xg.onnx.load_bytes(m.SerializeToString())
+    assert "Gemm" in xg.onnx.importable_ops() and "Hardmax" not in xg.onnx.importable_ops()
+
+
+def test_common_exporter_ops_import(tmp_path):
+    """Gemm, Constant, Identity, Flatten, Cast, Unsqueeze/Squeeze with axes inputs, Reshape with a constant shape."""
+    from onnx import helper, numpy_helper, TensorProto
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((4, 3)).astype(np.float32)
+    B = rng.standard_normal(4).astype(np.float32)
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["f"], axis=1),
+        helper.make_node("Gemm", ["f", "W", "B"], ["g"], transB=1, alpha=0.5, beta=2.0),
+        helper.make_node("Constant", [], ["axes"], value=numpy_helper.from_array(np.array([1], np.int64))),
+        helper.make_node("Unsqueeze", ["g", "axes"], ["u"]),
+        helper.make_node("Squeeze", ["u", "axes"], ["s"]),
+        helper.make_node("Constant", [], ["shape"], value=numpy_helper.from_array(np.array([0, 2, 2], np.int64))),
+        helper.make_node("Reshape", ["s", "shape"], ["r"]),
+        helper.make_node("Cast", ["r"], ["c"], to=TensorProto.DOUBLE),
+        helper.make_node("Identity", ["c"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["N", 2, 2])],
+                              [numpy_helper.from_array(W, "W"), numpy_helper.from_array(B, "B")])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m)
+    model = xg.onnx.load_bytes(m.SerializeToString())
+    X = rng.standard_normal((5, 1, 3)).astype(np.float32)
+    want = (0.5 * X.reshape(5, 3) @ W.T + 2.0 * B).reshape(5, 2, 2).astype(np.float64)
+    got = model(x=X)
+    assert got.dtype == np.float64 and got.shape == (5, 2, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert set(model.params) == {"W", "B"}
+
+
+def test_export_errors_name_the_problem(tmp_path):
+    g = xg.Graph()
+    x = g.input("x", (None, 3))
+    other = g.input("other", (3,))
+    y = xg.exp(x) + other
+    with pytest.raises(ValueError, match="depend on input 'other'"):
+        xg.onnx.export(y, tmp_path / "a.onnx", inputs=[x])
+    with pytest.raises(ValueError, match="opset 13 is not supported"):
+        xg.onnx.export(y, tmp_path / "a.onnx", opset=13)
+    with pytest.raises(ValueError, match="no outputs"):
+        xg.onnx.export([], tmp_path / "a.onnx")
+    with pytest.raises(ValueError, match="2 output names for 1 outputs"):
+        xg.onnx.export(y, tmp_path / "a.onnx", output_names=["a", "b"])
+    with pytest.raises(TypeError, match="xgrad nodes"):
+        xg.onnx.export([np.zeros(3)], tmp_path / "a.onnx")
+    h = xg.Graph()
+    with pytest.raises(ValueError, match="different graphs"):
+        xg.onnx.export([y, h.input("z", (2,))], tmp_path / "a.onnx")
+    # an op that cannot be lowered names the op and the node
+    b = xg.broadcast_to(g.input("s", (1, 3)), (None, 3))
+    with pytest.raises(ValueError, match=r"op 'broadcast_to' \(node 'broadcast_to_\d+'.*cannot be lowered"):
+        xg.onnx.export(b, tmp_path / "b.onnx")
+    assert not (tmp_path / "b.onnx").exists()  # nothing half-written
