@@ -148,12 +148,35 @@ Imported import_reshape(ImportCtx& c) {
   const Var x = c.in(0);
   Shape target = c.const_ints(1);
   if (!c.attr_int("allowzero", 0)) {
+    // A 0 copies the input's dim. A copied symbolic dim next to a -1 cancels
+    // out of the element count, so the -1 is resolved here.
+    std::vector<bool> copied(target.size(), false);
     for (std::size_t i = 0; i < target.size(); ++i) {
       if (target[i] != 0) continue;
       if (i >= x.shape().size()) c.fail("a 0 in the target shape has no input dim to copy");
-      if (x.shape()[i] == kDynamic && std::count(target.begin(), target.end(), -1) > 0)
-        c.fail("cannot copy a symbolic dim next to a -1");
       target[i] = x.shape()[i];
+      copied[i] = true;
+    }
+    std::int64_t unknown = 0;  // copied symbolic dims and -1s (kDynamic is -1)
+    bool copied_symbolic = false;
+    for (std::size_t i = 0; i < target.size(); ++i) {
+      unknown += target[i] == -1;
+      copied_symbolic = copied_symbolic || (copied[i] && target[i] == kDynamic);
+    }
+    if (copied_symbolic && unknown > 1) {
+      std::int64_t in_rest = 1, out_rest = 1;
+      bool known = true;
+      for (std::size_t i = 0; i < x.shape().size(); ++i)
+        if (!(i < copied.size() && copied[i])) known = known && x.shape()[i] != kDynamic, in_rest *= x.shape()[i];
+      std::size_t free = target.size();
+      for (std::size_t i = 0; i < target.size(); ++i) {
+        if (copied[i]) continue;
+        if (target[i] == -1 && free == target.size()) free = i;
+        else out_rest *= target[i];
+      }
+      if (!known || free == target.size() || out_rest == 0 || in_rest % out_rest)
+        c.fail("cannot resolve the target shape against the symbolic input " + to_string(x.shape()));
+      target[free] = in_rest / out_rest;
     }
   }
   return one(reshape(x, target));

@@ -281,27 +281,26 @@ void conv2d_grad_weight_kernel(const Tensor* const* in, Tensor& out, const Attrs
 }
 
 // ---- ONNX -------------------------------------------------------------------
-// float32 lowers to Conv and ConvTranspose. ONNX Runtime has no float64
-// kernel for either, so float64 gathers each kernel tap with MatMuls by
+// Conv and ConvTranspose, except in float64, which ONNX Runtime has no Conv
+// or ConvTranspose kernel for: there, given static spatial sizes, kernel size
+// and channels per group, each kernel tap is gathered by MatMuls with
 // constant 0/1 matrices, one per spatial dim (a tap's reads are separable in
-// height and width), and contracts channels with one MatMul per group; the
-// matrices need static spatial sizes, as do the kernel and channels per group.
+// height and width), and channels are contracted by one MatMul per group.
 
 using Ints = std::vector<std::int64_t>;
 
 bool all_known(std::initializer_list<std::int64_t> dims) { return std::all_of(dims.begin(), dims.end(), known); }
+
+// Whether to lower through tap matrices rather than Conv / ConvTranspose.
+bool use_tap_matrices(const OnnxLowerCtx& c, std::initializer_list<std::int64_t> dims) {
+  return c.out_type().dtype == DType::float64 && all_known(dims);
+}
 
 std::vector<OnnxAttr> onnx_conv_attrs(const Conv2dParams& p) {
   return {{"strides", Ints{p.stride[0], p.stride[1]}},
           {"pads", Ints{p.padding[0], p.padding[1], p.padding[0], p.padding[1]}},
           {"dilations", Ints{p.dilation[0], p.dilation[1]}},
           {"group", p.groups}};
-}
-
-void require_static_float64(std::initializer_list<std::int64_t> dims) {
-  if (!all_known(dims))
-    throw ValueError("float64 convolution lowers to ONNX only with static spatial sizes, kernel size and channels per "
-                     "group (ONNX Runtime has no float64 Conv, so the taps become constant matrices)");
 }
 
 // (k, out, in), or (k, in, out) transposed: 1 where tap i of output o reads input h along one spatial dim.
@@ -325,26 +324,27 @@ std::string tap_constant(OnnxLowerCtx& c, const Shape& x, const Shape& w, const 
 // x (N, C, H, W) -> columns (N, C, kH, kW, H_out, W_out).
 std::string onnx_im2col(OnnxLowerCtx& c, const std::string& x, const Shape& xs, const Shape& ws, const Shape& ys,
                         const Conv2dParams& p) {
-  const std::string rows = c.op("MatMul", {tap_constant(c, xs, ws, ys, p, 0, false), c.op("Unsqueeze", {x, c.ints({2})})});
+  const std::string rows =
+      c.op("MatMul", {tap_constant(c, xs, ws, ys, p, 0, false), c.op("Unsqueeze", {x, c.ints({2})})});
   return c.op("MatMul", {c.op("Unsqueeze", {rows, c.ints({3})}), tap_constant(c, xs, ws, ys, p, 1, true)});
 }
 
 // Its adjoint: each column entry added back onto the input it was read from.
 std::string onnx_col2im(OnnxLowerCtx& c, const std::string& cols, const Shape& xs, const Shape& ws, const Shape& ys,
                         const Conv2dParams& p) {
-  const std::string rows = c.op("ReduceSum", {c.op("MatMul", {cols, tap_constant(c, xs, ws, ys, p, 1, false)}), c.ints({3})},
-                                {{"keepdims", std::int64_t{0}}});
-  return c.op("ReduceSum", {c.op("MatMul", {tap_constant(c, xs, ws, ys, p, 0, true), rows}), c.ints({2})},
-              {{"keepdims", std::int64_t{0}}});
+  const std::vector<OnnxAttr> drop{{"keepdims", std::int64_t{0}}};
+  const std::string cols_w = c.op("MatMul", {cols, tap_constant(c, xs, ws, ys, p, 1, false)});
+  const std::string rows = c.op("ReduceSum", {cols_w, c.ints({3})}, drop);
+  return c.op("ReduceSum", {c.op("MatMul", {tap_constant(c, xs, ws, ys, p, 0, true), rows}), c.ints({2})}, drop);
 }
 
 std::string lower_conv2d(OnnxLowerCtx& c) {
   const Conv2dParams p = params_of(c.attrs());
-  if (c.out_type().dtype == DType::float32) return c.op("Conv", {c.in(0), c.in(1)}, onnx_conv_attrs(p));
   const Shape& x = c.in_type(0).shape;
   const Shape& w = c.in_type(1).shape;
   const Shape& y = c.out_type().shape;
-  require_static_float64({x[2], x[3], w[1], w[2], w[3]});
+  if (!use_tap_matrices(c, {x[2], x[3], w[1], w[2], w[3]}))
+    return c.op("Conv", {c.in(0), c.in(1)}, onnx_conv_attrs(p));
   const std::int64_t k = w[1] * w[2] * w[3], g = p.groups;
   const std::string cols = c.op("Reshape", {onnx_im2col(c, c.in(0), x, w, y, p), c.ints({0, g, k, y[2] * y[3]})});
   const std::string wg = c.op("Reshape", {c.in(1), c.ints({g, -1, k})});
@@ -356,7 +356,7 @@ std::string lower_conv2d_grad_input(OnnxLowerCtx& c) {  // (dy, w, like x)
   const Shape& w = c.in_type(1).shape;
   const Shape& x = c.out_type().shape;
   const Shape y = conv_output_shape(x, w, p);
-  if (c.out_type().dtype == DType::float32) {
+  if (!use_tap_matrices(c, {x[2], x[3], w[1], w[2], w[3]})) {
     // With stride > 1, the last rows and columns of x that no window reaches
     // are ConvTranspose's output padding.
     std::vector<OnnxAttr> attrs = onnx_conv_attrs(p);
@@ -372,7 +372,6 @@ std::string lower_conv2d_grad_input(OnnxLowerCtx& c) {  // (dy, w, like x)
     const std::string full = c.op("ConvTranspose", {c.in(0), c.in(1)}, attrs);
     return c.op("Slice", {full, c.ints({0, 0}), c.op("Shape", {c.in(2)}, {{"start", std::int64_t{2}}}), c.ints({2, 3})});
   }
-  require_static_float64({x[2], x[3], w[1], w[2], w[3]});
   const std::int64_t k = w[1] * w[2] * w[3], g = p.groups;
   const std::string dyg = c.op("Reshape", {c.in(0), c.ints({0, g, -1, y[2] * y[3]})});
   const std::string wt = c.op("Transpose", {c.op("Reshape", {c.in(1), c.ints({g, -1, k})})}, {{"perm", Ints{0, 2, 1}}});
@@ -389,7 +388,7 @@ std::string lower_conv2d_grad_weight(OnnxLowerCtx& c) {  // (x, dy, like w)
   const Shape& w = c.out_type().shape;
   const Shape y = conv_output_shape(x, w, p);
   const std::int64_t g = p.groups;
-  if (c.out_type().dtype == DType::float32) {
+  if (!use_tap_matrices(c, {x[2], x[3], w[1], w[2], w[3]})) {
     std::string xt;  // x as (C / groups, groups * N, H, W)
     if (g == 1) {
       xt = c.op("Transpose", {c.in(0)}, {{"perm", Ints{1, 0, 2, 3}}});
@@ -407,17 +406,19 @@ std::string lower_conv2d_grad_weight(OnnxLowerCtx& c) {  // (x, dy, like w)
     Conv2dParams swapped = p;
     std::swap(swapped.stride, swapped.dilation);
     const std::string dyt = c.op("Transpose", {c.in(1)}, {{"perm", Ints{1, 0, 2, 3}}});
-    const std::string full = c.op("Transpose", {c.op("Conv", {xt, dyt}, onnx_conv_attrs(swapped))}, {{"perm", Ints{1, 0, 2, 3}}});
+    const std::string conv = c.op("Conv", {xt, dyt}, onnx_conv_attrs(swapped));
+    const std::string full = c.op("Transpose", {conv}, {{"perm", Ints{1, 0, 2, 3}}});
     // Past the kernel's extent the result holds taps that fall beyond the last window.
-    const std::string kernel = all_known({w[2], w[3]}) ? c.ints({w[2], w[3]}) : c.op("Shape", {c.in(2)}, {{"start", std::int64_t{2}}});
+    const std::string kernel =
+        all_known({w[2], w[3]}) ? c.ints({w[2], w[3]}) : c.op("Shape", {c.in(2)}, {{"start", std::int64_t{2}}});
     return c.op("Slice", {full, c.ints({0, 0}), kernel, c.ints({2, 3})});
   }
-  require_static_float64({x[2], x[3], w[1], w[2], w[3]});
   const std::int64_t k = w[1] * w[2] * w[3];
   const std::string cols = c.op("Reshape", {onnx_im2col(c, c.in(0), x, w, y, p), c.ints({0, g, k, y[2] * y[3]})});
   const std::string dyg = c.op("Reshape", {c.in(1), c.ints({0, g, -1, y[2] * y[3]})});
   const std::string per_image = c.op("MatMul", {dyg, c.op("Transpose", {cols}, {{"perm", Ints{0, 1, 3, 2}}})});
-  return c.op("Reshape", {c.op("ReduceSum", {per_image, c.ints({0})}, {{"keepdims", std::int64_t{0}}}), c.ints({-1, w[1], w[2], w[3]})});
+  const std::string summed = c.op("ReduceSum", {per_image, c.ints({0})}, {{"keepdims", std::int64_t{0}}});
+  return c.op("Reshape", {summed, c.ints({-1, w[1], w[2], w[3]})});
 }
 
 // ---- ops --------------------------------------------------------------------

@@ -210,7 +210,8 @@ std::string concat(OnnxLowerCtx& c, const std::string& a, const std::string& b, 
 // x with m x = b for triangular m (n static), by forward substitution when
 // lower, else back substitution: one row of x at a time, reading m's
 // triangle only, and its diagonal only when not unit.
-std::string substitute(OnnxLowerCtx& c, const std::string& m, const std::string& b, std::int64_t n, bool lower, bool unit) {
+std::string substitute(OnnxLowerCtx& c, const std::string& m, const std::string& b, std::int64_t n, bool lower,
+                       bool unit) {
   std::string x;  // the rows solved so far, in order
   for (std::int64_t k = 0; k < n; ++k) {
     const std::int64_t i = lower ? k : n - 1 - k;
@@ -230,7 +231,8 @@ std::string lower_tril(OnnxLowerCtx& c) {
   return c.op("Trilu", {c.in(), c.scalar(k, DType::int64)}, {{"upper", std::int64_t{0}}});
 }
 
-// Column j of L is (a[j:, j] - L[j:, :j] L[j, :j]^T) over the square root of its first entry.
+// Column by column: L[j:, j] = v / sqrt(v[0]) with v = a[j:, j] - L[j:, :j] L[j, :j]^T, which reads
+// only a's lower triangle, as the kernel does.
 std::string lower_cholesky(OnnxLowerCtx& c) {
   const std::int64_t n = static_n(c.in_type());
   if (n == kDynamic) throw ValueError("cholesky lowers to ONNX only for a static matrix size");
@@ -257,7 +259,7 @@ std::string lower_triangular_solve(OnnxLowerCtx& c) {
   const bool unit = c.attrs().get_int("unitriangular") != 0;
   const Shape& a = c.in_type(0).shape;
   const std::int64_t n = static_n(c.in_type(0));
-  if (n == kDynamic || n == 0) {  // the triangle's inverse times b
+  if (n == kDynamic || n == 0) {  // nothing to unroll: the triangle's inverse times b
     const double k = unit ? (lower ? -1 : 1) : 0;
     std::string tri = c.op("Trilu", {c.in(0), c.scalar(k, DType::int64)}, {{"upper", std::int64_t{!lower}}});
     if (unit) {
@@ -273,8 +275,8 @@ std::string lower_triangular_solve(OnnxLowerCtx& c) {
     Shape batch = batch_of(a);
     const bool is_static = std::none_of(batch.begin(), batch.end(), [](std::int64_t d) { return d == kDynamic; });
     batch.insert(batch.end(), {1, 1});
-    const std::string shape = is_static ? c.ints(batch)
-                                        : concat(c, c.op("Shape", {c.in(0)}, {{"end", std::int64_t{-2}}}), c.ints({1, 1}), 0);
+    const std::string shape =
+        is_static ? c.ints(batch) : concat(c, c.op("Shape", {c.in(0)}, {{"end", std::int64_t{-2}}}), c.ints({1, 1}), 0);
     b = c.op("Expand", {b, shape});
   }
   const std::string m = transpose ? transposed(c, c.in(0), a.size()) : c.in(0);

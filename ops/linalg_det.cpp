@@ -73,9 +73,10 @@ void det_sign_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
 Var per_matrix(Var dy) { return unsqueeze(dy, {-2, -1}); }
 
 // ---- ONNX -----------------------------------------------------------------------
-// float32 lowers to Det. ONNX Runtime's Det has no float64 kernel, so float64
-// repeats the kernel's LU factorization with partial pivoting (first largest
-// |entry| in the column, as getrf picks), unrolled for a static matrix size.
+// Det, except in float64, which ONNX Runtime's Det has no kernel for: there,
+// for a static matrix size, the kernel's LU factorization with partial
+// pivoting (the first largest |entry| of the column, as getrf picks) is
+// unrolled into standard ops.
 
 std::string row_range(OnnxLowerCtx& c, const std::string& v, std::int64_t r0, std::int64_t r1) {
   return c.op("Slice", {v, c.ints({r0}), c.ints({r1}), c.ints({-2})});
@@ -90,12 +91,17 @@ struct LuPivots {
   std::string sign;    // (..., 1, 1): the sign of the row permutation
 };
 
-LuPivots lu_pivots(OnnxLowerCtx& c) {
+std::int64_t matrix_size(const OnnxLowerCtx& c) {
   const Shape& a = c.in_type().shape;
-  const std::int64_t n = known_dim(a.back(), a[a.size() - 2]);
-  if (n == kDynamic || n == 0)
-    throw ValueError("float64 determinants lower to ONNX only for a static, non-zero matrix size (ONNX Runtime's Det "
-                     "is float32 only)");
+  return known_dim(a.back(), a[a.size() - 2]);
+}
+
+bool use_det(const OnnxLowerCtx& c) {
+  return c.out_type().dtype == DType::float32 || matrix_size(c) == kDynamic || matrix_size(c) == 0;
+}
+
+LuPivots lu_pivots(OnnxLowerCtx& c) {
+  const std::int64_t n = matrix_size(c);
   const DType dtype = c.out_type().dtype;
   std::string m = c.in();  // the block left to eliminate, (..., size, size)
   std::vector<std::string> pivots;
@@ -121,7 +127,7 @@ LuPivots lu_pivots(OnnxLowerCtx& c) {
   return {c.op("Concat", pivots, {{"axis", std::int64_t{-1}}}), sign};
 }
 
-// The product over the matrix axes of the pivots, and the permutation's sign.
+// The product of the pivots and the permutation's sign, each first mapped by per_entry if given.
 std::string signed_product(OnnxLowerCtx& c, const LuPivots& lu, const char* per_entry) {
   std::string v = c.op("Concat", {lu.pivots, lu.sign}, {{"axis", std::int64_t{-1}}});
   if (per_entry) v = c.op(per_entry, {v});
@@ -129,18 +135,18 @@ std::string signed_product(OnnxLowerCtx& c, const LuPivots& lu, const char* per_
 }
 
 std::string lower_det(OnnxLowerCtx& c) {
-  if (c.out_type().dtype == DType::float32) return c.op("Det", {c.in()});
+  if (use_det(c)) return c.op("Det", {c.in()});
   return signed_product(c, lu_pivots(c), nullptr);
 }
 
 std::string lower_logabsdet(OnnxLowerCtx& c) {
-  if (c.out_type().dtype == DType::float32) return c.op("Log", {c.op("Abs", {c.op("Det", {c.in()})})});
+  if (use_det(c)) return c.op("Log", {c.op("Abs", {c.op("Det", {c.in()})})});
   const std::string logs = c.op("Log", {c.op("Abs", {lu_pivots(c).pivots})});
   return c.op("ReduceSum", {logs, c.ints({-2, -1})}, {{"keepdims", std::int64_t{0}}});
 }
 
 std::string lower_det_sign(OnnxLowerCtx& c) {
-  if (c.out_type().dtype == DType::float32) return c.op("Sign", {c.op("Det", {c.in()})});
+  if (use_det(c)) return c.op("Sign", {c.op("Det", {c.in()})});
   return signed_product(c, lu_pivots(c), "Sign");
 }
 

@@ -243,17 +243,13 @@ std::string lower_max_pool2d_grad(OnnxLowerCtx& c) {  // (x, dy)
   return c.op("Reshape", {dx, c.ints(shape)});
 }
 
-// Average pooling sums each window with two MatMuls by constant 0/1 band
-// matrices (height, then width) and divides by a constant map of window
-// sizes; its adjoint runs the same backwards. This needs static spatial
-// sizes, but covers float64 (ONNX Runtime's AveragePool and ConvTranspose are
-// float32 only) and count_include_pad=0 alike.
+// ONNX Runtime's AveragePool and ConvTranspose are float32 only. Given
+// static spatial sizes, average pooling in float64 instead sums each window
+// with two MatMuls by constant 0/1 band matrices (rows, then columns) and
+// divides by a constant map of window sizes; its adjoint, avg_pool2d_grad,
+// runs the same backwards in both dtypes, count_include_pad=0 included.
 
-void require_static_spatial(const Shape& x) {
-  if (!known(x[2]) || !known(x[3]))
-    throw ValueError("average pooling lowers to ONNX only with static spatial sizes here (float64 forward, or any "
-                     "gradient), got input " + to_string(x));
-}
+bool spatial_known(const Shape& x) { return known(x[2]) && known(x[3]); }
 
 // The window extent [lo, hi) along dim d of output o, clipped to the input.
 std::pair<std::int64_t, std::int64_t> window_extent(const Pool2dParams& p, int d, std::int64_t o, std::int64_t in) {
@@ -288,23 +284,46 @@ std::string window_sizes(OnnxLowerCtx& c, const Pool2dParams& p, const Shape& x,
 
 std::string lower_avg_pool2d(OnnxLowerCtx& c) {
   const Pool2dParams p = params_of(c.attrs());
-  if (c.out_type().dtype == DType::float32) {
+  const Shape& x = c.in_type(0).shape;
+  const Shape& y = c.out_type().shape;
+  if (c.out_type().dtype == DType::float32 || !spatial_known(x)) {
     std::vector<OnnxAttr> attrs = onnx_pool_attrs(p);
     attrs.push_back({"count_include_pad", std::int64_t{p.count_include_pad}});
     return c.op("AveragePool", {c.in(0)}, attrs);
   }
-  const Shape& x = c.in_type(0).shape;
-  const Shape& y = c.out_type().shape;
-  require_static_spatial(x);
   const std::string rows = c.op("MatMul", {band(c, p, 0, x[2], y[2], false), c.in(0)});
   const std::string sums = c.op("MatMul", {rows, band(c, p, 1, x[3], y[3], true)});
   return c.op("Div", {sums, window_sizes(c, p, x, y)});
 }
 
+// Spatial sizes known only at run time: dy spread over each window by a
+// ConvTranspose with a constant 1 / (kH kW) kernel, images and channels
+// folded into its batch, made as long as any x allows and cut to like's size.
+std::string avg_pool2d_grad_by_conv_transpose(OnnxLowerCtx& c, const Pool2dParams& p) {
+  const Pair stride = p.stride.value_or(p.kernel);
+  const std::string like_size = c.op("Shape", {c.in(1)}, {{"start", std::int64_t{2}}});
+  std::string dy = c.in(0);
+  if (!p.count_include_pad) {  // AveragePool of ones counting the padding: each window's size over kH kW
+    const std::string ones =
+        c.op("Expand", {c.scalar(1), c.op("Concat", {c.ints({1, 1}), like_size}, {{"axis", std::int64_t{0}}})});
+    std::vector<OnnxAttr> attrs = onnx_pool_attrs(p);
+    attrs.push_back({"count_include_pad", std::int64_t{1}});
+    dy = c.op("Div", {dy, c.op("AveragePool", {ones}, attrs)});
+  }
+  const double share = 1.0 / static_cast<double>(p.kernel[0] * p.kernel[1]);
+  const std::string kernel = c.constant(Tensor::full(c.out_type().dtype, {1, 1, p.kernel[0], p.kernel[1]}, share));
+  const std::vector<OnnxAttr> attrs{{"strides", Ints{stride[0], stride[1]}},
+                                    {"pads", Ints{p.padding[0], p.padding[1], p.padding[0], p.padding[1]}},
+                                    {"output_padding", Ints{stride[0] - 1, stride[1] - 1}}};
+  const std::string full = c.op("ConvTranspose", {c.op("Reshape", {dy, c.ints({-1, 1, 0, 0})}), kernel}, attrs);
+  const std::string cut = c.op("Slice", {full, c.ints({0, 0}), like_size, c.ints({2, 3})});
+  return c.op("Reshape", {cut, c.op("Shape", {c.in(1)})});
+}
+
 std::string lower_avg_pool2d_grad(OnnxLowerCtx& c) {  // (dy, like x)
   const Pool2dParams p = params_of(c.attrs());
   const Shape& x = c.out_type().shape;
-  require_static_spatial(x);
+  if (!spatial_known(x)) return avg_pool2d_grad_by_conv_transpose(c, p);
   const Shape y = pool_output_shape(x, p);
   const std::string shares = c.op("Div", {c.in(0), window_sizes(c, p, x, y)});
   const std::string rows = c.op("MatMul", {band(c, p, 0, x[2], y[2], true), shares});
