@@ -271,13 +271,10 @@ std::string lower_triangular_solve(OnnxLowerCtx& c) {
     return c.op("MatMul", {transpose ? transposed(c, inv, a.size()) : inv, c.in(1)});
   }
   std::string b = c.in(1);
-  if (unit && a.size() > 2) {  // x's first row is b's: it needs a's batch dims too to concatenate with the rest
-    Shape batch = batch_of(a);
-    const bool is_static = std::none_of(batch.begin(), batch.end(), [](std::int64_t d) { return d == kDynamic; });
-    batch.insert(batch.end(), {1, 1});
-    const std::string shape =
-        is_static ? c.ints(batch) : concat(c, c.op("Shape", {c.in(0)}, {{"end", std::int64_t{-2}}}), c.ints({1, 1}), 0);
-    b = c.op("Expand", {b, shape});
+  if (unit && a.size() > 2) {
+    // x's first row is b's, which must take on a's batch dims to concatenate
+    // with the others: a's corner element carries them.
+    b = c.op("Expand", {b, c.op("Shape", {submatrix(c, c.in(0), 0, 1, 0, 1)})});
   }
   const std::string m = transpose ? transposed(c, c.in(0), a.size()) : c.in(0);
   return substitute(c, m, b, n, lower != transpose, unit);

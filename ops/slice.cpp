@@ -62,22 +62,26 @@ std::string lower_slice(OnnxLowerCtx& c) {
   return c.op("Slice", {c.in(), c.ints(starts), c.ints(ends), c.ints(axes), c.ints(steps)});
 }
 
-// dy scattered into zeros of like's shape: Pad for unit steps, otherwise
-// ScatterND with the positions computed here; both need like's shape static.
+// dy scattered into zeros of like's shape: Pad for unit steps (a symbolic
+// dim is fine on an axis the slice keeps whole), otherwise ScatterND with the
+// positions computed here, which needs the whole shape static.
 std::string lower_slice_grad(OnnxLowerCtx& c) {
   const Shape& full = c.out_type().shape;
-  if (!is_static(full)) throw ValueError("slice_grad lowers only for a static shape");
   const SliceAttrs s = slice_attrs(c.attrs());
   const auto rank = full.size();
-  std::vector<SliceSpan> spans;
   bool unit = true;
-  for (std::size_t d = 0; d < rank; ++d) {
-    spans.push_back(resolve_slice(full[d], s.starts[d], s.stops[d], s.steps[d]));
-    unit = unit && s.steps[d] == 1;
-  }
+  for (std::size_t d = 0; d < rank; ++d) unit = unit && s.steps[d] == 1;
+  auto whole = [&](std::size_t d) { return s.starts[d] == 0 && s.stops[d] == kSliceEnd && s.steps[d] == 1; };
+  for (std::size_t d = 0; d < rank; ++d)
+    if (full[d] == kDynamic && (!unit || !whole(d)))
+      throw ValueError("slice_grad lowers a symbolic dim only on an axis the slice keeps whole");
+  std::vector<SliceSpan> spans;
+  for (std::size_t d = 0; d < rank; ++d)
+    spans.push_back(whole(d) ? SliceSpan{0, full[d]} : resolve_slice(full[d], s.starts[d], s.stops[d], s.steps[d]));
   if (unit) {
-    Axes pads(2 * rank);
+    Axes pads(2 * rank, 0);
     for (std::size_t d = 0; d < rank; ++d) {
+      if (whole(d)) continue;
       pads[d] = spans[d].length ? spans[d].start : full[d];
       pads[rank + d] = full[d] - pads[d] - spans[d].length;
     }
