@@ -38,7 +38,7 @@ if not DATA.is_dir():
     pytest.skip(f"no ONNX backend node test data at {DATA} (Debian: apt install libonnx-testdata)",
                 allow_module_level=True)
 
-CASES = sorted(p.name for p in DATA.iterdir() if (p / "model.onnx").is_file())
+NODE_CASES = sorted(p.name for p in DATA.iterdir() if (p / "model.onnx").is_file())
 IMPORTABLE = frozenset(xg.onnx.importable_ops())
 SUPPORTED_ELEM = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT64, TensorProto.BOOL}
 TOLERANCE = {np.dtype(np.float32): dict(rtol=1e-4, atol=1e-5), np.dtype(np.float64): dict(rtol=1e-7, atol=1e-7)}
@@ -207,14 +207,14 @@ def _run_case(name):
     RESULTS[name] = outcome if outcome in ("int64 math",) else ok
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", NODE_CASES)
 def test_node_case(case):
     _run_case(case)
 
 
 def test_summary():
     """Prints the totals (running any case this session has not, e.g. under -k)."""
-    for name in CASES:
+    for name in NODE_CASES:
         if name not in RESULTS:
             try:
                 _run_case(name)
@@ -223,13 +223,13 @@ def test_summary():
     count = {k: sum(1 for v in RESULTS.values() if v == k) for k in
              ("passed", "failed", "int64 math", "known ok", "known FAILED", "dtype ok", "dtype FAILED", "unclaimed ok",
               "unclaimed FAILED")}
-    claimed = sum(1 for n in CASES if _category(n) != "unclaimed")
+    claimed = sum(1 for n in NODE_CASES if _category(n) != "unclaimed")
     dtype = count["dtype ok"] + count["dtype FAILED"]
     unclaimed = count["unclaimed ok"] + count["unclaimed FAILED"]
-    line = (f"ONNX backend node tests: {count['passed']} of {len(CASES)} pass "
+    line = (f"ONNX backend node tests: {count['passed']} of {len(NODE_CASES)} pass "
             f"({claimed} claimed: {count['passed']} pass, {count['failed']} fail, {count['int64 math']} int64 math, "
             f"{count['known ok'] + count['known FAILED']} known unsupported variants, {dtype} unsupported dtype "
             f"[{count['dtype FAILED']} without the expected TypeError]; {unclaimed} unclaimed "
             f"[{count['unclaimed FAILED']} without the expected ValueError])")
     print("\n" + line)
-    assert claimed + unclaimed == len(CASES)
+    assert claimed + unclaimed == len(NODE_CASES)
