@@ -15,3 +15,12 @@ def ort():
         yield runner
     finally:
         runner.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The ONNX backend suite's totals (tests/python/test_onnx_backend.py), shown even under -q."""
+    import sys
+    module = sys.modules.get("test_onnx_backend")
+    line = getattr(module, "SUMMARY", None)
+    if line:
+        terminalreporter.write_line(line)

@@ -56,6 +56,7 @@ INT64_MATH = "expects a float32 or float64 input, got int64"
 
 # case -> "passed" | "failed" | "dtype ok" | "dtype FAILED" | "unclaimed ok" | "unclaimed FAILED"
 RESULTS = {}
+SUMMARY = None
 
 
 def _op_key(node):
@@ -232,4 +233,6 @@ def test_summary():
             f"[{count['dtype FAILED']} without the expected TypeError]; {unclaimed} unclaimed "
             f"[{count['unclaimed FAILED']} without the expected ValueError])")
     print("\n" + line)
+    global SUMMARY
+    SUMMARY = line  # conftest.py prints it in pytest's terminal summary
     assert claimed + unclaimed == len(NODE_CASES)
