@@ -22,6 +22,26 @@ constexpr std::int64_t kIrVersion = 8;  // the IR version of opset 17
 
 class Exporter;
 
+// A Constant node whose output is `name`.
+void add_constant_node(onnx::GraphProto& graph, const std::string& name, const Tensor& value) {
+  onnx::NodeProto* n = graph.add_node();
+  n->set_op_type("Constant");
+  n->set_name(name);
+  n->add_output(name);
+  onnx::AttributeProto* a = n->add_attribute();
+  a->set_name("value");
+  a->set_type(onnx::AttributeProto::TENSOR);
+  *a->mutable_t() = to_proto(value, name);
+}
+
+void add_identity_node(onnx::GraphProto& graph, const std::string& from, const std::string& to) {
+  onnx::NodeProto* n = graph.add_node();
+  n->set_op_type("Identity");
+  n->set_name(to + "/Identity");
+  n->add_input(from);
+  n->add_output(to);
+}
+
 // One node's lowering, writing into the exporter's GraphProto.
 class LowerCtx final : public OnnxLowerCtx {
  public:
@@ -56,7 +76,6 @@ class Exporter {
   void check_arguments(const std::vector<Node*>& order);
   const Node* resolve(const Node* n) const;
   std::vector<const Node*> export_order();
-  std::unordered_map<const Node*, Tensor> fixed_;
   void add_value_info(onnx::ValueInfoProto* info, const std::string& name, const TensorType& type, bool name_dims);
   std::string lower(const Node& node);
   void check_shapes(const onnx::ModelProto& model);
@@ -68,6 +87,7 @@ class Exporter {
   std::set<std::string> used_names_;
   std::set<std::string> domains_;
   std::unordered_map<const Node*, std::string> value_of_;
+  std::unordered_map<const Node*, Tensor> fixed_;  // inputs exported as constants
 };
 
 std::vector<std::string> LowerCtx::emit(const std::string& op_type, const std::vector<std::string>& inputs,
@@ -113,24 +133,15 @@ std::vector<std::string> LowerCtx::emit(const std::string& op_type, const std::v
 
 std::string LowerCtx::constant(const Tensor& value) {
   const std::string name = ex_.fresh_name(node().name() + "/const");
-  onnx::NodeProto* n = ex_.graph().add_node();
-  n->set_op_type("Constant");
-  n->set_name(name);
-  n->add_output(name);
-  onnx::AttributeProto* a = n->add_attribute();
-  a->set_name("value");
-  a->set_type(onnx::AttributeProto::TENSOR);
-  *a->mutable_t() = to_proto(value, name);
+  add_constant_node(ex_.graph(), name, value);
   return name;
 }
 
 void Exporter::check_arguments(const std::vector<Node*>& order) {
   if (outputs_.empty()) throw ValueError("onnx export: no outputs given");
   const Graph* g = &outputs_[0].graph();
-  for (const auto& v : outputs_) {
-    if (!v) throw ValueError("onnx export: an output is an empty node");
+  for (const auto& v : outputs_)
     if (&v.graph() != g) throw ValueError("onnx export: the outputs belong to different graphs");
-  }
   if (options_.opset != 17)
     throw ValueError("onnx export: opset " + std::to_string(options_.opset) + " is not supported; the lowerings target opset 17");
   if (!options_.output_names.empty() && options_.output_names.size() != outputs_.size())
@@ -191,24 +202,19 @@ const Node* Exporter::resolve(const Node* n) const {
 // Dependencies of the outputs through resolved inputs, inputs first; iterative.
 std::vector<const Node*> Exporter::export_order() {
   std::vector<const Node*> order;
-  std::unordered_map<const Node*, int> state;  // 1: on the stack, 2: done
+  std::set<const Node*> seen;
   std::vector<std::pair<const Node*, std::size_t>> stack;
   for (const auto& v : outputs_) {
     const Node* root = resolve(v.node());
-    if (state[root]) continue;
+    if (!seen.insert(root).second) continue;
     stack.push_back({root, 0});
-    state[root] = 1;
     while (!stack.empty()) {
       auto& [node, next] = stack.back();
       if (next < node->inputs().size()) {
         const Node* in = resolve(node->inputs()[next++]);
-        if (!state[in]) {
-          state[in] = 1;
-          stack.push_back({in, 0});
-        }
+        if (seen.insert(in).second) stack.push_back({in, 0});
         continue;
       }
-      state[node] = 2;
       order.push_back(node);
       stack.pop_back();
     }
@@ -247,11 +253,7 @@ std::string Exporter::lower(const Node& node) {
         if (out == result) out = name;
     }
   } else {
-    onnx::NodeProto* n = graph().add_node();
-    n->set_op_type("Identity");
-    n->set_name(name + "/Identity");
-    n->add_input(result);
-    n->add_output(name);
+    add_identity_node(graph(), result, name);
   }
   return name;
 }
@@ -289,14 +291,7 @@ onnx::ModelProto Exporter::run() {
     if (!read.count(n)) continue;
     used_names_.insert(n->name());
     value_of_[n] = n->name();
-    onnx::NodeProto* c = graph().add_node();
-    c->set_op_type("Constant");
-    c->set_name(n->name());
-    c->add_output(n->name());
-    onnx::AttributeProto* a = c->add_attribute();
-    a->set_name("value");
-    a->set_type(onnx::AttributeProto::TENSOR);
-    *a->mutable_t() = to_proto(value, n->name());
+    add_constant_node(graph(), n->name(), value);
   }
   for (const Node* n : order) {
     switch (n->kind()) {
@@ -305,18 +300,10 @@ onnx::ModelProto Exporter::run() {
         value_of_[n] = n->name();
         *graph().add_initializer() = to_proto(n->value(), n->name());
         break;
-      case NodeKind::constant: {
+      case NodeKind::constant:
         value_of_[n] = n->name();
-        onnx::NodeProto* c = graph().add_node();
-        c->set_op_type("Constant");
-        c->set_name(n->name());
-        c->add_output(n->name());
-        onnx::AttributeProto* a = c->add_attribute();
-        a->set_name("value");
-        a->set_type(onnx::AttributeProto::TENSOR);
-        *a->mutable_t() = to_proto(n->value(), n->name());
+        add_constant_node(graph(), n->name(), n->value());
         break;
-      }
       case NodeKind::op: value_of_[n] = lower(*n); break;
     }
   }
@@ -332,11 +319,7 @@ onnx::ModelProto Exporter::run() {
       else if (used_names_.count(want) || output_names.count(want))
         throw ValueError("onnx export: output name '" + want + "' is already used in the model");
       else used_names_.insert(want);
-      onnx::NodeProto* id = graph().add_node();
-      id->set_op_type("Identity");
-      id->set_name(want + "/Identity");
-      id->add_input(value);
-      id->add_output(want);
+      add_identity_node(graph(), value, want);
     }
     output_names.insert(want);
     add_value_info(graph().add_output(), want, n->type(), false);

@@ -126,60 +126,6 @@ Imported import_inverse(ImportCtx& c) { return one(inv(c.in(0))); }
 
 // ---- convolution and pooling (2-D, NCHW) ----
 
-struct Window {
-  Pair kernel{1, 1}, stride{1, 1}, dilation{1, 1};
-  std::array<std::int64_t, 4> pads{0, 0, 0, 0};  // top, left, bottom, right
-};
-
-Window window_of(ImportCtx& c, const Var& x, const Shape& kernel) {
-  if (rank_of(x) != 4) c.fail("only 2-D (NCHW) inputs are supported, got shape " + to_string(x.shape()));
-  Window w;
-  w.kernel = {kernel.at(0), kernel.at(1)};
-  const Axes strides = c.attr_ints("strides", {1, 1}), dil = c.attr_ints("dilations", {1, 1});
-  if (strides.size() != 2 || dil.size() != 2) c.fail("strides and dilations need 2 values");
-  w.stride = {strides[0], strides[1]};
-  w.dilation = {dil[0], dil[1]};
-  const std::string auto_pad = c.attr_string("auto_pad", "NOTSET");
-  if (auto_pad == "NOTSET") {
-    const Axes p = c.attr_ints("pads", {0, 0, 0, 0});
-    if (p.size() != 4) c.fail("pads need 4 values");
-    w.pads = {p[0], p[1], p[2], p[3]};
-  } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-    for (int d = 0; d < 2; ++d) {
-      const std::int64_t n = x.shape()[2 + d];
-      if (n == kDynamic) c.fail("auto_pad needs static spatial dims");
-      const std::int64_t out = (n + w.stride[d] - 1) / w.stride[d];
-      const std::int64_t total =
-          std::max<std::int64_t>((out - 1) * w.stride[d] + (w.kernel[d] - 1) * w.dilation[d] + 1 - n, 0);
-      const std::int64_t small = total / 2, big = total - small;
-      w.pads[d] = auto_pad == "SAME_UPPER" ? small : big;
-      w.pads[2 + d] = auto_pad == "SAME_UPPER" ? big : small;
-    }
-  } else if (auto_pad != "VALID") {
-    c.fail("auto_pad '" + auto_pad + "' is not supported");
-  }
-  return w;
-}
-
-bool symmetric(const Window& w) { return w.pads[0] == w.pads[2] && w.pads[1] == w.pads[3]; }
-
-Var pad_spatial(Var x, const std::array<std::int64_t, 4>& p, double value) {
-  return pad(x, {0, 0, 0, 0, p[0], p[2], p[1], p[3]}, value);
-}
-
-Imported import_conv(ImportCtx& c) {
-  Var x = c.in(0);
-  const Var w = c.in(1);
-  if (rank_of(w) != 4) c.fail("only 2-D convolutions are supported");
-  Window win = window_of(c, x, c.attr_ints("kernel_shape", {w.shape()[2], w.shape()[3]}));
-  if (!symmetric(win)) {
-    x = pad_spatial(x, win.pads, 0.0);
-    win.pads = {0, 0, 0, 0};
-  }
-  Conv2dParams p{win.stride, {win.pads[0], win.pads[1]}, win.dilation, c.attr_int("group", 1)};
-  return one(c.has_input(2) ? conv2d(x, w, c.in(2), p) : conv2d(x, w, p));
-}
-
 // Pooling of any spatial rank, any dilation, padding and ceil_mode, as the
 // max (or sum) of one strided slice per kernel offset; average pools divide
 // by the same sums over a mask of the positions that count.
@@ -187,11 +133,13 @@ struct PoolSpec {
   Shape kernel, stride, dilation, begin, end;  // per spatial dim
 };
 
-PoolSpec pool_spec(ImportCtx& c, const Var& x) {
+// The window attributes shared by Conv and the pools, with auto_pad resolved
+// (which needs static spatial dims).
+PoolSpec pool_spec(ImportCtx& c, const Var& x, const Shape& default_kernel = {}) {
   const std::int64_t s = rank_of(x) - 2;
-  if (s < 1) c.fail("pooling needs (N, C, spatial...) input, got shape " + to_string(x.shape()));
+  if (s < 1) c.fail("needs an (N, C, spatial...) input, got shape " + to_string(x.shape()));
   PoolSpec p;
-  p.kernel = c.attr_ints("kernel_shape");
+  p.kernel = c.attr_ints("kernel_shape", default_kernel);
   p.stride = c.attr_ints("strides", Shape(s, 1));
   p.dilation = c.attr_ints("dilations", Shape(s, 1));
   if (static_cast<std::int64_t>(p.kernel.size()) != s || static_cast<std::int64_t>(p.stride.size()) != s ||
@@ -202,10 +150,10 @@ PoolSpec pool_spec(ImportCtx& c, const Var& x) {
   if (static_cast<std::int64_t>(pads.size()) != 2 * s) c.fail("pads need 2 values per spatial dim");
   for (std::int64_t d = 0; d < s; ++d) {
     const std::int64_t n = x.shape()[2 + d];
-    if (n == kDynamic) c.fail("pooling needs static spatial dims");
     const std::int64_t span = (p.kernel[d] - 1) * p.dilation[d] + 1;
     std::int64_t b = pads[d], e = pads[s + d];
     if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      if (n == kDynamic) c.fail("auto_pad needs static spatial dims");
       const std::int64_t out = (n + p.stride[d] - 1) / p.stride[d];
       const std::int64_t total = std::max<std::int64_t>((out - 1) * p.stride[d] + span - n, 0);
       b = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
@@ -228,6 +176,7 @@ Shape ceil_extra(ImportCtx& c, const Var& x, const PoolSpec& p) {
   if (!c.attr_int("ceil_mode", 0)) return extra;
   for (std::size_t d = 0; d < s; ++d) {
     const std::int64_t n = x.shape()[2 + d];
+    if (n == kDynamic) c.fail("ceil_mode needs static spatial dims");
     const std::int64_t span = n + p.begin[d] + p.end[d] - ((p.kernel[d] - 1) * p.dilation[d] + 1);
     std::int64_t out = (span + p.stride[d] - 1) / p.stride[d] + 1;
     if ((out - 1) * p.stride[d] >= n + p.begin[d]) --out;  // the last window must start inside the input
@@ -282,6 +231,7 @@ Imported import_max_pool(ImportCtx& c) {
     return one(max_pool2d(x, {{p.kernel[0], p.kernel[1]}, Pair{p.stride[0], p.stride[1]}, {p.begin[0], p.begin[1]}, true}));
   Shape end = p.end;
   for (std::size_t d = 0; d < end.size(); ++d) end[d] += extra[d];
+  if (!is_static(x.shape())) c.fail("this pooling variant needs static spatial dims");
   return one(window_fold(pad_spatial(x, p.begin, end, -INFINITY), p, true));
 }
 
@@ -293,11 +243,26 @@ Imported import_average_pool(ImportCtx& c) {
   if (plain_2d(x, p, extra))
     return one(avg_pool2d(x, {{p.kernel[0], p.kernel[1]}, Pair{p.stride[0], p.stride[1]}, {p.begin[0], p.begin[1]},
                               include_pad}));
+  if (!is_static(x.shape())) c.fail("this pooling variant needs static spatial dims");
   const Shape none(extra.size(), 0);
   const Var sums = window_fold(pad_spatial(pad_spatial(x, p.begin, p.end, 0.0), none, extra, 0.0), p, false);
   const Var ones = zeros_like(x) + 1.0;
   const Var mask = pad_spatial(pad_spatial(ones, p.begin, p.end, include_pad ? 1.0 : 0.0), none, extra, 0.0);
   return one(sums / window_fold(mask, p, false));
+}
+
+Imported import_conv(ImportCtx& c) {
+  Var x = c.in(0);
+  const Var w = c.in(1);
+  if (rank_of(x) != 4 || rank_of(w) != 4) c.fail("only 2-D convolutions are supported");
+  const PoolSpec s = pool_spec(c, x, {w.shape()[2], w.shape()[3]});
+  Pair padding{s.begin[0], s.begin[1]};
+  if (s.begin != s.end) {  // asymmetric: zeros added first
+    x = pad_spatial(x, s.begin, s.end, 0.0);
+    padding = {0, 0};
+  }
+  Conv2dParams p{{s.stride[0], s.stride[1]}, padding, {s.dilation[0], s.dilation[1]}, c.attr_int("group", 1)};
+  return one(c.has_input(2) ? conv2d(x, w, c.in(2), p) : conv2d(x, w, p));
 }
 
 Axes spatial_axes(const Var& x) {

@@ -220,7 +220,7 @@ def _grow_batch(arrays, which):
     return [np.concatenate([a, a[:1]]) if k in which else a for k, a in enumerate(arrays)]
 
 
-def _assert_mask_like(got, case):
+def _assert_mask_like(got):
     """A dropout mask: every value 0 or 1 / (1 - p)."""
     vals = np.unique(got)
     assert all(np.isclose(v, 0) or np.isclose(v, vals.max()) for v in vals), vals
@@ -273,7 +273,7 @@ def check_onnx(case, dtype, ort, tmp_path):
         want = prog(**f)
         again = imported(**f)
         if nondeterministic:
-            _assert_mask_like(again, case)
+            _assert_mask_like(again)
         else:
             # the importer may map an op onto others (lstsq on the normal equations): ONNX's tolerance
             np.testing.assert_allclose(again, want, rtol=max(tol, case.rtol or 0), atol=tol)
@@ -285,7 +285,7 @@ def check_onnx(case, dtype, ort, tmp_path):
             raise
         assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, got.shape, want.dtype, want.shape)
         if nondeterministic:
-            _assert_mask_like(got, case)
+            _assert_mask_like(got)
         else:
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
     return "ok"
@@ -327,7 +327,10 @@ def check_onnx_grad(case, dtype, ort, tmp_path):
                 "Could not find an implementation" in str(e):
             return
         raise
-    tol = _ONNX_TOL[dtype] * (10 if dtype == np.float32 else 1)
+    tol = _ONNX_TOL[dtype]
+    if dtype == np.float32 and any(n.op_type == "Inverse" for n in model.graph.node):
+        # ORT inverts A^T A where LAPACK factors A: float32 rounding grows with the squared condition number
+        tol = 1e-4
     for g_, w_ in zip(got, want):
         np.testing.assert_allclose(g_, w_, rtol=max(tol, case.rtol or 0), atol=tol)
 

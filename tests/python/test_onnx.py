@@ -139,9 +139,20 @@ def test_int64_label_input_and_fixed_inputs(ort, tmp_path):
     np.testing.assert_allclose(served, g.compile(loss)(logits=L, labels=t), rtol=1e-5, atol=1e-6)
     model = onnx.load(str(path))
     assert model.graph.input[1].type.tensor_type.elem_type == onnx.TensorProto.INT64
-    # a fixed input becomes a constant
-    xg.onnx.export(loss, path, fixed={"labels": np.array([0, 1, 2], np.int64)}) if False else None
-    with pytest.raises(ValueError, match="must be int64"):
+    # a fixed input becomes a constant: the model no longer takes it
+    g2 = xg.Graph()
+    x = g2.input("x", (None, 3))
+    scale = g2.input("scale", ())
+    y = x * scale
+    fixed_path = tmp_path / "fixed.onnx"
+    xg.onnx.export(y, fixed_path, fixed={"scale": np.float32(2.5)})
+    assert [i.name for i in onnx.load(str(fixed_path)).graph.input] == ["x"]
+    X = rng.standard_normal((4, 3)).astype(np.float32)
+    (served,) = ort.run(fixed_path, {"x": X})
+    np.testing.assert_allclose(served, 2.5 * X, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"must be float32\(\)"):
+        xg.onnx.export(y, fixed_path, fixed={"scale": np.zeros(3, np.float32)})
+    with pytest.raises(ValueError, match="must be int64"):  # a symbolic input cannot be fixed
         xg.onnx.export(loss, path, fixed={"labels": np.zeros(3, np.int64)})
 
 
