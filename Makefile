@@ -34,10 +34,10 @@ build: install
 	cmake --build $(BUILD) -j $(JOBS)
 
 # ONNX Runtime (CPU) for the Python tests: the npm package onnxruntime-node, pinned by
-# tests/onnx_runtime/package-lock.json. Installs Node.js and npm from Debian when missing; runs npm ci
+# tools/onnxruntime/package-lock.json. Installs Node.js and npm from Debian when missing; runs npm ci
 # only when node_modules is missing or the lock changed (the stamp lives inside node_modules). The
-# package's install script would download GPU files: skipped (here and in tests/onnx_runtime/.npmrc).
-ORT_DIR := tests/onnx_runtime
+# package's install script would download GPU files: skipped (here and in tools/onnxruntime/.npmrc).
+ORT_DIR := tools/onnxruntime
 ORT_STAMP := $(ORT_DIR)/node_modules/.xgrad-ort-stamp
 
 ort: $(ORT_STAMP)

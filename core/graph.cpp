@@ -152,14 +152,42 @@ std::string Graph::to_string() const {
   return os.str();
 }
 
-std::string Graph::to_dot() const {
+namespace {
+// A DOT string literal's body: quotes and backslashes escaped (user-chosen names may hold either).
+std::string dot_escaped(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+}  // namespace
+
+std::string Graph::to_dot(const std::vector<Var>& outputs) const {
+  std::vector<Node*> nodes;
+  if (outputs.empty()) {
+    for (const auto& n : nodes_) nodes.push_back(n.get());
+  } else {
+    std::vector<Node*> roots;
+    for (const Var& v : outputs) {
+      if (!v || &v.graph() != this) throw ValueError("to_dot: an output is not a node of this graph");
+      roots.push_back(v.node());
+    }
+    nodes = topological_order(roots);
+  }
+  std::unordered_set<const Node*> is_output;
+  for (const Var& v : outputs) is_output.insert(v.node());
+
   std::ostringstream os;
-  os << "digraph xgrad {\n  rankdir=LR;\n";
-  for (const auto& n : nodes_) {
+  os << "digraph xgrad {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n";
+  for (const Node* n : nodes) {
     const char* shape = n->kind() == NodeKind::op ? "box" : n->kind() == NodeKind::param ? "doubleoctagon" : "ellipse";
-    os << "  n" << n->id() << " [shape=" << shape << ", label=\"" << n->name();
+    os << "  n" << n->id() << " [shape=" << shape << ", label=\"" << dot_escaped(n->name());
     if (n->op()) os << "\\n" << n->op()->name();
-    os << "\\n" << xgrad::to_string(n->type()) << "\"];\n";
+    os << "\\n" << xgrad::to_string(n->type()) << "\"";
+    if (is_output.count(n)) os << ", penwidth=2";
+    os << "];\n";
     for (const Node* in : n->inputs()) os << "  n" << in->id() << " -> n" << n->id() << ";\n";
   }
   os << "}\n";

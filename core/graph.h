@@ -91,7 +91,8 @@ class Graph {
   std::vector<Var> inputs() const;
   std::vector<Var> params() const;
   std::string to_string() const;
-  std::string to_dot() const;  // Graphviz
+  // Graphviz DOT text: the nodes `outputs` depend on (outputs drawn bold), or the whole graph when empty.
+  std::string to_dot(const std::vector<Var>& outputs = {}) const;
 
  private:
   Node& add_node(NodeKind kind, const std::string& name, TensorType type);

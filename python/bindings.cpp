@@ -133,7 +133,21 @@ PYBIND11_MODULE(_xgrad, m) {
             return out;
           })
       .def("__len__", [](const Graph& g) { return g.nodes().size(); })
-      .def("to_dot", &Graph::to_dot, "Graphviz DOT text of the whole graph.")
+      .def("to_dot", [](const std::shared_ptr<Graph>& g, const py::object& outputs) {
+            std::vector<Var> outs;
+            auto add = [&](const py::handle& h) {
+              if (!py::isinstance<PyNode>(h))
+                throw TypeError("to_dot: outputs must be xgrad nodes, got " + py::repr(h).cast<std::string>());
+              const auto& n = h.cast<const PyNode&>();
+              if (n.graph != g) throw ValueError("to_dot: node '" + n.var.name() + "' belongs to another graph");
+              outs.push_back(n.var);
+            };
+            if (py::isinstance<PyNode>(outputs)) add(outputs);
+            else if (!outputs.is_none()) for (const auto& h : outputs) add(h);
+            return g->to_dot(outs);
+          }, py::arg("outputs") = py::none(),
+          "Graphviz DOT text of what `outputs` (a node or a list) depend on, outputs in bold; the whole graph "
+          "when None. Render it with graphviz.Source(dot) (inline SVG in a notebook) or `dot -Tsvg`.")
       .def("__str__", &Graph::to_string)
       .def("__repr__", [](const Graph& g) {
             return "<xgrad.Graph: " + std::to_string(g.nodes().size()) + " nodes, " + std::to_string(g.inputs().size()) +

@@ -66,6 +66,21 @@ TEST(Graph, DotOutputListsNodesAndEdges) {
   EXPECT_NE(dot.find("n" + std::to_string(x->id()) + " -> n" + std::to_string(y->id())), std::string::npos);
 }
 
+TEST(Graph, DotOfOutputsHoldsOnlyWhatTheyDependOn) {
+  Graph g;
+  Var x = g.input("x", {2});
+  Var y = tanh(x);
+  Var unrelated = exp(g.input("say \"hi\"", {3}));
+  const std::string dot = g.to_dot({y});
+  EXPECT_NE(dot.find("n" + std::to_string(y->id()) + " [shape=box"), std::string::npos);
+  EXPECT_NE(dot.find("penwidth=2"), std::string::npos);  // the output is drawn bold
+  EXPECT_EQ(dot.find("n" + std::to_string(unrelated->id()) + " "), std::string::npos);
+  // A quote in a name is escaped, so the DOT text stays well formed.
+  EXPECT_NE(g.to_dot().find("say \\\"hi\\\""), std::string::npos);
+  Graph other;
+  EXPECT_THROW(other.to_dot({y}), ValueError);
+}
+
 TEST(Grad, MissingDependencyIsAnErrorUnlessAllowed) {
   Graph g;
   Var x = g.input("x", {3}, DType::float64);

@@ -6,7 +6,7 @@ import pytest
 def ort():
     """One ONNX Runtime (CPU, via Node.js) for the whole session: ort.run(model_path, {name: array}) -> [arrays].
     Fails (not skips) when it is not installed: `make ort` installs it, and `make test` runs that first."""
-    from ort import NOT_INSTALLED, OrtRunner, ort_available  # tests/python is on sys.path (rootdir conftest)
+    from ort_node import NOT_INSTALLED, OrtRunner, ort_available  # tools/onnxruntime: pytest's pythonpath
 
     if not ort_available():
         pytest.fail(NOT_INSTALLED, pytrace=False)

@@ -1,12 +1,12 @@
-"""The ONNX Runtime test runner itself (tests/python/ort.py, tests/onnx_runtime/runner.js), on tiny models
+"""The ONNX Runtime test runner itself (tools/onnxruntime: ort_node.py, runner.js), on tiny models
 built with onnx.helper. Needs no xgrad."""
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import onnx
+from onnx import TensorProto, helper, numpy_helper
 
-from ort import OrtError, OrtRunner  # noqa: E402
+from ort_node import InferenceSession, OrtError, OrtRunner
 
 OPSET = 13
 
@@ -182,3 +182,16 @@ def test_own_runner_close_and_restart(tmp_path):
         np.testing.assert_array_equal(r.run(path, {"a": x, "b": x})[0], 2 * x)
         r.close()  # a later run starts a new process
         np.testing.assert_array_equal(r.run(path, {"a": x, "b": x})[0], 2 * x)
+
+
+def test_inference_session_mirrors_onnxruntime_run(tmp_path):
+    """The onnxruntime-like front the notebooks use: run(None, feeds) and run([names], feeds)."""
+    path = _add_model(tmp_path, TensorProto.FLOAT)
+    a, b = np.ones((2, 3), np.float32), np.full((2, 3), 2, np.float32)
+    session = InferenceSession(path)
+    (y,) = session.run(None, {"a": a, "b": b})
+    np.testing.assert_array_equal(y, a + b)
+    (y,) = session.run(["y"], {"a": a, "b": a})
+    np.testing.assert_array_equal(y, a + a)
+    with pytest.raises(FileNotFoundError, match="no ONNX model"):
+        InferenceSession(tmp_path / "missing.onnx")

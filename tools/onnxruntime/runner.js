@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// ONNX Runtime (CPU execution provider) for xgrad's Python tests, as a long-running process that
-// speaks JSON lines: one request per line on stdin, one reply per line on stdout, in order.
+// ONNX Runtime (CPU execution provider) for xgrad's Python tests and notebooks, as a long-running process that
+// speaks JSON lines: one request per line on stdin, one reply per line on stdout, in order (ort_node.py drives it).
 //
 // Request: {"model": "/abs/path.onnx",
 //           "feeds": {"x": {"dtype": "float32", "shape": [2, 3], "data": "<base64, little-endian raw bytes>"}},

@@ -1,11 +1,15 @@
-"""ONNX Runtime for the tests, through Node.js: `make ort` installs the npm package onnxruntime-node
-into tests/onnx_runtime, and OrtRunner talks JSON lines to tests/onnx_runtime/runner.js (CPU only).
+"""ONNX Runtime from Python where `pip install onnxruntime` is not possible (no PyPI): the npm package
+onnxruntime-node, installed here by `make ort`, run by runner.js in a Node.js process that talks JSON lines.
 
-    runner = OrtRunner()
+    import ort_node as ort                              # the subset of onnxruntime's API the notebooks use
+    session = ort.InferenceSession("model.onnx")
+    (y,) = session.run(None, {"x": np.ones((2, 3), np.float32)})
+
+    runner = OrtRunner()                                # what the tests use: one process, many models
     (y,) = runner.run("/tmp/model.onnx", {"x": np.ones((2, 3), np.float32)})
     runner.close()
 
-Tests get one shared runner from the session fixture `ort` (conftest.py).
+CPU execution provider only. Tests get one shared runner from the session fixture `ort` (tests/python/conftest.py).
 This module needs only numpy and the standard library (no xgrad, no onnx).
 """
 import base64
@@ -18,9 +22,9 @@ import threading
 
 import numpy as np
 
-ORT_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "onnx_runtime"))
+ORT_DIR = os.path.dirname(os.path.abspath(__file__))
 RUNNER_JS = os.path.join(ORT_DIR, "runner.js")
-NOT_INSTALLED = "ONNX Runtime for tests is not installed: run `make ort`"
+NOT_INSTALLED = "ONNX Runtime (npm onnxruntime-node in tools/onnxruntime) is not installed: run `make ort`"
 
 # numpy dtype name <-> runner.js dtype name (the same words).
 _DTYPES = {
@@ -38,7 +42,7 @@ def _node():
 
 
 def ort_available():
-    """True when Node.js is on PATH and onnxruntime-node is installed in tests/onnx_runtime."""
+    """True when Node.js is on PATH and onnxruntime-node is installed in tools/onnxruntime."""
     return (_node() is not None
             and os.path.isfile(RUNNER_JS)
             and os.path.isfile(os.path.join(ORT_DIR, "node_modules", "onnxruntime-node", "package.json")))
@@ -161,3 +165,26 @@ class OrtRunner:
             self.close()
         except Exception:
             pass
+
+
+_shared = None
+
+
+def _shared_runner():
+    global _shared
+    if _shared is None:
+        _shared = OrtRunner()
+    return _shared
+
+
+class InferenceSession:
+    """onnxruntime.InferenceSession's run() over the shared Node.js runner: session.run(None, {name: array})."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(os.fspath(path))
+        if not os.path.isfile(self.path):
+            raise FileNotFoundError(f"no ONNX model at {self.path}")
+
+    def run(self, output_names, input_feed):
+        """Outputs as numpy arrays, in the model's order (output_names=None) or in output_names' order."""
+        return _shared_runner().run(self.path, input_feed, output_names)
