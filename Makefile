@@ -7,9 +7,10 @@ JOBS ?= $(shell nproc)
 APT_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev \
   pybind11-dev python3-pybind11 python3-dev python3-venv python3-pip python3-setuptools python3-wheel \
   python3-numpy python3-pytest python3-sklearn python3-tqdm libgtest-dev googletest python3-torch \
-  libonnx-dev python3-onnx libonnx-testdata libprotobuf-dev protobuf-compiler
+  libonnx-dev python3-onnx libonnx-testdata libprotobuf-dev protobuf-compiler \
+  python3-matplotlib python3-nbclient python3-nbformat python3-ipykernel python3-graphviz graphviz
 
-.PHONY: deps venv install build demo test test-cpp test-python bench clean ort
+.PHONY: deps venv install build demo test test-cpp test-python notebooks bench clean ort
 
 # Installs the Debian packages that are missing (apt-get update only when needed).
 deps:
@@ -25,7 +26,12 @@ $(PY): | deps
 	/usr/bin/python3 -m venv --system-site-packages $(VENV)
 	printf '[install]\nno-build-isolation = false\n' > $(VENV)/pip.conf
 
-venv: deps $(PY)
+# The Jupyter kernel "xgrad" runs the venv's interpreter; the notebook tests execute with it.
+KERNEL := $(VENV)/share/jupyter/kernels/xgrad/kernel.json
+$(KERNEL): | $(PY)
+	$(PY) -Xfrozen_modules=off -m ipykernel install --sys-prefix --name xgrad --display-name "Python 3 (xgrad)" --env PYDEVD_DISABLE_FILE_VALIDATION 1 >/dev/null
+
+venv: deps $(PY) $(KERNEL)
 
 install: venv
 	$(PY) -m pip install --no-deps --no-build-isolation -q .
@@ -57,6 +63,11 @@ demo: install
 test: build ort
 	cd $(BUILD) && ctest --output-on-failure
 	$(PY) -m pytest -q tests/python
+
+# Runs the notebooks in notebooks/ in the venv's kernel (also part of `make test`); executed copies and their
+# plots go to build/notebooks/.
+notebooks: install ort
+	$(PY) -m pytest -q tests/python/test_notebooks.py
 
 bench: install
 	$(PY) bench/bench_overhead.py

@@ -183,8 +183,11 @@ std::string Graph::to_dot(const std::vector<Var>& outputs) const {
   os << "digraph xgrad {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n";
   for (const Node* n : nodes) {
     const char* shape = n->kind() == NodeKind::op ? "box" : n->kind() == NodeKind::param ? "doubleoctagon" : "ellipse";
-    os << "  n" << n->id() << " [shape=" << shape << ", label=\"" << dot_escaped(n->name());
-    if (n->op()) os << "\\n" << n->op()->name();
+    // An op node's generated name ("matmul_8") only repeats its op: show a name the user gave.
+    const bool generated_name = n->op() && n->name() == n->op()->name() + "_" + std::to_string(n->id());
+    os << "  n" << n->id() << " [shape=" << shape << ", label=\"";
+    if (!generated_name) os << dot_escaped(n->name()) << (n->op() ? "\\n" : "");
+    if (n->op()) os << n->op()->name();
     os << "\\n" << xgrad::to_string(n->type()) << "\"";
     if (is_output.count(n)) os << ", penwidth=2";
     os << "];\n";

@@ -28,7 +28,7 @@ from .gradcheck import GradcheckError, gradcheck
 # The training toolkit (pure Python over the ops above): initializers, layers, minibatches, checkpoints, a fit loop.
 from . import data, init, nn
 from .checkpoint import load, save
-from .training import fit
+from .training import fit, progress
 
 __version__ = "0.1.0"
 
@@ -87,5 +87,5 @@ __all__ = [
     # convolution and pooling
     "conv2d", "max_pool2d", "avg_pool2d",
     # training toolkit: xg.init, xg.nn, xg.data modules; checkpoints; the fit loop
-    "init", "nn", "data", "save", "load", "fit",
+    "init", "nn", "data", "save", "load", "fit", "progress",
 ]

@@ -15,18 +15,27 @@ import warnings
 
 import numpy as np
 
-__all__ = ["fit"]
+__all__ = ["fit", "progress"]
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar (``tqdm.auto``: a widget in notebooks with ipywidgets, text otherwise), for loops of
+    your own: ``for i in xg.progress(range(1000), desc="GD"): ...``. Without ipywidgets the bar is text, and
+    tqdm's "IProgress not found" warning is not shown."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tqdm.auto warns at import when ipywidgets is missing, then uses text
+        from tqdm.auto import tqdm
+    return tqdm(iterable, **kwargs)
 
 
 def _progress_bar(enabled, total, desc):
     if not enabled:
         return None
     try:
-        from tqdm.auto import tqdm  # a widget in notebooks, text in a terminal
+        return progress(total=total, desc=desc, unit="step", leave=True)
     except ImportError:
         warnings.warn("xg.fit: tqdm is not installed (Debian: python3-tqdm), training without a progress bar")
         return None
-    return tqdm(total=total, desc=desc, unit="step", leave=True)
 
 
 def _feeds_of(batch, names):

@@ -74,6 +74,8 @@ TEST(Graph, DotOfOutputsHoldsOnlyWhatTheyDependOn) {
   const std::string dot = g.to_dot({y});
   EXPECT_NE(dot.find("n" + std::to_string(y->id()) + " [shape=box"), std::string::npos);
   EXPECT_NE(dot.find("penwidth=2"), std::string::npos);  // the output is drawn bold
+  // A generated op name ("tanh_1") is left out of the label; it would only repeat the op.
+  EXPECT_NE(dot.find("label=\"tanh\\nfloat32(2,)\""), std::string::npos);
   EXPECT_EQ(dot.find("n" + std::to_string(unrelated->id()) + " "), std::string::npos);
   // A quote in a name is escaped, so the DOT text stays well formed.
   EXPECT_NE(g.to_dot().find("say \\\"hi\\\""), std::string::npos);

@@ -1,6 +1,7 @@
 """The training toolkit: xg.init, xg.nn layers, train/eval switch, checkpoints, xg.data batches, xg.fit,
 and real-data training (scikit-learn's bundled sets) with SGD written as compiled updates."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -443,3 +444,12 @@ def test_checkpoint_keeps_optimizer_state_including_scalars(tmp_path):
     xg.load(str(path), g)
     for p in g.params:
         np.testing.assert_array_equal(p.value, saved[p.name])
+
+
+def test_progress_wraps_an_iterable_with_a_bar(capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no tqdm import warnings reach the user
+        items = list(xg.progress(range(5), desc="my loop"))
+    assert items == [0, 1, 2, 3, 4]
+    err = capsys.readouterr().err
+    assert "my loop" in err and "5/5" in err
