@@ -10,41 +10,12 @@ namespace xgrad {
 namespace {
 
 using G = std::vector<Var>;
-using kernels::select;
 using kernels::unary_kernel;
 
-constexpr double kInvSqrt2 = 0.70710678118654752;
+using ew::kGeluTanhCubic;
+using ew::kGeluTanhScale;
+using ew::kInvSqrt2;
 constexpr double kInvSqrt2Pi = 0.39894228040143268;
-constexpr double kGeluTanhScale = 0.79788456080286536;  // sqrt(2 / pi)
-constexpr double kGeluTanhCubic = 0.044715;
-
-struct LeakyReluF {
-  explicit LeakyReluF(const Attrs& a) : slope(a.get_float("negative_slope")) {}
-  double slope;
-  template <class V> V operator()(V x) const { return select(x > V(0), x, x * V(slope)); }
-};
-struct EluF {
-  explicit EluF(const Attrs& a) : alpha(a.get_float("alpha")) {}
-  double alpha;
-  template <class V> V operator()(V x) const { return select(x > V(0), x, V(alpha) * xsimd::expm1(x)); }
-};
-struct GeluF {
-  explicit GeluF(const Attrs& a) : tanh_form(a.get_int("tanh") != 0) {}
-  bool tanh_form;
-  template <class V> V operator()(V x) const {
-    if (tanh_form) return V(0.5) * x * (V(1) + xsimd::tanh(V(kGeluTanhScale) * (x + V(kGeluTanhCubic) * x * x * x)));
-    return V(0.5) * x * (V(1) + xsimd::erf(x * V(kInvSqrt2)));
-  }
-};
-// log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|).
-struct SoftplusF {
-  template <class V> V operator()(V x) const { return xsimd::max(x, V(0)) + xsimd::log1p(xsimd::exp(-xsimd::abs(x))); }
-};
-struct ClipF {
-  explicit ClipF(const Attrs& a) : lo(a.get_float("min")), hi(a.get_float("max")) {}
-  double lo, hi;
-  template <class V> V operator()(V x) const { return xsimd::min(xsimd::max(x, V(lo)), V(hi)); }
-};
 
 // ONNX float attributes are float32: float64 graphs spell parameterized
 // activations out with float64 constants so that no precision is lost.
@@ -91,14 +62,14 @@ OpDef activation(const char* name, KernelFn kernel, LowerFn onnx) {
   return OpDef(name).infer(infer::same_floating).kernel(kernel).onnx(onnx).elementwise();
 }
 
-const OpDef& leaky_relu_op = register_op(activation("leaky_relu", unary_kernel<LeakyReluF>, lower_leaky_relu)
+const OpDef& leaky_relu_op = register_op(activation("leaky_relu", unary_kernel<ew::LeakyReluF>, lower_leaky_relu)
     .grad([](const GradCtx& c) { return G{where(gt(c.x(), 0.0), c.dy, c.dy * c.attrs.get_float("negative_slope"))}; }));
 
-const OpDef& elu_op = register_op(activation("elu", unary_kernel<EluF>, lower_elu).grad([](const GradCtx& c) {
+const OpDef& elu_op = register_op(activation("elu", unary_kernel<ew::EluF>, lower_elu).grad([](const GradCtx& c) {
   return G{where(gt(c.x(), 0.0), c.dy, c.dy * (c.output + c.attrs.get_float("alpha")))};
 }));
 
-const OpDef& gelu_op = register_op(activation("gelu", unary_kernel<GeluF>, lower_gelu).grad([](const GradCtx& c) {
+const OpDef& gelu_op = register_op(activation("gelu", unary_kernel<ew::GeluF>, lower_gelu).grad([](const GradCtx& c) {
   const Var& x = c.x();
   if (c.attrs.get_int("tanh")) {
     const Var t = tanh((x + pow(x, 3.0) * kGeluTanhCubic) * kGeluTanhScale);
@@ -110,12 +81,12 @@ const OpDef& gelu_op = register_op(activation("gelu", unary_kernel<GeluF>, lower
   return G{c.dy * (cdf + x * pdf)};
 }));
 
-const OpDef& softplus_op = register_op(activation("softplus", unary_kernel<SoftplusF>, lower_softplus).grad([](const GradCtx& c) {
+const OpDef& softplus_op = register_op(activation("softplus", unary_kernel<ew::SoftplusF>, lower_softplus).grad([](const GradCtx& c) {
   return G{c.dy * sigmoid(c.x())};
 }));
 
 // As torch.clamp: the gradient passes where lo <= x <= hi.
-const OpDef& clip_op = register_op(activation("clip", unary_kernel<ClipF>, lower_clip).grad([](const GradCtx& c) {
+const OpDef& clip_op = register_op(activation("clip", unary_kernel<ew::ClipF>, lower_clip).grad([](const GradCtx& c) {
   const Var& x = c.x();
   return G{where(ge(x, c.attrs.get_float("min")), where(le(x, c.attrs.get_float("max")), c.dy, 0.0), 0.0)};
 }));

@@ -10,41 +10,28 @@ namespace xgrad {
 
 namespace {
 
-struct AddF { template <class V> V operator()(V a, V b) const { return a + b; } };
-struct SubF { template <class V> V operator()(V a, V b) const { return a - b; } };
-struct MulF { template <class V> V operator()(V a, V b) const { return a * b; } };
-struct DivF { template <class V> V operator()(V a, V b) const { return a / b; } };
-struct PowF {
-  template <class V> V operator()(V a, V b) const {
-    if constexpr (std::is_floating_point_v<V>) return std::pow(a, b);
-    else return xsimd::pow(a, b);
-  }
-};
-struct MaxF { template <class V> V operator()(V a, V b) const { return xsimd::max(a, b); } };
-struct MinF { template <class V> V operator()(V a, V b) const { return xsimd::min(a, b); } };
-
 OpDef binary(const char* name, KernelFn kernel, LowerFn onnx) {
   return OpDef(name).arity(2).infer(infer::broadcast_floating).kernel(kernel).onnx(onnx).elementwise();
 }
 
-const OpDef& add_op = register_op(binary("add", kernels::binary_kernel<AddF>, onnx_same("Add")).grad([](const GradCtx& c) {
+const OpDef& add_op = register_op(binary("add", kernels::binary_kernel<ew::AddF>, onnx_same("Add")).grad([](const GradCtx& c) {
   return std::vector<Var>{sum_to_like(c.dy, c.x(0)), sum_to_like(c.dy, c.x(1))};
 }));
 
-const OpDef& sub_op = register_op(binary("sub", kernels::binary_kernel<SubF>, onnx_same("Sub")).grad([](const GradCtx& c) {
+const OpDef& sub_op = register_op(binary("sub", kernels::binary_kernel<ew::SubF>, onnx_same("Sub")).grad([](const GradCtx& c) {
   return std::vector<Var>{sum_to_like(c.dy, c.x(0)), sum_to_like(-c.dy, c.x(1))};
 }));
 
-const OpDef& mul_op = register_op(binary("mul", kernels::binary_kernel<MulF>, onnx_same("Mul")).grad([](const GradCtx& c) {
+const OpDef& mul_op = register_op(binary("mul", kernels::binary_kernel<ew::MulF>, onnx_same("Mul")).grad([](const GradCtx& c) {
   return std::vector<Var>{sum_to_like(c.dy * c.x(1), c.x(0)), sum_to_like(c.dy * c.x(0), c.x(1))};
 }));
 
-const OpDef& div_op = register_op(binary("div", kernels::binary_kernel<DivF>, onnx_same("Div")).grad([](const GradCtx& c) {
+const OpDef& div_op = register_op(binary("div", kernels::binary_kernel<ew::DivF>, onnx_same("Div")).grad([](const GradCtx& c) {
   // d(a/b)/db = -a/b^2 = -y/b
   return std::vector<Var>{sum_to_like(c.dy / c.x(1), c.x(0)), sum_to_like(-(c.dy * c.output) / c.x(1), c.x(1))};
 }));
 
-const OpDef& pow_op = register_op(binary("pow", kernels::binary_kernel<PowF>, onnx_same("Pow")).grad([](const GradCtx& c) {
+const OpDef& pow_op = register_op(binary("pow", kernels::binary_kernel<ew::PowF>, onnx_same("Pow")).grad([](const GradCtx& c) {
   const Var& a = c.x(0);
   const Var& b = c.x(1);
   // d/db a^b = a^b log(a); taken as 0 where a == 0 (the limit for b > 0), as in PyTorch.
@@ -59,11 +46,11 @@ std::vector<Var> select_grad(const GradCtx& c, Var a_wins, Var b_wins) {
   return {sum_to_like(where(a_wins, c.dy, half), c.x(0)), sum_to_like(where(b_wins, c.dy, half), c.x(1))};
 }
 
-const OpDef& maximum_op = register_op(binary("maximum", kernels::binary_kernel<MaxF>, onnx_same("Max")).grad([](const GradCtx& c) {
+const OpDef& maximum_op = register_op(binary("maximum", kernels::binary_kernel<ew::MaxF>, onnx_same("Max")).grad([](const GradCtx& c) {
   return select_grad(c, gt(c.x(0), c.x(1)), lt(c.x(0), c.x(1)));
 }));
 
-const OpDef& minimum_op = register_op(binary("minimum", kernels::binary_kernel<MinF>, onnx_same("Min")).grad([](const GradCtx& c) {
+const OpDef& minimum_op = register_op(binary("minimum", kernels::binary_kernel<ew::MinF>, onnx_same("Min")).grad([](const GradCtx& c) {
   return select_grad(c, lt(c.x(0), c.x(1)), gt(c.x(0), c.x(1)));
 }));
 

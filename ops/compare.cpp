@@ -9,24 +9,17 @@ namespace {
 
 using G = std::vector<Var>;
 
-struct EqF { template <class T> bool operator()(T a, T b) const { return a == b; } };
-struct NeF { template <class T> bool operator()(T a, T b) const { return a != b; } };
-struct LtF { template <class T> bool operator()(T a, T b) const { return a < b; } };
-struct LeF { template <class T> bool operator()(T a, T b) const { return a <= b; } };
-struct GtF { template <class T> bool operator()(T a, T b) const { return a > b; } };
-struct GeF { template <class T> bool operator()(T a, T b) const { return a >= b; } };
-
 OpDef comparison(const char* name, KernelFn kernel, LowerFn onnx) {
   return OpDef(name).arity(2).infer(infer::broadcast_compare).kernel(kernel).onnx(onnx).elementwise()
       .not_differentiable("a comparison is piecewise constant; its bool output carries no gradient");
 }
 
-const OpDef& eq_op = register_op(comparison("eq", kernels::compare_kernel<EqF>, onnx_same("Equal")));
-const OpDef& ne_op = register_op(comparison("ne", kernels::compare_kernel<NeF>, [](OnnxLowerCtx& c) { return c.op("Not", {c.op("Equal", c.ins())}); }));
-const OpDef& lt_op = register_op(comparison("lt", kernels::compare_kernel<LtF>, onnx_same("Less")));
-const OpDef& le_op = register_op(comparison("le", kernels::compare_kernel<LeF>, onnx_same("LessOrEqual")));
-const OpDef& gt_op = register_op(comparison("gt", kernels::compare_kernel<GtF>, onnx_same("Greater")));
-const OpDef& ge_op = register_op(comparison("ge", kernels::compare_kernel<GeF>, onnx_same("GreaterOrEqual")));
+const OpDef& eq_op = register_op(comparison("eq", kernels::compare_kernel<ew::EqF>, onnx_same("Equal")));
+const OpDef& ne_op = register_op(comparison("ne", kernels::compare_kernel<ew::NeF>, [](OnnxLowerCtx& c) { return c.op("Not", {c.op("Equal", c.ins())}); }));
+const OpDef& lt_op = register_op(comparison("lt", kernels::compare_kernel<ew::LtF>, onnx_same("Less")));
+const OpDef& le_op = register_op(comparison("le", kernels::compare_kernel<ew::LeF>, onnx_same("LessOrEqual")));
+const OpDef& gt_op = register_op(comparison("gt", kernels::compare_kernel<ew::GtF>, onnx_same("Greater")));
+const OpDef& ge_op = register_op(comparison("ge", kernels::compare_kernel<ew::GeF>, onnx_same("GreaterOrEqual")));
 
 TensorType infer_where(const std::vector<TensorType>& in, const Attrs&) {
   if (in[0].dtype != DType::bool_)

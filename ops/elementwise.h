@@ -1,10 +1,10 @@
 // Kernel templates shared by the elementwise op files. Internal: includes
 // xsimd, so only ops/*.cpp include it.
 //
-// An elementwise functor is written once as a generic lambda or struct with
-// `template <class V> V operator()(V x) const` valid both for a scalar T and
-// for xsimd::batch<T>; the templates below run it vectorized over contiguous
-// memory and as scalars over strided or broadcast views.
+// The templates below run an elementwise functor (ops/elementwise_math.h:
+// `template <class V> V operator()(V x) const`, valid for a scalar T and for
+// xsimd::batch<T>) vectorized over contiguous memory and as scalars over
+// strided or broadcast views.
 #pragma once
 #include <xsimd/xsimd.hpp>
 
@@ -12,17 +12,11 @@
 
 #include "core/op.h"
 #include "core/strided_loop.h"
+#include "ops/elementwise_math.h"
 
 namespace xgrad::kernels {
 
 template <class T> using Batch = xsimd::batch<T>;
-
-// cond ? a : b for a scalar or lane by lane for a batch.
-template <class V, class C>
-V select(C cond, V a, V b) {
-  if constexpr (std::is_floating_point_v<V>) return cond ? a : b;
-  else return xsimd::select(cond, a, b);
-}
 
 template <class Fn>
 void dispatch_floating(DType dtype, Fn&& fn) {

@@ -11,37 +11,6 @@ namespace xgrad {
 
 namespace {
 
-struct NegF { template <class V> V operator()(V x) const { return -x; } };
-struct ExpF { template <class V> V operator()(V x) const { return xsimd::exp(x); } };
-struct LogF { template <class V> V operator()(V x) const { return xsimd::log(x); } };
-struct TanhF { template <class V> V operator()(V x) const { return xsimd::tanh(x); } };
-struct SigmoidF { template <class V> V operator()(V x) const { return V(1) / (V(1) + xsimd::exp(-x)); } };
-struct ReluF { template <class V> V operator()(V x) const { return xsimd::max(x, V(0)); } };
-struct SquareF { template <class V> V operator()(V x) const { return x * x; } };
-struct SqrtF { template <class V> V operator()(V x) const { return xsimd::sqrt(x); } };
-struct RsqrtF { template <class V> V operator()(V x) const { return V(1) / xsimd::sqrt(x); } };
-struct AbsF { template <class V> V operator()(V x) const { return xsimd::abs(x); } };
-struct SignF {
-  template <class V> V operator()(V x) const {
-    if constexpr (std::is_floating_point_v<V>) return x > V(0) ? V(1) : (x < V(0) ? V(-1) : V(0));
-    else return xsimd::select(x > V(0), V(1), xsimd::select(x < V(0), V(-1), V(0)));
-  }
-};
-struct Expm1F { template <class V> V operator()(V x) const { return xsimd::expm1(x); } };
-struct Log1pF { template <class V> V operator()(V x) const { return xsimd::log1p(x); } };
-struct SinF { template <class V> V operator()(V x) const { return xsimd::sin(x); } };
-struct CosF { template <class V> V operator()(V x) const { return xsimd::cos(x); } };
-struct FloorF { template <class V> V operator()(V x) const { return xsimd::floor(x); } };
-struct ErfF { template <class V> V operator()(V x) const { return xsimd::erf(x); } };
-struct PowScalarF {
-  explicit PowScalarF(const Attrs& a) : p(a.get_float("exponent")) {}
-  double p;
-  template <class V> V operator()(V x) const {
-    if constexpr (std::is_floating_point_v<V>) return std::pow(x, static_cast<V>(p));
-    else return xsimd::pow(x, V(static_cast<typename V::value_type>(p)));
-  }
-};
-
 OpDef unary(const char* name, KernelFn kernel, LowerFn onnx) {
   return OpDef(name).arity(1).infer(infer::same_floating).kernel(kernel).onnx(onnx).elementwise();
 }
@@ -50,49 +19,49 @@ using kernels::unary_kernel;
 using G = std::vector<Var>;
 constexpr double kTwoOverSqrtPi = 1.1283791670955126;
 
-const OpDef& neg_op = register_op(unary("neg", unary_kernel<NegF>, onnx_same("Neg")).grad([](const GradCtx& c) { return G{-c.dy}; }));
-const OpDef& exp_op = register_op(unary("exp", unary_kernel<ExpF>, onnx_same("Exp")).grad([](const GradCtx& c) { return G{c.dy * c.output}; }));
-const OpDef& log_op = register_op(unary("log", unary_kernel<LogF>, onnx_same("Log")).grad([](const GradCtx& c) { return G{c.dy / c.x()}; }));
-const OpDef& tanh_op = register_op(unary("tanh", unary_kernel<TanhF>, onnx_same("Tanh")).grad([](const GradCtx& c) {
+const OpDef& neg_op = register_op(unary("neg", unary_kernel<ew::NegF>, onnx_same("Neg")).grad([](const GradCtx& c) { return G{-c.dy}; }));
+const OpDef& exp_op = register_op(unary("exp", unary_kernel<ew::ExpF>, onnx_same("Exp")).grad([](const GradCtx& c) { return G{c.dy * c.output}; }));
+const OpDef& log_op = register_op(unary("log", unary_kernel<ew::LogF>, onnx_same("Log")).grad([](const GradCtx& c) { return G{c.dy / c.x()}; }));
+const OpDef& tanh_op = register_op(unary("tanh", unary_kernel<ew::TanhF>, onnx_same("Tanh")).grad([](const GradCtx& c) {
   return G{c.dy * (1.0 - square(c.output))};
 }));
-const OpDef& sigmoid_op = register_op(unary("sigmoid", unary_kernel<SigmoidF>, onnx_same("Sigmoid")).grad([](const GradCtx& c) {
+const OpDef& sigmoid_op = register_op(unary("sigmoid", unary_kernel<ew::SigmoidF>, onnx_same("Sigmoid")).grad([](const GradCtx& c) {
   return G{c.dy * c.output * (1.0 - c.output)};
 }));
 // where() carries no gradient to its condition, so relu's second derivative is zero, as in PyTorch.
-const OpDef& relu_op = register_op(unary("relu", unary_kernel<ReluF>, onnx_same("Relu")).grad([](const GradCtx& c) {
+const OpDef& relu_op = register_op(unary("relu", unary_kernel<ew::ReluF>, onnx_same("Relu")).grad([](const GradCtx& c) {
   return G{where(gt(c.x(), 0.0), c.dy, 0.0)};
 }));
-const OpDef& square_op = register_op(unary("square", unary_kernel<SquareF>, [](OnnxLowerCtx& c) { return c.op("Mul", {c.in(), c.in()}); }).grad([](const GradCtx& c) {
+const OpDef& square_op = register_op(unary("square", unary_kernel<ew::SquareF>, [](OnnxLowerCtx& c) { return c.op("Mul", {c.in(), c.in()}); }).grad([](const GradCtx& c) {
   return G{c.dy * c.x() * 2.0};
 }));
-const OpDef& sqrt_op = register_op(unary("sqrt", unary_kernel<SqrtF>, onnx_same("Sqrt")).grad([](const GradCtx& c) {
+const OpDef& sqrt_op = register_op(unary("sqrt", unary_kernel<ew::SqrtF>, onnx_same("Sqrt")).grad([](const GradCtx& c) {
   return G{c.dy * 0.5 / c.output};
 }));
-const OpDef& rsqrt_op = register_op(unary("rsqrt", unary_kernel<RsqrtF>, [](OnnxLowerCtx& c) { return c.op("Reciprocal", {c.op("Sqrt", {c.in()})}); }).grad([](const GradCtx& c) {
+const OpDef& rsqrt_op = register_op(unary("rsqrt", unary_kernel<ew::RsqrtF>, [](OnnxLowerCtx& c) { return c.op("Reciprocal", {c.op("Sqrt", {c.in()})}); }).grad([](const GradCtx& c) {
   return G{c.dy * -0.5 * c.output * c.output * c.output};
 }));
-const OpDef& abs_op = register_op(unary("abs", unary_kernel<AbsF>, onnx_same("Abs")).grad([](const GradCtx& c) {
+const OpDef& abs_op = register_op(unary("abs", unary_kernel<ew::AbsF>, onnx_same("Abs")).grad([](const GradCtx& c) {
   return G{c.dy * sign(c.x())};
 }));
-const OpDef& sign_op = register_op(unary("sign", unary_kernel<SignF>, onnx_same("Sign")).grad([](const GradCtx&) {
+const OpDef& sign_op = register_op(unary("sign", unary_kernel<ew::SignF>, onnx_same("Sign")).grad([](const GradCtx&) {
   return G{Var()};  // piecewise constant: zero almost everywhere, as in PyTorch
 }));
-const OpDef& expm1_op = register_op(unary("expm1", unary_kernel<Expm1F>, [](OnnxLowerCtx& c) { return c.op("Sub", {c.op("Exp", {c.in()}), c.scalar(1)}); }).grad([](const GradCtx& c) {
+const OpDef& expm1_op = register_op(unary("expm1", unary_kernel<ew::Expm1F>, [](OnnxLowerCtx& c) { return c.op("Sub", {c.op("Exp", {c.in()}), c.scalar(1)}); }).grad([](const GradCtx& c) {
   return G{c.dy * (c.output + 1.0)};
 }));
-const OpDef& log1p_op = register_op(unary("log1p", unary_kernel<Log1pF>, [](OnnxLowerCtx& c) { return c.op("Log", {c.op("Add", {c.in(), c.scalar(1)})}); }).grad([](const GradCtx& c) {
+const OpDef& log1p_op = register_op(unary("log1p", unary_kernel<ew::Log1pF>, [](OnnxLowerCtx& c) { return c.op("Log", {c.op("Add", {c.in(), c.scalar(1)})}); }).grad([](const GradCtx& c) {
   return G{c.dy / (c.x() + 1.0)};
 }));
-const OpDef& sin_op = register_op(unary("sin", unary_kernel<SinF>, onnx_same("Sin")).grad([](const GradCtx& c) { return G{c.dy * cos(c.x())}; }));
-const OpDef& cos_op = register_op(unary("cos", unary_kernel<CosF>, onnx_same("Cos")).grad([](const GradCtx& c) { return G{-(c.dy * sin(c.x()))}; }));
-const OpDef& erf_op = register_op(unary("erf", unary_kernel<ErfF>, onnx_same("Erf")).grad([](const GradCtx& c) {
+const OpDef& sin_op = register_op(unary("sin", unary_kernel<ew::SinF>, onnx_same("Sin")).grad([](const GradCtx& c) { return G{c.dy * cos(c.x())}; }));
+const OpDef& cos_op = register_op(unary("cos", unary_kernel<ew::CosF>, onnx_same("Cos")).grad([](const GradCtx& c) { return G{-(c.dy * sin(c.x()))}; }));
+const OpDef& erf_op = register_op(unary("erf", unary_kernel<ew::ErfF>, onnx_same("Erf")).grad([](const GradCtx& c) {
   return G{c.dy * exp(-square(c.x())) * kTwoOverSqrtPi};
 }));
-const OpDef& floor_op = register_op(unary("floor", unary_kernel<FloorF>, onnx_same("Floor")).grad([](const GradCtx&) {
+const OpDef& floor_op = register_op(unary("floor", unary_kernel<ew::FloorF>, onnx_same("Floor")).grad([](const GradCtx&) {
   return G{Var()};  // piecewise constant
 }));
-const OpDef& pow_scalar_op = register_op(unary("pow_scalar", unary_kernel<PowScalarF>, [](OnnxLowerCtx& c) {
+const OpDef& pow_scalar_op = register_op(unary("pow_scalar", unary_kernel<ew::PowScalarF>, [](OnnxLowerCtx& c) {
   return c.op("Pow", {c.in(), c.scalar(c.attrs().get_float("exponent"))});
 }).grad([](const GradCtx& c) {
   const double p = c.attrs.get_float("exponent");
