@@ -1,4 +1,4 @@
-// Exception types. The Python bindings map them to ValueError / TypeError.
+// Exception types. The Python bindings map them to ValueError / TypeError / RuntimeError.
 #pragma once
 #include <stdexcept>
 #include <string>
@@ -13,6 +13,11 @@ struct ValueError : std::invalid_argument {
 // A dtype (or kind of object) that the operation does not accept.
 struct TypeError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
+};
+
+// The environment cannot do what was asked (no CUDA device, a device error). Python: RuntimeError.
+struct RuntimeError : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 }  // namespace xgrad

@@ -109,4 +109,11 @@ const OpDef& register_op(OpDef def);
 const OpDef& find_op(const std::string& name);  // throws ValueError for unknown names
 std::vector<const OpDef*> registered_ops();
 
+// Kernels for devices other than the CPU, registered by the backend's files
+// (cuda/) at load time under the op's name; the CPU kernel stays the OpDef's.
+// A Program compiled for a device looks each op up here, and an op without
+// one is a compile-time error naming it: no silent fallback to the CPU.
+void register_device_kernel(const std::string& op, Device device, KernelFn kernel);
+KernelFn device_kernel(const std::string& op, Device device);  // nullptr when there is none
+
 }  // namespace xgrad

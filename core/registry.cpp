@@ -1,4 +1,5 @@
 #include <deque>
+#include <map>
 #include <mutex>
 
 #include "core/error.h"
@@ -10,6 +11,7 @@ namespace {
 struct Registry {
   std::mutex mutex;
   std::deque<OpDef> ops;  // deque: references stay valid as it grows
+  std::map<std::pair<std::string, Device>, KernelFn> device_kernels;
 };
 Registry& registry() {
   static Registry r;
@@ -46,6 +48,21 @@ std::vector<const OpDef*> registered_ops() {
   std::vector<const OpDef*> out;
   for (const auto& op : r.ops) out.push_back(&op);
   return out;
+}
+
+void register_device_kernel(const std::string& op, Device device, KernelFn kernel) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  if (device == Device::cpu) throw ValueError("op '" + op + "': the CPU kernel is the OpDef's own");
+  if (!r.device_kernels.emplace(std::make_pair(op, device), kernel).second)
+    throw ValueError("op '" + op + "' has two " + device_name(device) + " kernels");
+}
+
+KernelFn device_kernel(const std::string& op, Device device) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto it = r.device_kernels.find({op, device});
+  return it == r.device_kernels.end() ? nullptr : it->second;
 }
 
 }  // namespace xgrad

@@ -37,19 +37,19 @@ void visit_dtype(DType dtype, F&& f) {
 
 }  // namespace
 
-Tensor Tensor::empty(DType dtype, const Shape& shape) {
+Tensor Tensor::empty(DType dtype, const Shape& shape, Device device) {
   if (!is_static(shape)) throw ValueError("cannot allocate a tensor of symbolic shape " + shape_str(shape));
   Tensor t;
-  t.storage_ = Storage::allocate(static_cast<std::size_t>(xgrad::numel(shape)) * itemsize(dtype));
+  t.storage_ = Storage::allocate(static_cast<std::size_t>(xgrad::numel(shape)) * itemsize(dtype), device);
   t.dtype_ = dtype;
   t.shape_ = shape;
   t.strides_ = contiguous_strides(shape);
   return t;
 }
 
-Tensor Tensor::zeros(DType dtype, const Shape& shape) {
-  Tensor t = empty(dtype, shape);
-  std::memset(t.raw_data(), 0, static_cast<std::size_t>(t.numel()) * itemsize(dtype));
+Tensor Tensor::zeros(DType dtype, const Shape& shape, Device device) {
+  Tensor t = empty(dtype, shape, device);
+  t.fill_zero();
   return t;
 }
 
@@ -214,10 +214,39 @@ Tensor Tensor::unsqueeze(std::int64_t axis) const {
   return view_of(storage_, dtype_, s, st, offset_);
 }
 
+void Tensor::throw_not_on_host(const char* what) const {
+  throw RuntimeError(std::string(what) + ": the tensor " + dtype_name(dtype_) + shape_str(shape_) + " is on " +
+                     device_name(device()) + "; copy it to the CPU first (to(Device::cpu), .to(\"cpu\") in Python)");
+}
+
+Tensor Tensor::to(Device target) const {
+  const Device here = device();
+  if (here == target) return *this;
+  const std::size_t nbytes = static_cast<std::size_t>(numel()) * itemsize(dtype_);
+  if (here == Device::cpu) {
+    DeviceBackend& backend = require_device(target);
+    const Tensor packed = contiguous();
+    Tensor out = empty(dtype_, shape_, target);
+    if (nbytes) backend.copy_to_device(out.raw_data(), packed.raw_data(), nbytes);
+    return out;
+  }
+  DeviceBackend& backend = require_device(here);
+  if (target != Device::cpu) throw ValueError(std::string("to: cannot copy from ") + device_name(here) + " to " + device_name(target));
+  if (is_contiguous()) {
+    Tensor out = empty(dtype_, shape_);
+    if (nbytes) backend.copy_to_host(out.raw_data(), raw_data(), nbytes);
+    return out;
+  }
+  // A strided device view: bring its whole storage over, then pack the view on the host.
+  auto host = Storage::allocate(storage_->nbytes());
+  if (storage_->nbytes()) backend.copy_to_host(host->data(), storage_->data(), storage_->nbytes());
+  return view_of(host, dtype_, shape_, strides_, offset_).copy();
+}
+
 Tensor Tensor::contiguous() const { return is_contiguous() ? *this : copy(); }
 
 Tensor Tensor::copy() const {
-  Tensor out = empty(dtype_, shape_);
+  Tensor out = empty(dtype_, shape_, device());
   out.copy_from(*this);
   return out;
 }
@@ -225,6 +254,15 @@ Tensor Tensor::copy() const {
 void Tensor::copy_from(const Tensor& src) {
   if (src.shape_ != shape_)
     throw ValueError(std::string("copy_from: cannot copy shape ") + shape_str(src.shape_) + " into " + shape_str(shape_));
+  if (device() != Device::cpu || src.device() != Device::cpu) {
+    if (device() != src.device() || src.dtype_ != dtype_ || !is_contiguous() || !src.is_contiguous())
+      throw ValueError(std::string("copy_from: on a device, only a contiguous copy of the same dtype on the same device; "
+                       "got ") + dtype_name(src.dtype_) + " on " + device_name(src.device()) + " into " +
+                       dtype_name(dtype_) + " on " + device_name(device()));
+    const std::size_t nbytes = static_cast<std::size_t>(numel()) * itemsize(dtype_);
+    if (nbytes) require_device(device()).copy_on_device(raw_data(), src.raw_data(), nbytes);
+    return;
+  }
   if (src.dtype_ == dtype_ && is_contiguous() && src.is_contiguous()) {
     std::memmove(raw_data(), src.raw_data(), static_cast<std::size_t>(numel()) * itemsize(dtype_));
     return;
@@ -235,6 +273,11 @@ void Tensor::copy_from(const Tensor& src) {
 }
 
 void Tensor::fill_zero() {
+  if (device() != Device::cpu) {
+    if (!is_contiguous()) throw_not_on_host("fill_zero of a strided view");
+    if (numel()) require_device(device()).memset_zero(raw_data(), static_cast<std::size_t>(numel()) * itemsize(dtype_));
+    return;
+  }
   if (is_contiguous()) {
     std::memset(raw_data(), 0, static_cast<std::size_t>(numel()) * itemsize(dtype_));
     return;
@@ -243,13 +286,15 @@ void Tensor::fill_zero() {
 }
 
 Tensor Tensor::astype(DType dtype) const {
-  Tensor out = empty(dtype, shape_);
+  if (device() != Device::cpu && dtype != dtype_) throw_not_on_host("astype");
+  Tensor out = empty(dtype, shape_, device());
   out.copy_from(*this);
   return out;
 }
 
 double Tensor::item() const {
   if (numel() != 1) throw ValueError("item: tensor of shape " + shape_str(shape_) + " has not one element");
+  if (device() != Device::cpu) return to(Device::cpu).item();
   double v = 0;
   visit_dtype(dtype_, [&](auto tag) { v = static_cast<double>(*static_cast<const decltype(tag)*>(raw_data())); });
   return v;
@@ -257,7 +302,9 @@ double Tensor::item() const {
 
 std::string Tensor::to_string() const {
   std::ostringstream os;
-  os << "Tensor(" << dtype_name(dtype_) << ", shape=" << shape_str(shape_) << ")";
+  os << "Tensor(" << dtype_name(dtype_) << ", shape=" << shape_str(shape_);
+  if (device() != Device::cpu) os << ", device=" << device_name(device());
+  os << ")";
   return os.str();
 }
 

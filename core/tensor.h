@@ -16,9 +16,9 @@ namespace xgrad {
 class Tensor {
  public:
   Tensor() = default;
-  // Uninitialized contiguous tensor with freshly allocated storage.
-  static Tensor empty(DType dtype, const Shape& shape);
-  static Tensor zeros(DType dtype, const Shape& shape);
+  // Uninitialized contiguous tensor with freshly allocated storage (host memory, or the device's).
+  static Tensor empty(DType dtype, const Shape& shape, Device device = Device::cpu);
+  static Tensor zeros(DType dtype, const Shape& shape, Device device = Device::cpu);
   static Tensor full(DType dtype, const Shape& shape, double value);
   // A view over existing storage; checks that it stays inside the storage.
   static Tensor view_of(std::shared_ptr<Storage> storage, DType dtype, Shape shape, Strides strides,
@@ -34,11 +34,14 @@ class Tensor {
   std::int64_t dim(std::int64_t axis) const;
   bool is_contiguous() const;
   const std::shared_ptr<Storage>& storage() const { return storage_; }
+  Device device() const { return storage_ ? storage_->device() : Device::cpu; }
 
   void* raw_data() const {
     return static_cast<char*>(storage_->data()) + offset_ * static_cast<std::int64_t>(itemsize(dtype_));
   }
+  // Typed host access; a device tensor's memory is not addressable here (RuntimeError).
   template <class T> T* data() const {
+    if (device() != Device::cpu) throw_not_on_host("data");
     if (dtype_v<T> != dtype_)
       throw TypeError(std::string("tensor holds ") + dtype_name(dtype_) + ", not " + dtype_name(dtype_v<T>));
     return static_cast<T*>(raw_data());
@@ -62,17 +65,20 @@ class Tensor {
     offset_ = offset;
   }
 
-  // Copies.
+  // Copies. `to` returns *this when already there; a device's copy is contiguous. The others work on host
+  // tensors, and on device tensors where noted.
+  Tensor to(Device device) const;
   Tensor contiguous() const;  // returns *this when already contiguous
   Tensor copy() const;        // always a fresh contiguous tensor
-  void copy_from(const Tensor& src);  // same shape; any strides; converts the dtype
+  void copy_from(const Tensor& src);  // same shape; any strides; converts the dtype (device: contiguous, same dtype)
   Tensor astype(DType dtype) const;
-  void fill_zero();  // every element of the view (any strides) set to zero
+  void fill_zero();  // every element of the view (any strides; device: contiguous) set to zero
 
   double item() const;  // the single element of a one-element tensor, as double
   std::string to_string() const;
 
  private:
+  [[noreturn]] void throw_not_on_host(const char* what) const;
   std::shared_ptr<Storage> storage_;
   DType dtype_ = DType::float32;
   Shape shape_;

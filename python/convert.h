@@ -55,5 +55,6 @@ void bind_optim(py::module_& m);  // python/bind_optim.cpp  // python/bind_ops.c
 void bind_linalg(py::module_& m);  // python/bind_linalg.cpp: the xgrad.linalg submodule
 void bind_conv(py::module_& m);  // python/bind_conv.cpp
 void bind_onnx(py::module_& m);  // python/bind_onnx.cpp
+void bind_device(py::module_& m);  // python/bind_device.cpp: the xgrad.cuda submodule
 
 }  // namespace xgrad::python

@@ -1,0 +1,46 @@
+// A size-bucketed cache in front of a slow allocator (cudaMalloc): freed
+// blocks are kept and handed out again for requests that round to the same
+// size, so a Program that runs the same shapes again allocates nothing new.
+// Generic over the raw allocate/free functions, so the CPU tests check it.
+#pragma once
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace xgrad {
+
+class CachingAllocator {
+ public:
+  using RawAllocate = std::function<void*(std::size_t)>;  // nullptr when out of memory
+  using RawFree = std::function<void(void*)>;
+
+  struct Stats {
+    std::size_t raw_allocations = 0;  // calls that reached the raw allocator
+    std::size_t bytes_in_use = 0;     // handed out and not yet released (rounded sizes)
+    std::size_t bytes_cached = 0;     // released, kept for reuse
+  };
+
+  CachingAllocator(RawAllocate allocate, RawFree free) : raw_allocate_(std::move(allocate)), raw_free_(std::move(free)) {}
+  ~CachingAllocator() { release_cache(); }
+  CachingAllocator(const CachingAllocator&) = delete;
+  CachingAllocator& operator=(const CachingAllocator&) = delete;
+
+  // Requests round up to a multiple of 512 bytes below 1 MiB and of 1 MiB above,
+  // so nearby sizes share buckets. Throws std::bad_alloc when even an emptied cache does not help.
+  static std::size_t rounded(std::size_t nbytes);
+  void* allocate(std::size_t nbytes);
+  void release(void* ptr, std::size_t nbytes) noexcept;  // nbytes as given to allocate
+  void release_cache();  // returns every cached block to the raw allocator
+  Stats stats() const;
+
+ private:
+  RawAllocate raw_allocate_;
+  RawFree raw_free_;
+  mutable std::mutex mutex_;
+  std::unordered_map<std::size_t, std::vector<void*>> free_blocks_;  // rounded size -> blocks
+  Stats stats_;
+};
+
+}  // namespace xgrad

@@ -1,0 +1,41 @@
+// Where a Storage's bytes live, and the hooks a device backend plugs in.
+// core knows no CUDA: cuda/ (built when CMake finds nvcc) registers a
+// DeviceBackend for Device::cuda at load time, and its kernels in the
+// per-device kernel table (core/op.h). Without it, asking for a CUDA tensor
+// is a RuntimeError that says why.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace xgrad {
+
+enum class Device { cpu, cuda };
+
+const char* device_name(Device device);  // "cpu", "cuda"
+Device parse_device(const std::string& name);  // "cpu", "cuda", "cuda:0"; ValueError otherwise
+
+class DeviceBackend {
+ public:
+  virtual ~DeviceBackend() = default;
+  // Whether a device can be used now, and if not, why (no driver, no GPU).
+  virtual bool available() const = 0;
+  virtual std::string unavailable_reason() const = 0;
+  virtual int device_count() const = 0;
+  // Device memory from the backend's caching allocator; release() returns it to the cache.
+  virtual void* allocate(std::size_t nbytes) = 0;
+  virtual void release(void* ptr, std::size_t nbytes) noexcept = 0;
+  virtual void copy_to_device(void* dst, const void* host_src, std::size_t nbytes) = 0;
+  virtual void copy_to_host(void* host_dst, const void* src, std::size_t nbytes) = 0;
+  virtual void copy_on_device(void* dst, const void* src, std::size_t nbytes) = 0;
+  virtual void memset_zero(void* dst, std::size_t nbytes) = 0;
+  virtual void synchronize() = 0;  // waits for the work queued on the backend's stream
+};
+
+// The backend of a non-CPU device, or nullptr when this build has none.
+DeviceBackend* device_backend(Device device);
+// The backend, checked to be compiled in and available: RuntimeError with the reason otherwise.
+DeviceBackend& require_device(Device device);
+// Called once by a backend's translation unit at load time.
+void register_device_backend(Device device, DeviceBackend* backend);
+
+}  // namespace xgrad

@@ -1,0 +1,26 @@
+// The CUDA backend's shared state for kernel files: the stream every kernel
+// and copy runs on, and error checking. Internal to cuda/.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <string>
+
+namespace xgrad::cuda {
+
+// The one stream of device 0: kernels, copies and cuBLAS calls run on it in order, so memory a
+// finished run released can be handed to the next one without waiting.
+cudaStream_t stream();
+
+// Throws RuntimeError "<what>: <CUDA's message>" unless err is cudaSuccess.
+void check(cudaError_t err, const char* what);
+
+// After a launch: a bad configuration shows up here, not at the next call.
+inline void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
+
+constexpr int kThreads = 256;
+inline unsigned blocks_for(long long n) {
+  const long long b = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(b < 65535 * 16 ? (b > 0 ? b : 1) : 65535 * 16);  // grid-stride loops cover the rest
+}
+
+}  // namespace xgrad::cuda

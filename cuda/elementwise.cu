@@ -1,0 +1,229 @@
+// CUDA kernels for the elementwise ops: unary, binary with numpy broadcasting,
+// comparisons and where. The math is ops/elementwise_math.h's functors, the
+// same structs the CPU kernels run, so their formulas are tested on the CPU.
+#include <cstdint>
+
+#include "core/op.h"
+#include "core/strided_loop.h"
+#include "cuda/context.h"
+#include "ops/elementwise_math.h"
+
+namespace xgrad::cuda {
+
+namespace {
+
+constexpr int kMaxRank = 8;
+
+// Element offsets of N operands for a linear index into the output's shape
+// (row-major); a broadcast operand has stride 0 along its broadcast axes.
+template <int N>
+struct StridedIndex {
+  int rank = 0;
+  std::int64_t size[kMaxRank] = {};
+  std::int64_t stride[N][kMaxRank] = {};
+
+  __device__ void offsets(std::int64_t linear, std::int64_t (&off)[N]) const {
+    for (int k = 0; k < N; ++k) off[k] = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+      const std::int64_t i = linear % size[d];
+      linear /= size[d];
+      for (int k = 0; k < N; ++k) off[k] += i * stride[k][d];
+    }
+  }
+};
+
+// Output first, then the inputs, each broadcast to the output's shape.
+template <int N>
+StridedIndex<N> strided_index(const Tensor& out, const Tensor* const* in, const char* op) {
+  if (out.ndim() > kMaxRank)
+    throw ValueError(std::string(op) + ": the CUDA kernels take up to 8 dimensions, got " + std::to_string(out.ndim()));
+  StridedIndex<N> ix;
+  ix.rank = static_cast<int>(out.ndim());
+  for (int d = 0; d < ix.rank; ++d) {
+    ix.size[d] = out.shape()[d];
+    ix.stride[0][d] = out.strides()[d];
+  }
+  for (int k = 1; k < N; ++k) {
+    const Strides s = broadcast_strides(in[k - 1]->shape(), in[k - 1]->strides(), out.shape());
+    for (int d = 0; d < ix.rank; ++d) ix.stride[k][d] = s[d];
+  }
+  return ix;
+}
+
+bool packed_like(const Tensor& t, const Tensor& out) { return t.shape() == out.shape() && t.is_contiguous(); }
+
+#define XGRAD_GRID_STRIDE(i, n) \
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < (n); i += std::int64_t(blockDim.x) * gridDim.x)
+
+template <class F, class T>
+__global__ void unary_packed(F f, const T* x, T* y, std::int64_t n) {
+  XGRAD_GRID_STRIDE(i, n) y[i] = f(x[i]);
+}
+
+template <class F, class T>
+__global__ void unary_strided(F f, const T* x, T* y, std::int64_t n, StridedIndex<2> ix) {
+  XGRAD_GRID_STRIDE(i, n) {
+    std::int64_t off[2];
+    ix.offsets(i, off);
+    y[off[0]] = f(x[off[1]]);
+  }
+}
+
+template <class F, class T>
+__global__ void binary_packed(F f, const T* a, const T* b, T* y, std::int64_t n) {
+  XGRAD_GRID_STRIDE(i, n) y[i] = f(a[i], b[i]);
+}
+
+template <class F, class T, class Out>
+__global__ void binary_strided(F f, const T* a, const T* b, Out* y, std::int64_t n, StridedIndex<3> ix) {
+  XGRAD_GRID_STRIDE(i, n) {
+    std::int64_t off[3];
+    ix.offsets(i, off);
+    y[off[0]] = f(a[off[1]], b[off[2]]);
+  }
+}
+
+template <class To, class From>
+__global__ void convert_strided(const From* x, To* y, std::int64_t n, StridedIndex<2> ix) {
+  XGRAD_GRID_STRIDE(i, n) {
+    std::int64_t off[2];
+    ix.offsets(i, off);
+    y[off[0]] = static_cast<To>(x[off[1]]);
+  }
+}
+
+template <class T>
+__global__ void where_strided(const bool* c, const T* a, const T* b, T* y, std::int64_t n, StridedIndex<4> ix) {
+  XGRAD_GRID_STRIDE(i, n) {
+    std::int64_t off[4];
+    ix.offsets(i, off);
+    y[off[0]] = c[off[1]] ? a[off[2]] : b[off[3]];
+  }
+}
+
+template <class Fn>
+void dispatch_floating(DType dtype, const char* op, Fn&& fn) {
+  switch (dtype) {
+    case DType::float32: fn(float{}); return;
+    case DType::float64: fn(double{}); return;
+    default: throw TypeError(std::string(op) + ": the CUDA kernel takes float32 or float64, got " + dtype_name(dtype));
+  }
+}
+
+template <class Fn>
+void dispatch_all(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::float32: fn(float{}); return;
+    case DType::float64: fn(double{}); return;
+    case DType::int64: fn(std::int64_t{}); return;
+    case DType::bool_: fn(bool{}); return;
+  }
+}
+
+template <class F>
+F functor_from(const Attrs& attrs) {
+  if constexpr (std::is_constructible_v<F, const Attrs&>) return F(attrs);
+  else return F{};
+}
+
+template <class F>
+void unary(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const F f = functor_from<F>(attrs);
+  const Tensor& x = *in[0];
+  const std::int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_floating(x.dtype(), "unary op", [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = static_cast<const T*>(x.raw_data());
+    T* yp = static_cast<T*>(out.raw_data());
+    if (packed_like(x, out) && out.is_contiguous())
+      unary_packed<<<blocks_for(n), kThreads, 0, stream()>>>(f, xp, yp, n);
+    else
+      unary_strided<<<blocks_for(n), kThreads, 0, stream()>>>(f, xp, yp, n, strided_index<2>(out, in, "unary op"));
+  });
+  check_launch("unary kernel");
+}
+
+template <class F>
+void binary(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const F f = functor_from<F>(attrs);
+  const std::int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_floating(out.dtype(), "binary op", [&](auto tag) {
+    using T = decltype(tag);
+    const T* ap = static_cast<const T*>(in[0]->raw_data());
+    const T* bp = static_cast<const T*>(in[1]->raw_data());
+    T* yp = static_cast<T*>(out.raw_data());
+    if (packed_like(*in[0], out) && packed_like(*in[1], out) && out.is_contiguous())
+      binary_packed<<<blocks_for(n), kThreads, 0, stream()>>>(f, ap, bp, yp, n);
+    else
+      binary_strided<<<blocks_for(n), kThreads, 0, stream()>>>(f, ap, bp, yp, n, strided_index<3>(out, in, "binary op"));
+  });
+  check_launch("binary kernel");
+}
+
+template <class F>
+void compare(const Tensor* const* in, Tensor& out, const Attrs&) {
+  const std::int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_all(in[0]->dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    binary_strided<<<blocks_for(n), kThreads, 0, stream()>>>(F{}, static_cast<const T*>(in[0]->raw_data()),
+                                                             static_cast<const T*>(in[1]->raw_data()),
+                                                             static_cast<bool*>(out.raw_data()), n,
+                                                             strided_index<3>(out, in, "comparison"));
+  });
+  check_launch("comparison kernel");
+}
+
+void where(const Tensor* const* in, Tensor& out, const Attrs&) {
+  const std::int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_all(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    where_strided<<<blocks_for(n), kThreads, 0, stream()>>>(
+        static_cast<const bool*>(in[0]->raw_data()), static_cast<const T*>(in[1]->raw_data()),
+        static_cast<const T*>(in[2]->raw_data()), static_cast<T*>(out.raw_data()), n, strided_index<4>(out, in, "where"));
+  });
+  check_launch("where kernel");
+}
+
+void astype(const Tensor* const* in, Tensor& out, const Attrs&) {
+  const std::int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_all(out.dtype(), [&](auto to) {
+    dispatch_all(in[0]->dtype(), [&](auto from) {
+      using To = decltype(to);
+      using From = decltype(from);
+      convert_strided<<<blocks_for(n), kThreads, 0, stream()>>>(static_cast<const From*>(in[0]->raw_data()),
+                                                                static_cast<To*>(out.raw_data()), n,
+                                                                strided_index<2>(out, in, "astype"));
+    });
+  });
+  check_launch("astype kernel");
+}
+
+void zeros_like(const Tensor* const*, Tensor& out, const Attrs&) { out.fill_zero(); }
+
+const bool registered = [] {
+  const std::pair<const char*, KernelFn> kernels[] = {
+      {"neg", unary<ew::NegF>}, {"exp", unary<ew::ExpF>}, {"log", unary<ew::LogF>}, {"tanh", unary<ew::TanhF>},
+      {"sigmoid", unary<ew::SigmoidF>}, {"relu", unary<ew::ReluF>}, {"square", unary<ew::SquareF>},
+      {"sqrt", unary<ew::SqrtF>}, {"rsqrt", unary<ew::RsqrtF>}, {"abs", unary<ew::AbsF>}, {"sign", unary<ew::SignF>},
+      {"expm1", unary<ew::Expm1F>}, {"log1p", unary<ew::Log1pF>}, {"sin", unary<ew::SinF>}, {"cos", unary<ew::CosF>},
+      {"floor", unary<ew::FloorF>}, {"erf", unary<ew::ErfF>}, {"pow_scalar", unary<ew::PowScalarF>},
+      {"leaky_relu", unary<ew::LeakyReluF>}, {"elu", unary<ew::EluF>}, {"gelu", unary<ew::GeluF>},
+      {"softplus", unary<ew::SoftplusF>}, {"clip", unary<ew::ClipF>},
+      {"add", binary<ew::AddF>}, {"sub", binary<ew::SubF>}, {"mul", binary<ew::MulF>}, {"div", binary<ew::DivF>},
+      {"pow", binary<ew::PowF>}, {"maximum", binary<ew::MaxF>}, {"minimum", binary<ew::MinF>},
+      {"eq", compare<ew::EqF>}, {"ne", compare<ew::NeF>}, {"lt", compare<ew::LtF>}, {"le", compare<ew::LeF>},
+      {"gt", compare<ew::GtF>}, {"ge", compare<ew::GeF>}, {"where", where}, {"astype", astype},
+      {"zeros_like", zeros_like},
+  };
+  for (const auto& [op, kernel] : kernels) register_device_kernel(op, Device::cuda, kernel);
+  return true;
+}();
+
+}  // namespace
+
+}  // namespace xgrad::cuda

@@ -1,0 +1,175 @@
+// Devices: the caching allocator (on the CPU, over counted malloc/free), device
+// names, clear errors where no GPU is, and the CUDA kernels against the CPU's
+// where one is (those tests skip, saying why, on machines without a GPU).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <set>
+#include <string>
+
+#include "core/caching_allocator.h"
+#include "core/device.h"
+#include "core/op.h"
+#include "core/tensor.h"
+
+using namespace xgrad;
+
+namespace {
+
+struct CountingHeap {
+  int allocations = 0, frees = 0;
+  bool out_of_memory = false;
+  CachingAllocator make() {
+    return CachingAllocator([this](std::size_t n) -> void* {
+                              if (out_of_memory) return nullptr;
+                              ++allocations;
+                              return std::malloc(n);
+                            },
+                            [this](void* p) {
+                              ++frees;
+                              std::free(p);
+                            });
+  }
+};
+
+// The reason a CUDA test cannot run here, or "" when a GPU is usable.
+std::string no_gpu_reason() {
+  DeviceBackend* backend = device_backend(Device::cuda);
+  if (!backend) return "this build has no CUDA backend";
+  if (!backend->available()) return backend->unavailable_reason();
+  return "";
+}
+
+Tensor arange(DType dtype, const Shape& shape, double scale = 0.25, double shift = -1.0) {
+  Tensor t = Tensor::empty(dtype, shape);
+  for (std::int64_t i = 0; i < t.numel(); ++i) {
+    const double v = shift + scale * static_cast<double>(i);
+    if (dtype == DType::float32) t.data<float>()[i] = static_cast<float>(v);
+    else t.data<double>()[i] = v;
+  }
+  return t;
+}
+
+}  // namespace
+
+TEST(CachingAllocator, ReusesReleasedBlocksOfTheSameRoundedSize) {
+  CountingHeap heap;
+  {
+    CachingAllocator cache = heap.make();
+    EXPECT_EQ(CachingAllocator::rounded(1), 512u);
+    EXPECT_EQ(CachingAllocator::rounded(513), 1024u);
+    EXPECT_EQ(CachingAllocator::rounded((1u << 20) + 1), 2u << 20);
+    void* a = cache.allocate(1000);
+    void* b = cache.allocate(1000);
+    EXPECT_NE(a, b);
+    cache.release(a, 1000);
+    EXPECT_EQ(cache.stats().bytes_cached, 1024u);
+    // Steady state: the same sizes again come from the cache, not the heap.
+    for (int run = 0; run < 10; ++run) {
+      void* c = cache.allocate(1010);  // rounds to 1024 too
+      EXPECT_EQ(c, a);
+      cache.release(c, 1010);
+    }
+    EXPECT_EQ(heap.allocations, 2);
+    EXPECT_EQ(cache.stats().raw_allocations, 2u);
+    void* d = cache.allocate(5000);  // another size: a new block
+    EXPECT_EQ(heap.allocations, 3);
+    cache.release(d, 5000);
+    cache.release(b, 1000);
+    EXPECT_EQ(cache.stats().bytes_in_use, 0u);
+    cache.release_cache();
+    EXPECT_EQ(heap.frees, 3);
+    EXPECT_EQ(cache.stats().bytes_cached, 0u);
+  }
+  EXPECT_EQ(heap.frees, heap.allocations);
+}
+
+TEST(CachingAllocator, OutOfMemoryEmptiesTheCacheAndRetriesOnce) {
+  CountingHeap heap;
+  CachingAllocator cache = heap.make();
+  void* a = cache.allocate(4096);
+  cache.release(a, 4096);
+  heap.out_of_memory = true;
+  EXPECT_THROW(cache.allocate(8192), std::bad_alloc);
+  EXPECT_EQ(heap.frees, 1);  // the cached block went back before the retry
+  EXPECT_EQ(cache.stats().bytes_cached, 0u);
+}
+
+TEST(Device, NamesParseAndUnknownOnesAreValueErrors) {
+  EXPECT_EQ(parse_device("cpu"), Device::cpu);
+  EXPECT_EQ(parse_device("cuda"), Device::cuda);
+  EXPECT_EQ(parse_device("cuda:0"), Device::cuda);
+  EXPECT_STREQ(device_name(Device::cuda), "cuda");
+  EXPECT_THROW(parse_device("gpu"), ValueError);
+  EXPECT_EQ(Tensor::zeros(DType::float32, {2}).device(), Device::cpu);
+}
+
+TEST(Device, WithoutAGpuCudaTensorsAreARuntimeErrorSayingWhy) {
+  const std::string reason = no_gpu_reason();
+  if (reason.empty()) GTEST_SKIP() << "a GPU is present: this test checks the refusal on machines without one";
+  try {
+    Tensor::empty(DType::float32, {4}, Device::cuda);
+    FAIL() << "allocating on a missing GPU must throw";
+  } catch (const RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("CUDA"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Tensor::zeros(DType::float32, {4}).to(Device::cuda), RuntimeError);
+}
+
+TEST(Device, EveryElementwiseOpHasACudaKernel) {
+  if (!device_backend(Device::cuda)) GTEST_SKIP() << "this build has no CUDA backend (CMake found no nvcc)";
+  std::set<std::string> missing;
+  for (const OpDef* op : registered_ops())
+    if (op->is_elementwise() && !device_kernel(op->name(), Device::cuda)) missing.insert(op->name());
+  EXPECT_TRUE(missing.empty()) << "no CUDA kernel for " << ::testing::PrintToString(missing);
+  EXPECT_EQ(device_kernel("no_such_op", Device::cuda), nullptr);
+}
+
+TEST(CudaDevice, TensorsRoundTripThroughTheGpu) {
+  if (const std::string reason = no_gpu_reason(); !reason.empty()) GTEST_SKIP() << "no GPU: " << reason;
+  const Tensor host = arange(DType::float64, {3, 4});
+  const Tensor dev = host.to(Device::cuda);
+  EXPECT_EQ(dev.device(), Device::cuda);
+  EXPECT_THROW(dev.data<double>(), RuntimeError);  // device memory is not addressable on the host
+  const Tensor back = dev.to(Device::cpu);
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(back.data<double>()[i], host.data<double>()[i]);
+  // A strided device view comes back as its elements, in order.
+  const Tensor col = dev.slice(1, 1, 2).to(Device::cpu);
+  for (int r = 0; r < 3; ++r) EXPECT_EQ(col.data<double>()[r], host.data<double>()[r * 4 + 1]);
+  EXPECT_DOUBLE_EQ(dev.slice(0, 2, 3).slice(1, 3, 4).item(), host.data<double>()[11]);
+}
+
+TEST(CudaDevice, ElementwiseKernelsMatchTheCpu) {
+  if (const std::string reason = no_gpu_reason(); !reason.empty()) GTEST_SKIP() << "no GPU: " << reason;
+  for (DType dtype : {DType::float32, DType::float64}) {
+    const Tensor a = arange(dtype, {4, 5}, 0.2, -2.0);
+    const Tensor b = arange(dtype, {5}, 0.3, 0.5);  // broadcast along rows
+    const Tensor da = a.to(Device::cuda), db = b.to(Device::cuda);
+    for (const char* name : {"tanh", "sigmoid", "relu", "exp", "abs", "sign", "softplus", "erf"}) {
+      Tensor cpu = Tensor::empty(dtype, a.shape()), gpu = Tensor::empty(dtype, a.shape(), Device::cuda);
+      const Tensor* in_cpu[] = {&a};
+      const Tensor* in_gpu[] = {&da};
+      find_op(name).kernel()(in_cpu, cpu, {});
+      device_kernel(name, Device::cuda)(in_gpu, gpu, {});
+      const Tensor got = gpu.to(Device::cpu);
+      for (std::int64_t i = 0; i < a.numel(); ++i) {
+        const double want = cpu.astype(DType::float64).data<double>()[i];
+        EXPECT_NEAR(got.astype(DType::float64).data<double>()[i], want, 1e-6 * (1 + std::abs(want))) << name;
+      }
+    }
+    for (const char* name : {"add", "sub", "mul", "div", "pow", "maximum"}) {
+      Tensor cpu = Tensor::empty(dtype, a.shape()), gpu = Tensor::empty(dtype, a.shape(), Device::cuda);
+      const Tensor* in_cpu[] = {&a, &b};
+      const Tensor* in_gpu[] = {&da, &db};
+      find_op(name).kernel()(in_cpu, cpu, {});
+      device_kernel(name, Device::cuda)(in_gpu, gpu, {});
+      const Tensor want = cpu.astype(DType::float64), got = gpu.to(Device::cpu).astype(DType::float64);
+      for (std::int64_t i = 0; i < a.numel(); ++i) {
+        const double w = want.data<double>()[i];
+        if (std::isnan(w)) EXPECT_TRUE(std::isnan(got.data<double>()[i])) << name;
+        else EXPECT_NEAR(got.data<double>()[i], w, 1e-6 * (1 + std::abs(w))) << name;
+      }
+    }
+  }
+}
