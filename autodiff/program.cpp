@@ -37,7 +37,8 @@ struct Value {
   NodeKind kind;
   std::string name;
   TensorType type;
-  Tensor held;  // params and constants: shares the node's storage
+  Tensor held;            // constants: the node's value (a copy on the program's device); params: read at each run
+  Node* param = nullptr;  // params: the node, whose value may be replaced (moved to a device) after compiling
 };
 
 struct Step {
@@ -45,6 +46,7 @@ struct Step {
   std::vector<int> inputs;
   int out;
   Attrs attrs;
+  KernelFn kernel = nullptr;  // the op's kernel for the program's device
 };
 
 // Per-run scratch: every value's tensor, with arena values pre-bound.
@@ -107,14 +109,16 @@ std::string describe_inputs(const Step& step, const std::vector<Value>& values, 
 }  // namespace
 
 struct Program::Impl {
+  Device device = Device::cpu;
   std::vector<Value> values;
   std::vector<Step> steps;
   std::vector<int> outputs;
   std::vector<int> feed_values;  // value index of each program input
+  std::vector<int> param_values;  // value index of each param the program reads
   std::vector<std::string> input_names;
   std::vector<TensorType> input_types;
   std::size_t num_user_outputs = 0;  // outputs beyond these are update values
-  std::vector<Tensor> update_targets;  // the params' storage
+  std::vector<Node*> update_targets;    // the params written at the end of each run
   std::vector<int> update_params;      // the value id of each updated param in this program, or -1
   std::vector<std::string> update_names;
   std::vector<bool> repeated_output;  // an output listed earlier too: handed out as a copy
@@ -142,6 +146,16 @@ struct Program::Impl {
   void decide_in_place(Plan& plan, const std::vector<int>& base) const;
   std::unique_ptr<Context> make_context(const Plan& plan) const;
   std::vector<Tensor> check_feeds(const Feeds& feeds) const;
+  void place_on(Device target);
+  // A param's current value, checked to be on the program's device.
+  const Tensor& param_value(const Node& param) const {
+    const Tensor& v = param.value();
+    if (v.device() != device)
+      throw RuntimeError("param '" + param.name() + "' lives on " + device_name(v.device()) + ", but this program runs on " +
+                         device_name(device) + " (a program compiled for " + device_name(v.device()) +
+                         " moved it there): compile this program for " + device_name(v.device()) + " too");
+    return v;
+  }
 };
 
 std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signature) const {
@@ -157,10 +171,10 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
     layout[v] = placeholder(values[v].type.dtype, signature[k]);
   }
   for (std::size_t v = 0; v < n; ++v)
-    if (values[v].held.defined()) {
-      plan->shapes[v] = values[v].held.shape();
+    if (values[v].held.defined() || values[v].param) {
+      layout[v] = values[v].param ? param_value(*values[v].param) : values[v].held;
+      plan->shapes[v] = layout[v].shape();
       plan->places[v] = Place::held;
-      layout[v] = values[v].held;
     }
   std::vector<int> base(n);  // the value whose memory a view ultimately reads
   for (std::size_t v = 0; v < n; ++v) base[v] = static_cast<int>(v);
@@ -209,7 +223,9 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
   for (const Step& step : steps) {
     const Shape& out_shape = plan->shapes[step.out];
     const Place at = plan->places[step.out];
-    bool tileable = step.op->is_elementwise() && (at == Place::arena || at == Place::fresh) && numel(out_shape) >= kMinTiled;
+    // Tiles keep operands in the CPU's caches; a device runs each kernel over the whole array.
+    bool tileable = device == Device::cpu && step.op->is_elementwise() && (at == Place::arena || at == Place::fresh) &&
+                    numel(out_shape) >= kMinTiled;
     for (int i : step.inputs)
       tileable = tileable && ((numel(plan->shapes[i]) == 1 && plan->shapes[i].size() <= 1) ||
                               (plan->shapes[i] == out_shape && layout[i].is_contiguous()));
@@ -325,7 +341,7 @@ void Program::Impl::decide_in_place(Plan& plan, const std::vector<int>& base) co
 
 std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
   auto ctx = std::make_unique<Context>();
-  ctx->arena = Storage::allocate(static_cast<std::size_t>(plan.arena_bytes));
+  ctx->arena = Storage::allocate(static_cast<std::size_t>(plan.arena_bytes), device);
   ctx->values.resize(values.size());
   for (std::size_t v = 0; v < values.size(); ++v) {
     if (plan.places[v] == Place::held) ctx->values[v] = values[v].held;
@@ -336,8 +352,6 @@ std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
                                        plan.arena_offsets[v] / static_cast<std::int64_t>(itemsize(dt)));
     }
   }
-  for (std::size_t u = 0; u < update_targets.size(); ++u)
-    if (plan.in_place[u]) ctx->values[static_cast<std::size_t>(outputs[num_user_outputs + u])] = update_targets[u];
   for (const Step& step : steps) {
     std::vector<const Tensor*> ins;
     for (int i : step.inputs) ins.push_back(&ctx->values[i]);
@@ -421,7 +435,7 @@ std::vector<Tensor> Program::Impl::check_feeds(const Feeds& feeds) const {
     }
     if (fed[k].defined()) throw ValueError("feed '" + name + "' is given twice");
     check_feed(name, tensor, values[feed_values[k]].type);
-    fed[k] = tensor.contiguous();
+    fed[k] = tensor.device() == device ? tensor.contiguous() : tensor.to(device);  // once per run, packed
   }
   for (std::size_t k = 0; k < fed.size(); ++k)
     if (!fed[k].defined())
@@ -429,7 +443,7 @@ std::vector<Tensor> Program::Impl::check_feeds(const Feeds& feeds) const {
   return fed;
 }
 
-Program::Program(const std::vector<Var>& outputs, const Updates& updates) : impl_(std::make_shared<Impl>()) {
+Program::Program(const std::vector<Var>& outputs, const Updates& updates, Device device) : impl_(std::make_shared<Impl>()) {
   if (outputs.empty() && updates.empty()) throw ValueError("compile: no outputs or updates given");
   Graph* graph = nullptr;
   std::vector<Node*> roots;
@@ -456,6 +470,7 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates) : impl
   const std::vector<Var> simplified = simplify(std::vector<Var>(roots.begin(), roots.end()));
   for (std::size_t i = 0; i < roots.size(); ++i) roots[i] = simplified[i].node();
   Impl& p = *impl_;
+  p.device = device;
   for (const auto& in : graph->inputs()) {
     p.graph_input_names.push_back(in.name());
     p.graph_input_types.push_back(in->type());
@@ -465,14 +480,18 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates) : impl
     const int v = static_cast<int>(p.values.size());
     index[node] = v;
     Value value{node->kind(), node->name(), node->type(), {}};
-    if (node->kind() == NodeKind::param || node->kind() == NodeKind::constant) value.held = node->value();
+    if (node->kind() == NodeKind::param) {
+      value.param = node;
+      p.param_values.push_back(v);
+    }
+    if (node->kind() == NodeKind::constant) value.held = node->value();
     if (node->kind() == NodeKind::input) {
       p.input_names.push_back(node->name());
       p.input_types.push_back(node->type());
       p.feed_values.push_back(v);
     }
     if (node->kind() == NodeKind::op) {
-      Step step{node->op(), {}, v, node->attrs()};
+      Step step{node->op(), {}, v, node->attrs(), node->op()->kernel()};
       for (const Node* in : node->inputs()) step.inputs.push_back(index.at(in));
       p.steps.push_back(std::move(step));
     }
@@ -489,9 +508,38 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates) : impl
   for (const auto& u : updates) {
     const auto found = index.find(u.first.node());
     p.update_params.push_back(found == index.end() ? -1 : found->second);
-    p.update_targets.push_back(u.first->value());
+    p.update_targets.push_back(u.first.node());
     p.update_names.push_back(u.first.name());
   }
+  if (device != Device::cpu) p.place_on(device);
+}
+
+// Every step gets the device's kernel (all missing ones are reported at once); then the params
+// the program reads or writes move to the device, and constants get device copies.
+void Program::Impl::place_on(Device target) {
+  std::string missing;
+  for (Step& step : steps) {
+    const bool always_a_view = step.op->view() && !step.op->alias_if();
+    step.kernel = device_kernel(step.op->name(), target);
+    if (!step.kernel && !always_a_view && missing.find("'" + step.op->name() + "'") == std::string::npos)
+      missing += (missing.empty() ? "" : ", ") + ("'" + step.op->name() + "' (node '" + values[step.out].name + "')");
+  }
+  if (!device_backend(target))
+    throw RuntimeError(std::string("compile for ") + device_name(target) +
+                       ": this xgrad was built without CUDA (CMake found no nvcc, or XGRAD_CUDA was OFF)");
+  if (!missing.empty())
+    throw ValueError(std::string("compile for ") + device_name(target) + ": no " + device_name(target) +
+                     " kernel for op " + missing + "; nothing runs on the CPU behind your back, so compile for "
+                     "the CPU or leave these ops out");
+  require_device(target);
+  auto move_param = [&](Node* param) {
+    if (param->value().device() != target) param->move_to(target);
+  };
+  for (Value& value : values) {
+    if (value.param) move_param(value.param);
+    if (value.held.defined()) value.held = value.held.to(target);
+  }
+  for (Node* param : update_targets) move_param(param);
 }
 
 std::vector<Tensor> Program::run(const Feeds& feeds) const {
@@ -536,8 +584,17 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
 
   std::vector<Tensor>& vals = ctx->values;
   for (std::size_t k = 0; k < fed.size(); ++k) vals[p.feed_values[k]] = std::move(fed[k]);
+  // Params as they are now: moving one to a device replaces its storage.
+  auto bind_param = [&](Tensor& slot, const Node& param) {
+    const Tensor& now = p.param_value(param);
+    if (slot.storage() != now.storage()) slot = now;
+  };
+  for (int v : p.param_values) bind_param(vals[static_cast<std::size_t>(v)], *p.values[static_cast<std::size_t>(v)].param);
+  for (std::size_t u = 0; u < p.update_targets.size(); ++u)
+    if (plan->in_place[u]) bind_param(vals[static_cast<std::size_t>(p.outputs[p.num_user_outputs + u])], *p.update_targets[u]);
   for (int o : p.outputs)
-    if (plan->places[o] == Place::fresh && !vals[o].defined()) vals[o] = Tensor::empty(p.values[o].type.dtype, plan->shapes[o]);
+    if (plan->places[o] == Place::fresh && !vals[o].defined())
+      vals[o] = Tensor::empty(p.values[o].type.dtype, plan->shapes[o], p.device);
 
   auto run_step = [&](std::size_t s) {
     const Step& step = p.steps[s];
@@ -546,7 +603,7 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
       const Tensor& base = *ins[0];
       vals[step.out].rebind(base.storage(), base.offset() + plan->view_offsets[step.out]);
     } else {
-      step.op->kernel()(ins, vals[step.out], step.attrs);
+      step.kernel(ins, vals[step.out], step.attrs);
     }
   };
   // Each tile of a group goes through every member before the next tile starts.
@@ -570,7 +627,7 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
           const Tensor& whole_out = vals[step.out];
           m.out[k].rebind(whole_out.storage(), whole_out.offset() + t);
         }
-        step.op->kernel()(m.in_ptrs[k].data(), m.out[k], step.attrs);
+        step.kernel(m.in_ptrs[k].data(), m.out[k], step.attrs);
       }
     }
   };
@@ -610,6 +667,8 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
     throw TypeError(p.where(p.steps[current], &plan->shapes) + e.what());
   } catch (const ValueError& e) {
     throw ValueError(p.where(p.steps[current], &plan->shapes) + e.what());
+  } catch (const RuntimeError& e) {
+    throw RuntimeError(p.where(p.steps[current], &plan->shapes) + e.what());
   }
 
   std::vector<Tensor> result;
@@ -625,7 +684,7 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
     if (plan->stage_update[u]) staged.push_back(vals[p.outputs[p.num_user_outputs + u]].copy());
   for (std::size_t u = 0, k = 0; u < p.update_targets.size(); ++u) {
     if (plan->in_place[u]) continue;  // already there
-    Tensor target = p.update_targets[u];  // a handle on the param's storage
+    Tensor target = p.param_value(*p.update_targets[u]);  // a handle on the param's storage
     target.copy_from(plan->stage_update[u] ? staged[k++] : vals[p.outputs[p.num_user_outputs + u]]);
   }
   return result;
@@ -642,6 +701,8 @@ std::vector<TensorType> Program::output_types() const {
 }
 
 std::size_t Program::num_steps() const { return impl_->steps.size(); }
+
+Device Program::device() const { return impl_->device; }
 
 std::string Program::to_string() const {
   const Impl& p = *impl_;
@@ -681,6 +742,8 @@ std::string Program::to_string() const {
   return os.str();
 }
 
-Program compile(const std::vector<Var>& outputs, const Program::Updates& updates) { return Program(outputs, updates); }
+Program compile(const std::vector<Var>& outputs, const Program::Updates& updates, Device device) {
+  return Program(outputs, updates, device);
+}
 
 }  // namespace xgrad

@@ -7,6 +7,12 @@
 // run takes its own arena from the plan's pool. Parameters are shared: a run
 // reads whatever value they hold, and a program with updates writes them at
 // its end; concurrent runs of such programs race on those params.
+//
+// A Program compiled for a device (CUDA) runs every step there: an op with no
+// kernel for it is a ValueError at compile time, naming the ops (never a quiet
+// fallback to the CPU). Compiling moves the params it reads to the device,
+// where they stay (a CPU program reading them then refuses to run, saying
+// so); feeds are copied in once per run; outputs stay on the device.
 #pragma once
 #include <memory>
 #include <string>
@@ -24,7 +30,7 @@ class Program {
   // that run (all updates read the params as they were before the run).
   using Updates = ParamUpdates;
 
-  explicit Program(const std::vector<Var>& outputs, const Updates& updates = {});
+  explicit Program(const std::vector<Var>& outputs, const Updates& updates = {}, Device device = Device::cpu);
 
   // Feeds by input name. Outputs are fresh tensors owned by the caller.
   std::vector<Tensor> run(const Feeds& feeds) const;
@@ -32,6 +38,7 @@ class Program {
   const std::vector<std::string>& input_names() const;
   const std::vector<TensorType>& input_types() const;
   std::vector<TensorType> output_types() const;
+  Device device() const;
   std::size_t num_steps() const;
   std::string to_string() const;  // the tape and every cached memory plan
 
@@ -40,6 +47,6 @@ class Program {
   std::shared_ptr<Impl> impl_;
 };
 
-Program compile(const std::vector<Var>& outputs, const Program::Updates& updates = {});
+Program compile(const std::vector<Var>& outputs, const Program::Updates& updates = {}, Device device = Device::cpu);
 
 }  // namespace xgrad

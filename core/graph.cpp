@@ -31,7 +31,13 @@ void Node::set_value(const Tensor& v) {
   if (v.shape() != value_.shape())
     throw ValueError("param '" + name_ + "' has shape " + xgrad::to_string(value_.shape()) +
                      ", cannot assign shape " + xgrad::to_string(v.shape()));
-  value_.copy_from(v);
+  value_.copy_from(v.device() == value_.device() ? v : v.to(value_.device()));
+}
+
+void Node::move_to(Device device) {
+  if (kind_ != NodeKind::param && kind_ != NodeKind::constant)
+    throw ValueError("node '" + name_ + "' is a " + kind_name(kind_) + " and holds no value to move");
+  value_ = value_.to(device);
 }
 
 std::string Node::to_string() const {

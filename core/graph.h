@@ -31,7 +31,9 @@ class Node {
   // Params and constants. A param's storage never changes identity, so
   // compiled Programs and numpy views of it always see the current value.
   const Tensor& value() const;
-  void set_value(const Tensor& v);  // copies into the existing storage
+  void set_value(const Tensor& v);  // copies into the existing storage (across devices too)
+  // Params and constants: the value now lives on `device` (a copy; the old storage is released).
+  void move_to(Device device);
 
   std::string to_string() const;
 

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "core/op.h"
 #include "core/strided_loop.h"
 
 namespace xgrad {
@@ -232,15 +233,10 @@ Tensor Tensor::to(Device target) const {
   }
   DeviceBackend& backend = require_device(here);
   if (target != Device::cpu) throw ValueError(std::string("to: cannot copy from ") + device_name(here) + " to " + device_name(target));
-  if (is_contiguous()) {
-    Tensor out = empty(dtype_, shape_);
-    if (nbytes) backend.copy_to_host(out.raw_data(), raw_data(), nbytes);
-    return out;
-  }
-  // A strided device view: bring its whole storage over, then pack the view on the host.
-  auto host = Storage::allocate(storage_->nbytes());
-  if (storage_->nbytes()) backend.copy_to_host(host->data(), storage_->data(), storage_->nbytes());
-  return view_of(host, dtype_, shape_, strides_, offset_).copy();
+  if (!is_contiguous()) return contiguous().to(Device::cpu);  // packed on the device first
+  Tensor out = empty(dtype_, shape_);
+  if (nbytes) backend.copy_to_host(out.raw_data(), raw_data(), nbytes);
+  return out;
 }
 
 Tensor Tensor::contiguous() const { return is_contiguous() ? *this : copy(); }
@@ -255,12 +251,19 @@ void Tensor::copy_from(const Tensor& src) {
   if (src.shape_ != shape_)
     throw ValueError(std::string("copy_from: cannot copy shape ") + shape_str(src.shape_) + " into " + shape_str(shape_));
   if (device() != Device::cpu || src.device() != Device::cpu) {
-    if (device() != src.device() || src.dtype_ != dtype_ || !is_contiguous() || !src.is_contiguous())
-      throw ValueError(std::string("copy_from: on a device, only a contiguous copy of the same dtype on the same device; "
-                       "got ") + dtype_name(src.dtype_) + " on " + device_name(src.device()) + " into " +
-                       dtype_name(dtype_) + " on " + device_name(device()));
+    if (device() != src.device())
+      throw ValueError(std::string("copy_from: the source is on ") + device_name(src.device()) + ", this tensor on " +
+                       device_name(device()) + "; copy across devices with to()");
     const std::size_t nbytes = static_cast<std::size_t>(numel()) * itemsize(dtype_);
-    if (nbytes) require_device(device()).copy_on_device(raw_data(), src.raw_data(), nbytes);
+    if (src.dtype_ == dtype_ && is_contiguous() && src.is_contiguous()) {
+      if (nbytes) require_device(device()).copy_on_device(raw_data(), src.raw_data(), nbytes);
+      return;
+    }
+    // Strides or a dtype change: the device's strided conversion kernel (the astype op's).
+    const KernelFn convert = device_kernel("astype", device());
+    if (!convert) throw RuntimeError(std::string("copy_from: no ") + device_name(device()) + " kernel for strided copies");
+    const Tensor* in[] = {&src};
+    convert(in, *this, Attrs());
     return;
   }
   if (src.dtype_ == dtype_ && is_contiguous() && src.is_contiguous()) {
@@ -286,7 +289,6 @@ void Tensor::fill_zero() {
 }
 
 Tensor Tensor::astype(DType dtype) const {
-  if (device() != Device::cpu && dtype != dtype_) throw_not_on_host("astype");
   Tensor out = empty(dtype, shape_, device());
   out.copy_from(*this);
   return out;

@@ -70,9 +70,9 @@ class Tensor {
   Tensor to(Device device) const;
   Tensor contiguous() const;  // returns *this when already contiguous
   Tensor copy() const;        // always a fresh contiguous tensor
-  void copy_from(const Tensor& src);  // same shape; any strides; converts the dtype (device: contiguous, same dtype)
+  void copy_from(const Tensor& src);  // same shape and device; any strides; converts the dtype
   Tensor astype(DType dtype) const;
-  void fill_zero();  // every element of the view (any strides; device: contiguous) set to zero
+  void fill_zero();  // every element of the view (any strides; on a device: contiguous) set to zero
 
   double item() const;  // the single element of a one-element tensor, as double
   std::string to_string() const;

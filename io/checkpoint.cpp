@@ -7,7 +7,7 @@ namespace xgrad::io {
 
 void save_params(const Graph& g, const std::string& path) {
   NamedTensors arrays;
-  for (const Var& p : g.params()) arrays.emplace_back(p.name(), p->value());
+  for (const Var& p : g.params()) arrays.emplace_back(p.name(), p->value().to(Device::cpu));
   write_npz(path, arrays);
 }
 

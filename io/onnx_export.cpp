@@ -298,11 +298,11 @@ onnx::ModelProto Exporter::run() {
       case NodeKind::input: break;
       case NodeKind::param:
         value_of_[n] = n->name();
-        *graph().add_initializer() = to_proto(n->value(), n->name());
+        *graph().add_initializer() = to_proto(n->value().to(Device::cpu), n->name());
         break;
       case NodeKind::constant:
         value_of_[n] = n->name();
-        add_constant_node(graph(), n->name(), n->value());
+        add_constant_node(graph(), n->name(), n->value().to(Device::cpu));
         break;
       case NodeKind::op: value_of_[n] = lower(*n); break;
     }

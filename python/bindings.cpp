@@ -55,6 +55,10 @@ py::object run_program(const PyProgram& self, const py::args& args, const py::kw
     py::gil_scoped_release nogil;
     outs = self.program.run(feeds);
   }
+  if (self.program.device() != Device::cpu) {  // numpy out always via the host
+    py::gil_scoped_release nogil;
+    for (auto& t : outs) t = t.to(Device::cpu);
+  }
   if (self.single_output) return to_numpy(outs[0]);
   py::list result;
   for (const auto& t : outs) result.append(to_numpy(t));
@@ -87,7 +91,8 @@ PYBIND11_MODULE(_xgrad, m) {
       .def("const", [](const std::shared_ptr<Graph>& g, const py::object& value, const std::string& name) {
             return wrap(g, g->constant(to_tensor(value, std::nullopt, "constant"), name));
           }, py::arg("value"), py::arg("name") = "")
-      .def("compile", [](const std::shared_ptr<Graph>& g, const py::object& outputs, const py::object& updates) {
+      .def("compile", [](const std::shared_ptr<Graph>& g, const py::object& outputs, const py::object& updates,
+                         const std::string& device) {
             auto node_of = [&](const py::handle& h, const char* what) {
               if (!py::isinstance<PyNode>(h))
                 throw TypeError(std::string("compile: ") + what + " must be xgrad nodes, got " + py::repr(h).cast<std::string>());
@@ -113,10 +118,12 @@ PYBIND11_MODULE(_xgrad, m) {
                 ups.emplace_back(node_of(t[0], "update targets"), node_of(t[1], "update values"));
               }
             }
-            return PyProgram{g, compile(outs, ups), single};
-          }, py::arg("outputs") = py::none(), py::arg("updates") = py::none(),
+            return PyProgram{g, compile(outs, ups, parse_device(device)), single};
+          }, py::arg("outputs") = py::none(), py::arg("updates") = py::none(), py::arg("device") = "cpu",
           "Compiles the nodes needed for `outputs` into a Program. `updates` ({param: node} or pairs) are "
-          "written into the params at the end of every run, so one call can be a whole training step.")
+          "written into the params at the end of every run, so one call can be a whole training step. "
+          "device='cuda' runs every step on the GPU (an op without a CUDA kernel is a ValueError naming it) and "
+          "moves the params it uses there; feeds and outputs stay numpy arrays.")
       .def("node", [](const std::shared_ptr<Graph>& g, const std::string& name) {
             Var v = g->find(name);
             if (!v) throw ValueError("the graph has no node named '" + name + "'");
@@ -171,10 +178,17 @@ PYBIND11_MODULE(_xgrad, m) {
           })
       .def_property_readonly("graph", [](const PyNode& n) { return n.graph; })
       .def_property("value",
-          [](const PyNode& n) { return to_numpy(n.var->value()); },
+          [](const PyNode& n) {
+            const Tensor& v = n.var->value();
+            if (v.device() == Device::cpu) return to_numpy(v);
+            py::array copy = to_numpy(v.to(Device::cpu));  // a snapshot: writing to it would change nothing
+            copy.attr("setflags")(py::arg("write") = false);
+            return copy;
+          },
           [](const PyNode& n, const py::object& v) { n.var->set_value(to_tensor(v, n.var.dtype(), "param '" + n.var.name() + "'")); },
           "A param's or constant's value as a numpy view of its storage (no copy). Writing to it in place "
-          "(w.value -= ...) or assigning an array (copied in) changes what every compiled Program sees.")
+          "(w.value -= ...) or assigning an array (copied in) changes what every compiled Program sees. "
+          "For a param on the GPU it is a read-only copy; assign an array to change it.")
       .def("__repr__", node_repr)
       .def("__add__", [](const py::object& a, const py::object& b) { return binary(a, b, xgrad::add, "add"); }, py::is_operator())
       .def("__radd__", [](const py::object& a, const py::object& b) { return binary(b, a, xgrad::add, "add"); }, py::is_operator())

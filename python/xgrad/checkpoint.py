@@ -116,5 +116,5 @@ def load(path, target, strict=True):
             raise ValueError(f"parameter '{name}': the checkpoint has {_describe(got)}, the graph has "
                              f"{np.dtype(want.dtype).name} {tuple(want.shape)}")
     for name in loaded:
-        np.copyto(params[name].value, stored[name])  # in place: Programs share the param's storage
+        params[name].value = stored[name]  # copied into the param's storage (on its device), which Programs share
     return loaded

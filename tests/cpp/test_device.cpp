@@ -8,10 +8,12 @@
 #include <set>
 #include <string>
 
+#include "autodiff/program.h"
 #include "core/caching_allocator.h"
 #include "core/device.h"
 #include "core/op.h"
 #include "core/tensor.h"
+#include "ops/ops.h"
 
 using namespace xgrad;
 
@@ -172,4 +174,60 @@ TEST(CudaDevice, ElementwiseKernelsMatchTheCpu) {
       }
     }
   }
+}
+
+namespace {
+// y = tanh(x * w + b), and an update w <- w - 0.1 * y: elementwise ops only (the ones with CUDA kernels today).
+struct ElementwiseModel {
+  Graph g;
+  Var x = g.input("x", {4}, DType::float64);
+  Var w = g.param("w", Tensor::full(DType::float64, {4}, 0.5));
+  Var b = g.param("b", Tensor::full(DType::float64, {4}, -0.25));
+  Var y = tanh(x * w + b);
+};
+}  // namespace
+
+TEST(Device, CompileForCudaNamesTheOpsWithoutKernels) {
+  ElementwiseModel m;
+  Var z = matmul(reshape(m.y, {1, 4}), reshape(m.x, {4, 1}));
+  if (!device_backend(Device::cuda)) {
+    EXPECT_THROW(compile({z}, {}, Device::cuda), RuntimeError);
+    return;
+  }
+  try {
+    compile({z}, {}, Device::cuda);
+    FAIL() << "matmul has no CUDA kernel yet: compiling for cuda must refuse";
+  } catch (const ValueError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("'matmul'"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("'tanh'"), std::string::npos) << msg;  // tanh has one
+  }
+  EXPECT_EQ(m.w->value().device(), Device::cpu);  // a refused compile moves nothing
+}
+
+TEST(Device, CompileForCudaWithoutAGpuSaysWhyAndMovesNothing) {
+  if (no_gpu_reason().empty()) GTEST_SKIP() << "a GPU is present: this test checks the refusal on machines without one";
+  ElementwiseModel m;
+  EXPECT_THROW(compile({m.y}, {{m.w, m.w - m.y * 0.1}}, Device::cuda), RuntimeError);
+  EXPECT_EQ(m.w->value().device(), Device::cpu);
+}
+
+TEST(CudaDevice, ElementwiseProgramWithUpdatesMatchesTheCpu) {
+  if (const std::string reason = no_gpu_reason(); !reason.empty()) GTEST_SKIP() << "no GPU: " << reason;
+  ElementwiseModel cpu, gpu;
+  Program on_cpu = compile({cpu.y}, {{cpu.w, cpu.w - cpu.y * 0.1}});
+  Program stale = compile({gpu.y});  // compiled for the CPU before the params move
+  Program on_gpu = compile({gpu.y}, {{gpu.w, gpu.w - gpu.y * 0.1}}, Device::cuda);
+  EXPECT_EQ(gpu.w->value().device(), Device::cuda);
+  const Tensor x = arange(DType::float64, {4});
+  for (int run = 0; run < 3; ++run) {
+    const Tensor want = on_cpu.run({{"x", x}})[0];
+    const Tensor got = on_gpu.run({{"x", x}})[0];
+    EXPECT_EQ(got.device(), Device::cuda);
+    const Tensor host = got.to(Device::cpu);
+    for (int i = 0; i < 4; ++i) EXPECT_NEAR(host.data<double>()[i], want.data<double>()[i], 1e-12);
+  }
+  const Tensor w = gpu.w->value().to(Device::cpu);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(w.data<double>()[i], cpu.w->value().data<double>()[i], 1e-12);
+  EXPECT_THROW(stale.run({{"x", x}}), RuntimeError);  // its params now live on the GPU
 }

@@ -3,6 +3,9 @@ backend (CI builds it); where it has no GPU, xg.cuda says why, and device work i
 import os
 import shutil
 
+import numpy as np
+import pytest
+
 import xgrad as xg
 
 
@@ -24,3 +27,55 @@ def test_availability_and_the_reason_agree():
         assert isinstance(reason, str) and reason and xg.cuda.device_count() == 0
         if not xg.cuda.is_built():
             assert "built without CUDA" in reason
+
+
+def _elementwise_model():
+    g = xg.Graph()
+    x = g.input("x", (4,), dtype=xg.float64)
+    w = g.param("w", np.full(4, 0.5))
+    b = g.param("b", np.full(4, -0.25))
+    return g, x, w, b, xg.tanh(x * w + b)
+
+
+def test_unknown_device_names_are_value_errors():
+    g, x, w, b, y = _elementwise_model()
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        g.compile(y, device="gpu")
+
+
+def test_compiling_for_cuda_names_the_ops_without_cuda_kernels():
+    g, x, w, b, y = _elementwise_model()
+    z = xg.sum(y) + x @ w
+    if not xg.cuda.is_built():
+        with pytest.raises(RuntimeError, match="built without CUDA"):
+            g.compile(z, device="cuda")
+        return
+    with pytest.raises(ValueError, match="no cuda kernel for op .*'(matmul|sum)'") as err:
+        g.compile(z, device="cuda")
+    assert "'tanh'" not in str(err.value) and "nothing runs on the CPU behind your back" in str(err.value)
+    assert w.value.flags.writeable  # a refused compile moves nothing
+
+
+def test_without_a_gpu_compiling_for_cuda_says_why():
+    if xg.cuda.is_available():
+        pytest.skip("a GPU is present: this checks the refusal on machines without one")
+    g, x, w, b, y = _elementwise_model()
+    with pytest.raises(RuntimeError, match="CUDA"):
+        g.compile(y, updates={w: w - 0.1 * y}, device="cuda")
+    assert w.value.flags.writeable and np.shares_memory(w.value, w.value)  # still a CPU view of the param
+
+
+def test_elementwise_training_step_on_the_gpu_matches_the_cpu():
+    if not xg.cuda.is_available():
+        pytest.skip(f"no GPU: {xg.cuda.why_unavailable()}")
+    gc, xc, wc, bc, yc = _elementwise_model()
+    gg, xg_, wg, bg, yg = _elementwise_model()
+    on_cpu = gc.compile(yc, updates={wc: wc - 0.1 * yc})
+    on_gpu = gg.compile(yg, updates={wg: wg - 0.1 * yg}, device="cuda")
+    feed = np.linspace(-1, 1, 4)
+    for _ in range(3):
+        np.testing.assert_allclose(on_gpu(x=feed), on_cpu(x=feed), rtol=1e-12)
+    assert not wg.value.flags.writeable  # a snapshot of a GPU param
+    np.testing.assert_allclose(wg.value, wc.value, rtol=1e-12)
+    wg.value = np.zeros(4)  # assignment uploads
+    assert (wg.value == 0).all()
