@@ -14,8 +14,9 @@ namespace xgrad {
 namespace {
 
 using G = std::vector<Var>;
-
-Shape batch_of(const Shape& s) { return Shape(s.begin(), s.end() - 2); }
+using blas::as_blas_operand;
+using blas::batch_of;
+using blas::blas_readable;
 
 TensorType infer_matmul(const std::vector<TensorType>& in, const Attrs&) {
   const TensorType& a = in[0];
@@ -37,29 +38,6 @@ TensorType infer_matmul(const std::vector<TensorType>& in, const Attrs&) {
   out.push_back(a.shape[a.shape.size() - 2]);
   out.push_back(b.shape.back());
   return {a.dtype, out};
-}
-
-// How BLAS can read a rows x cols matrix with strides (s0, s1) in place, if it can.
-bool as_blas_operand(const void* data, std::int64_t rows, std::int64_t cols, std::int64_t s0, std::int64_t s1,
-                     blas::MatrixArg& arg) {
-  arg.data = data;
-  if ((cols <= 1 || s1 == 1) && (rows <= 1 || s0 >= std::max<std::int64_t>(cols, 1))) {
-    arg.transposed = false;
-    arg.ld = rows <= 1 ? std::max<std::int64_t>(cols, 1) : s0;
-    return true;
-  }
-  if ((rows <= 1 || s0 == 1) && (cols <= 1 || s1 >= std::max<std::int64_t>(rows, 1))) {
-    arg.transposed = true;
-    arg.ld = cols <= 1 ? std::max<std::int64_t>(rows, 1) : s1;
-    return true;
-  }
-  return false;
-}
-
-bool blas_readable(const Tensor& t) {
-  blas::MatrixArg arg{};
-  const auto r = t.ndim();
-  return as_blas_operand(nullptr, t.shape()[r - 2], t.shape()[r - 1], t.strides()[r - 2], t.strides()[r - 1], arg);
 }
 
 void matmul_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {

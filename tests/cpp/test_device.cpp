@@ -13,6 +13,7 @@
 #include "core/device.h"
 #include "core/op.h"
 #include "core/tensor.h"
+#include "ops/linalg.h"
 #include "ops/ops.h"
 
 using namespace xgrad;
@@ -189,17 +190,19 @@ struct ElementwiseModel {
 
 TEST(Device, CompileForCudaNamesTheOpsWithoutKernels) {
   ElementwiseModel m;
-  Var z = matmul(reshape(m.y, {1, 4}), reshape(m.x, {4, 1}));
+  const Var a = reshape(m.y, {2, 2});
+  const std::vector<Var> outputs{det(a), cholesky(a)};  // linear algebra has no CUDA kernels
   if (!device_backend(Device::cuda)) {
-    EXPECT_THROW(compile({z}, {}, Device::cuda), RuntimeError);
+    EXPECT_THROW(compile(outputs, {}, Device::cuda), RuntimeError);
     return;
   }
   try {
-    compile({z}, {}, Device::cuda);
-    FAIL() << "matmul has no CUDA kernel yet: compiling for cuda must refuse";
+    compile(outputs, {}, Device::cuda);
+    FAIL() << "det and cholesky have no CUDA kernels: compiling for cuda must refuse";
   } catch (const ValueError& e) {
     const std::string msg = e.what();
-    EXPECT_NE(msg.find("'matmul'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'det'"), std::string::npos) << msg;  // every missing op, in one message
+    EXPECT_NE(msg.find("'cholesky'"), std::string::npos) << msg;
     EXPECT_EQ(msg.find("'tanh'"), std::string::npos) << msg;  // tanh has one
   }
   EXPECT_EQ(m.w->value().device(), Device::cpu);  // a refused compile moves nothing
@@ -230,4 +233,42 @@ TEST(CudaDevice, ElementwiseProgramWithUpdatesMatchesTheCpu) {
   const Tensor w = gpu.w->value().to(Device::cpu);
   for (int i = 0; i < 4; ++i) EXPECT_NEAR(w.data<double>()[i], cpu.w->value().data<double>()[i], 1e-12);
   EXPECT_THROW(stale.run({{"x", x}}), RuntimeError);  // its params now live on the GPU
+}
+
+TEST(CudaDevice, MatmulThroughCublasMatchesTheCpu) {
+  if (const std::string reason = no_gpu_reason(); !reason.empty()) GTEST_SKIP() << "no GPU: " << reason;
+  const KernelFn gpu_matmul = device_kernel("matmul", Device::cuda);
+  ASSERT_NE(gpu_matmul, nullptr);
+  for (DType dtype : {DType::float32, DType::float64}) {
+    // Views are taken after the upload, so the GPU sees the same strides as the CPU (the T flag, stride-0 batches).
+    const Tensor a3 = arange(dtype, {2, 3, 4}, 0.1, -1.0), b2 = arange(dtype, {4, 5}, 0.05, -0.5);
+    const Tensor b2t = arange(dtype, {5, 4}, 0.05, -0.5);
+    using View = Tensor (*)(const Tensor&);
+    struct Case { const Tensor* a; const Tensor* b; View va; View vb; };
+    const View first = [](const Tensor& t) { return t.slice(0, 0, 1).squeeze({0}); };
+    const View same = [](const Tensor& t) { return t; };
+    const View transposed = [](const Tensor& t) { return t.transpose(); };
+    const View batched = [](const Tensor& t) { return t.broadcast_to({2, 4, 5}); };
+    const Case cases[] = {
+        {&a3, &b2, first, same},        // 2-D
+        {&a3, &b2t, first, transposed}, // a transposed view: the T flag
+        {&a3, &b2, same, same},         // batch 2, b broadcast (stride 0)
+        {&a3, &b2, same, batched},
+    };
+    for (const Case& c : cases) {
+      const Tensor ha = c.va(*c.a), hb = c.vb(*c.b);
+      const Tensor ga_base = c.a->to(Device::cuda), gb_base = c.b->to(Device::cuda);
+      const Tensor da = c.va(ga_base), db = c.vb(gb_base);
+      Shape out_shape = ha.shape().size() >= hb.shape().size() ? ha.shape() : hb.shape();
+      out_shape[out_shape.size() - 2] = ha.shape()[ha.ndim() - 2];
+      out_shape.back() = hb.shape().back();
+      Tensor want = Tensor::empty(dtype, out_shape), got = Tensor::empty(dtype, out_shape, Device::cuda);
+      const Tensor* cpu_in[] = {&ha, &hb};
+      find_op("matmul").kernel()(cpu_in, want, {});
+      const Tensor* gpu_in[] = {&da, &db};
+      gpu_matmul(gpu_in, got, {});
+      const Tensor w = want.astype(DType::float64), g = got.to(Device::cpu).astype(DType::float64);
+      for (std::int64_t i = 0; i < w.numel(); ++i) EXPECT_NEAR(g.data<double>()[i], w.data<double>()[i], 1e-5);
+    }
+  }
 }
