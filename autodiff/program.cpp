@@ -491,7 +491,7 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates, Device
       p.feed_values.push_back(v);
     }
     if (node->kind() == NodeKind::op) {
-      Step step{node->op(), {}, v, node->attrs(), node->op()->kernel()};
+      Step step{node->op(), {}, v, node->attrs(), kernel_for(*node->op(), Device::cpu)};
       for (const Node* in : node->inputs()) step.inputs.push_back(index.at(in));
       p.steps.push_back(std::move(step));
     }
@@ -520,7 +520,7 @@ void Program::Impl::place_on(Device target) {
   std::string missing;
   for (Step& step : steps) {
     const bool always_a_view = step.op->view() && !step.op->alias_if();
-    step.kernel = device_kernel(step.op->name(), target);
+    step.kernel = kernel_for(*step.op, target);
     if (!step.kernel && !always_a_view && missing.find("'" + step.op->name() + "'") == std::string::npos)
       missing += (missing.empty() ? "" : ", ") + ("'" + step.op->name() + "' (node '" + values[step.out].name + "')");
   }

@@ -73,6 +73,9 @@ class OpDef {
   // The kernel can reject input values (an index out of range, a singular
   // matrix): a Program never writes a param in place before such a step.
   OpDef& validates_values() { validates_values_ = true; return *this; }
+  // The kernel only copies, fills and views through Tensor methods, which work
+  // on every device: device Programs run it as it is.
+  OpDef& any_device() { any_device_ = true; return *this; }
 
   const std::string& name() const { return name_; }
   int arity() const { return arity_; }
@@ -87,6 +90,7 @@ class OpDef {
   bool deterministic() const { return deterministic_; }
   bool is_elementwise() const { return elementwise_; }
   bool can_reject_values() const { return validates_values_; }
+  bool runs_on_any_device() const { return any_device_; }
 
  private:
   std::string name_;
@@ -101,6 +105,7 @@ class OpDef {
   bool deterministic_ = true;
   bool elementwise_ = false;
   bool validates_values_ = false;
+  bool any_device_ = false;
 };
 
 // The registry. register_op returns a reference that stays valid for the
@@ -115,5 +120,8 @@ std::vector<const OpDef*> registered_ops();
 // one is a compile-time error naming it: no silent fallback to the CPU.
 void register_device_kernel(const std::string& op, Device device, KernelFn kernel);
 KernelFn device_kernel(const std::string& op, Device device);  // nullptr when there is none
+// What a Program compiled for `device` runs for op: the CPU kernel, the device's registered one, or the
+// op's own kernel when it runs on any device; nullptr when there is none.
+KernelFn kernel_for(const OpDef& op, Device device);
 
 }  // namespace xgrad

@@ -65,4 +65,10 @@ KernelFn device_kernel(const std::string& op, Device device) {
   return it == r.device_kernels.end() ? nullptr : it->second;
 }
 
+KernelFn kernel_for(const OpDef& op, Device device) {
+  if (device == Device::cpu) return op.kernel();
+  if (KernelFn k = device_kernel(op.name(), device)) return k;
+  return op.runs_on_any_device() ? op.kernel() : nullptr;
+}
+
 }  // namespace xgrad

@@ -6,54 +6,12 @@
 #include "core/op.h"
 #include "core/strided_loop.h"
 #include "cuda/context.h"
+#include "cuda/indexing.cuh"
 #include "ops/elementwise_math.h"
 
 namespace xgrad::cuda {
 
 namespace {
-
-constexpr int kMaxRank = 8;
-
-// Element offsets of N operands for a linear index into the output's shape
-// (row-major); a broadcast operand has stride 0 along its broadcast axes.
-template <int N>
-struct StridedIndex {
-  int rank = 0;
-  std::int64_t size[kMaxRank] = {};
-  std::int64_t stride[N][kMaxRank] = {};
-
-  __device__ void offsets(std::int64_t linear, std::int64_t (&off)[N]) const {
-    for (int k = 0; k < N; ++k) off[k] = 0;
-    for (int d = rank - 1; d >= 0; --d) {
-      const std::int64_t i = linear % size[d];
-      linear /= size[d];
-      for (int k = 0; k < N; ++k) off[k] += i * stride[k][d];
-    }
-  }
-};
-
-// Output first, then the inputs, each broadcast to the output's shape.
-template <int N>
-StridedIndex<N> strided_index(const Tensor& out, const Tensor* const* in, const char* op) {
-  if (out.ndim() > kMaxRank)
-    throw ValueError(std::string(op) + ": the CUDA kernels take up to 8 dimensions, got " + std::to_string(out.ndim()));
-  StridedIndex<N> ix;
-  ix.rank = static_cast<int>(out.ndim());
-  for (int d = 0; d < ix.rank; ++d) {
-    ix.size[d] = out.shape()[d];
-    ix.stride[0][d] = out.strides()[d];
-  }
-  for (int k = 1; k < N; ++k) {
-    const Strides s = broadcast_strides(in[k - 1]->shape(), in[k - 1]->strides(), out.shape());
-    for (int d = 0; d < ix.rank; ++d) ix.stride[k][d] = s[d];
-  }
-  return ix;
-}
-
-bool packed_like(const Tensor& t, const Tensor& out) { return t.shape() == out.shape() && t.is_contiguous(); }
-
-#define XGRAD_GRID_STRIDE(i, n) \
-  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < (n); i += std::int64_t(blockDim.x) * gridDim.x)
 
 template <class F, class T>
 __global__ void unary_packed(F f, const T* x, T* y, std::int64_t n) {
@@ -98,25 +56,6 @@ __global__ void where_strided(const bool* c, const T* a, const T* b, T* y, std::
     std::int64_t off[4];
     ix.offsets(i, off);
     y[off[0]] = c[off[1]] ? a[off[2]] : b[off[3]];
-  }
-}
-
-template <class Fn>
-void dispatch_floating(DType dtype, const char* op, Fn&& fn) {
-  switch (dtype) {
-    case DType::float32: fn(float{}); return;
-    case DType::float64: fn(double{}); return;
-    default: throw TypeError(std::string(op) + ": the CUDA kernel takes float32 or float64, got " + dtype_name(dtype));
-  }
-}
-
-template <class Fn>
-void dispatch_all(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::float32: fn(float{}); return;
-    case DType::float64: fn(double{}); return;
-    case DType::int64: fn(std::int64_t{}); return;
-    case DType::bool_: fn(bool{}); return;
   }
 }
 
@@ -203,8 +142,6 @@ void astype(const Tensor* const* in, Tensor& out, const Attrs&) {
   check_launch("astype kernel");
 }
 
-void zeros_like(const Tensor* const*, Tensor& out, const Attrs&) { out.fill_zero(); }
-
 const bool registered = [] {
   const std::pair<const char*, KernelFn> kernels[] = {
       {"neg", unary<ew::NegF>}, {"exp", unary<ew::ExpF>}, {"log", unary<ew::LogF>}, {"tanh", unary<ew::TanhF>},
@@ -218,7 +155,6 @@ const bool registered = [] {
       {"pow", binary<ew::PowF>}, {"maximum", binary<ew::MaxF>}, {"minimum", binary<ew::MinF>},
       {"eq", compare<ew::EqF>}, {"ne", compare<ew::NeF>}, {"lt", compare<ew::LtF>}, {"le", compare<ew::LeF>},
       {"gt", compare<ew::GtF>}, {"ge", compare<ew::GeF>}, {"where", where}, {"astype", astype},
-      {"zeros_like", zeros_like},
   };
   for (const auto& [op, kernel] : kernels) register_device_kernel(op, Device::cuda, kernel);
   return true;

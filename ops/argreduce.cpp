@@ -54,9 +54,14 @@ void arg_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
         const T* p = xp + off[1] + i * st[1];
         std::int64_t best = 0;
         T best_v = p[0];
-        for (std::int64_t k = 1; k < n && best_v == best_v; ++k) {
+        // The first NaN wins, as in numpy (integers and bools have none).
+        auto is_nan = [](T v) {
+          if constexpr (std::is_floating_point_v<T>) return v != v;
+          else return false;
+        };
+        for (std::int64_t k = 1; k < n && !is_nan(best_v); ++k) {
           const T v = p[k * step];
-          if (v != v || (kMax ? v > best_v : v < best_v)) {
+          if (is_nan(v) || (kMax ? v > best_v : v < best_v)) {
             best = k;
             best_v = v;
           }

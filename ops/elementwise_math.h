@@ -128,4 +128,10 @@ struct LeF { template <class T> XGRAD_HOST_DEVICE bool operator()(T a, T b) cons
 struct GtF { template <class T> XGRAD_HOST_DEVICE bool operator()(T a, T b) const { return a > b; } };
 struct GeF { template <class T> XGRAD_HOST_DEVICE bool operator()(T a, T b) const { return a >= b; } };
 
+// How reductions fold one element into an accumulator (scalars only). NaN wins in max and min, as in numpy.
+struct SumCombine { template <class T> XGRAD_HOST_DEVICE T operator()(T acc, T v) const { return acc + v; } };
+struct ProdCombine { template <class T> XGRAD_HOST_DEVICE T operator()(T acc, T v) const { return acc * v; } };
+struct MaxCombine { template <class T> XGRAD_HOST_DEVICE T operator()(T acc, T v) const { return (v > acc || v != v) ? v : acc; } };
+struct MinCombine { template <class T> XGRAD_HOST_DEVICE T operator()(T acc, T v) const { return (v < acc || v != v) ? v : acc; } };
+
 }  // namespace xgrad::ew

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "ops/elementwise.h"
+#include "ops/reduce_util.h"
 #include "core/onnx_lowering.h"
 #include "ops/ops.h"
 
@@ -12,26 +13,6 @@ namespace xgrad {
 namespace {
 
 using G = std::vector<Var>;
-
-// Axes attribute resolved against a rank; empty means every axis.
-Axes reduce_axes(const Attrs& attrs, std::int64_t ndim) {
-  Axes axes = attrs.get_ints("axes");
-  if (axes.empty()) {
-    for (std::int64_t i = 0; i < ndim; ++i) axes.push_back(i);
-    return axes;
-  }
-  return normalize_axes(axes, ndim, "reduce");
-}
-
-Shape reduced_shape(const Shape& in, const Axes& axes, bool keepdims) {
-  Shape out;
-  for (std::int64_t i = 0; i < static_cast<std::int64_t>(in.size()); ++i) {
-    const bool reduced = std::find(axes.begin(), axes.end(), i) != axes.end();
-    if (!reduced) out.push_back(in[i]);
-    else if (keepdims) out.push_back(1);
-  }
-  return out;
-}
 
 TensorType infer_reduce(const std::vector<TensorType>& in, const Attrs& attrs) {
   infer::require_floating(in[0]);
@@ -74,14 +55,6 @@ void fold_into(const Tensor& x, const Shape& kept, T* out, T init, Combine combi
   });
 }
 
-Shape keepdims_shape(const Tensor& x, const Attrs& attrs) {
-  return reduced_shape(x.shape(), reduce_axes(attrs, x.ndim()), true);
-}
-
-std::int64_t reduced_count(const Shape& x_shape, const Shape& kept) {
-  return numel(kept) == 0 ? 0 : numel(x_shape) / std::max<std::int64_t>(numel(kept), 1);
-}
-
 void sum_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const Tensor& x = *in[0];
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
@@ -100,11 +73,6 @@ void mean_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   });
 }
 
-// NaN wins, as in numpy.
-struct MaxCombine { template <class T> T operator()(T acc, T v) const { return (v > acc || v != v) ? v : acc; } };
-struct MinCombine { template <class T> T operator()(T acc, T v) const { return (v < acc || v != v) ? v : acc; } };
-struct ProdCombine { template <class T> T operator()(T acc, T v) const { return acc * v; } };
-
 template <class Combine, int kInit>  // kInit: -1 lowest, +1 highest, 0 one
 void fold_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const Tensor& x = *in[0];
@@ -116,14 +84,6 @@ void fold_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
     const T init = kInit < 0 ? -std::numeric_limits<T>::infinity() : kInit > 0 ? std::numeric_limits<T>::infinity() : T(1);
     fold_into<T>(x, kept, static_cast<T*>(out.raw_data()), init, Combine{});
   });
-}
-
-// The shape x takes when summed down to `target` (x's rank, 1 on summed axes).
-Shape sum_to_kept(const Shape& x, const Shape& target) {
-  Shape kept(x.size(), 1);
-  const std::size_t lead = x.size() - target.size();
-  for (std::size_t i = 0; i < target.size(); ++i) kept[lead + i] = target[i];
-  return kept;
 }
 
 TensorType infer_sum_to_like(const std::vector<TensorType>& in, const Attrs&) {
@@ -257,15 +217,15 @@ TensorType infer_extremum(const std::vector<TensorType>& in, const Attrs& attrs)
   return out;
 }
 
-const OpDef& max_op = register_op(OpDef("max").infer(infer_extremum).kernel(fold_kernel<MaxCombine, -1>).onnx(lower_reduce("ReduceMax"))
+const OpDef& max_op = register_op(OpDef("max").infer(infer_extremum).kernel(fold_kernel<ew::MaxCombine, -1>).onnx(lower_reduce("ReduceMax"))
     .grad(extremum_grad));
-const OpDef& min_op = register_op(OpDef("min").infer(infer_extremum).kernel(fold_kernel<MinCombine, 1>).onnx(lower_reduce("ReduceMin"))
+const OpDef& min_op = register_op(OpDef("min").infer(infer_extremum).kernel(fold_kernel<ew::MinCombine, 1>).onnx(lower_reduce("ReduceMin"))
     .grad(extremum_grad));
 
 // d prod / d x_i = product of the other elements. Where x_i == 0 that is the product of the
 // non-zero elements if x_i is the only zero, else 0; elsewhere it is y / x_i.
 // Known limit: differentiating this again is exact unless a slice holds two or more zeros.
-const OpDef& prod_op = register_op(OpDef("prod").infer(infer_reduce).kernel(fold_kernel<ProdCombine, 0>).onnx(lower_reduce("ReduceProd"))
+const OpDef& prod_op = register_op(OpDef("prod").infer(infer_reduce).kernel(fold_kernel<ew::ProdCombine, 0>).onnx(lower_reduce("ReduceProd"))
     .grad([](const GradCtx& c) {
       const Var& x = c.x();
       const std::int64_t ndim = static_cast<std::int64_t>(x.shape().size());

@@ -146,11 +146,11 @@ std::string lower_squeeze(OnnxLowerCtx& c) {
 }
 
 const OpDef& reshape_op = register_op(OpDef("reshape").infer(infer_reshape).view(reshape_view, input_contiguous)
-    .kernel(reshape_copy_kernel).onnx(lower_reshape)
+    .kernel(reshape_copy_kernel).any_device().onnx(lower_reshape)
     .grad([](const GradCtx& c) { return G{reshape_like(c.dy, c.x())}; }));
 
 const OpDef& reshape_like_op = register_op(OpDef("reshape_like").arity(2).infer(infer_reshape_like)
-    .view(reshape_view, input_contiguous).kernel(reshape_copy_kernel)
+    .view(reshape_view, input_contiguous).kernel(reshape_copy_kernel).any_device()
     .onnx([](OnnxLowerCtx& c) { return c.op("Reshape", {c.in(0), c.op("Shape", {c.in(1)})}); })
     .grad([](const GradCtx& c) { return G{reshape_like(c.dy, c.x(0)), Var()}; }));
 

@@ -106,7 +106,7 @@ std::string lower_slice_grad(OnnxLowerCtx& c) {
   return c.op("ScatterND", {zeros, c.constant(idx), c.in()});
 }
 
-const OpDef& slice_grad_op = register_op(OpDef("slice_grad").arity(2).kernel(slice_grad_kernel).onnx(lower_slice_grad)
+const OpDef& slice_grad_op = register_op(OpDef("slice_grad").arity(2).kernel(slice_grad_kernel).any_device().onnx(lower_slice_grad)
     .infer([](const std::vector<TensorType>& in, const Attrs&) { return TensorType{in[0].dtype, in[1].shape}; })
     .grad([](const GradCtx& c) { return G{c.dy.graph().apply(find_op("slice"), {c.dy}, c.attrs), Var()}; }));
 
@@ -197,7 +197,7 @@ const OpDef& concat_part_op = register_op(OpDef("concat_part").arity(-1).onnx(lo
       return grads;
     }));
 
-const OpDef& concat_op = register_op(OpDef("concat").arity(-1).infer(infer_concat).kernel(concat_kernel).onnx(lower_concat)
+const OpDef& concat_op = register_op(OpDef("concat").arity(-1).infer(infer_concat).kernel(concat_kernel).any_device().onnx(lower_concat)
     .grad([](const GradCtx& c) {
       std::vector<Var> with_dy{c.dy};
       with_dy.insert(with_dy.end(), c.inputs.begin(), c.inputs.end());

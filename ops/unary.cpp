@@ -69,9 +69,8 @@ const OpDef& pow_scalar_op = register_op(unary("pow_scalar", unary_kernel<ew::Po
 }));
 const OpDef& zeros_like_op = register_op(
     OpDef("zeros_like").infer([](const std::vector<TensorType>& in, const Attrs&) { return in[0]; })
-        .kernel([](const Tensor* const*, Tensor& out, const Attrs&) {
-          out.fill_zero();
-        })
+        .kernel([](const Tensor* const*, Tensor& out, const Attrs&) { out.fill_zero(); })
+        .any_device()
         .grad([](const GradCtx&) { return G{Var()}; })
         .onnx([](OnnxLowerCtx& c) { return c.op("Expand", {c.scalar(0), c.op("Shape", {c.in()})}); }));
 
@@ -82,6 +81,7 @@ const OpDef& astype_op = register_op(
           return TensorType{static_cast<DType>(a.get_int("dtype")), in[0].shape};
         })
         .kernel([](const Tensor* const* in, Tensor& out, const Attrs&) { out.copy_from(*in[0]); })
+        .any_device()
         .onnx([](OnnxLowerCtx& c) { return c.cast(c.in(), c.out_type().dtype); })
         .grad([](const GradCtx& c) {
           // Only float-to-float casts carry a gradient; from int or bool the input has none.

@@ -15,6 +15,7 @@
 #include "core/tensor.h"
 #include "ops/linalg.h"
 #include "ops/ops.h"
+#include "ops/reduce_util.h"
 
 using namespace xgrad;
 
@@ -124,7 +125,7 @@ TEST(Device, EveryElementwiseOpHasACudaKernel) {
   if (!device_backend(Device::cuda)) GTEST_SKIP() << "this build has no CUDA backend (CMake found no nvcc)";
   std::set<std::string> missing;
   for (const OpDef* op : registered_ops())
-    if (op->is_elementwise() && !device_kernel(op->name(), Device::cuda)) missing.insert(op->name());
+    if (op->is_elementwise() && !kernel_for(*op, Device::cuda)) missing.insert(op->name());
   EXPECT_TRUE(missing.empty()) << "no CUDA kernel for " << ::testing::PrintToString(missing);
   EXPECT_EQ(device_kernel("no_such_op", Device::cuda), nullptr);
 }
@@ -271,4 +272,36 @@ TEST(CudaDevice, MatmulThroughCublasMatchesTheCpu) {
       for (std::int64_t i = 0; i < w.numel(); ++i) EXPECT_NEAR(g.data<double>()[i], w.data<double>()[i], 1e-5);
     }
   }
+}
+
+TEST(CudaDevice, ReductionsMatchTheCpu) {
+  if (const std::string reason = no_gpu_reason(); !reason.empty()) GTEST_SKIP() << "no GPU: " << reason;
+  const Tensor x = arange(DType::float32, {3, 4, 5}, 0.07, -2.0);
+  const Tensor dx = x.to(Device::cuda);
+  const Tensor views[][2] = {{x, dx}, {x.permute({2, 0, 1}), dx.permute({2, 0, 1})}};  // strided input too
+  for (const auto& pair : views) {
+    for (const char* name : {"sum", "mean", "max", "min", "prod"})
+      for (const Axes& axes : {Axes{}, Axes{0}, Axes{1, 2}, Axes{-1}})
+        for (std::int64_t keepdims : {0, 1}) {
+          Attrs attrs{{"axes", axes}, {"keepdims", keepdims}};
+          const Shape shape = reduced_shape(pair[0].shape(), reduce_axes(attrs, pair[0].ndim()), keepdims != 0);
+          Tensor want = Tensor::empty(DType::float32, shape), got = Tensor::empty(DType::float32, shape, Device::cuda);
+          const Tensor* cpu_in[] = {&pair[0]};
+          const Tensor* gpu_in[] = {&pair[1]};
+          find_op(name).kernel()(cpu_in, want, attrs);
+          device_kernel(name, Device::cuda)(gpu_in, got, attrs);
+          const Tensor g = got.to(Device::cpu);
+          for (std::int64_t i = 0; i < want.numel(); ++i)
+            EXPECT_NEAR(g.data<float>()[i], want.data<float>()[i], 1e-4 * (1 + std::abs(want.data<float>()[i]))) << name;
+        }
+  }
+  // sum_to_like: the gradient of broadcasting (3, 4, 5) from (4, 1).
+  Tensor want = Tensor::empty(DType::float32, {4, 1}), got = Tensor::empty(DType::float32, {4, 1}, Device::cuda);
+  const Tensor like = Tensor::zeros(DType::float32, {4, 1}), dlike = like.to(Device::cuda);
+  const Tensor* cpu_in[] = {&x, &like};
+  const Tensor* gpu_in[] = {&dx, &dlike};
+  find_op("sum_to_like").kernel()(cpu_in, want, {});
+  device_kernel("sum_to_like", Device::cuda)(gpu_in, got, {});
+  const Tensor g = got.to(Device::cpu);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(g.data<float>()[i], want.data<float>()[i], 1e-4);
 }
