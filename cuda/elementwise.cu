@@ -8,6 +8,7 @@
 #include "cuda/context.h"
 #include "cuda/indexing.cuh"
 #include "ops/elementwise_math.h"
+#include "ops/random.h"
 
 namespace xgrad::cuda {
 
@@ -142,6 +143,23 @@ void astype(const Tensor* const* in, Tensor& out, const Attrs&) {
   check_launch("astype kernel");
 }
 
+template <class T>
+__global__ void dropout_mask_kernel(ew::DropoutMaskF mask, T* out, std::int64_t n) {
+  XGRAD_GRID_STRIDE(i, n) out[i] = mask.operator()<T>(i);
+}
+
+// The same mask as the CPU kernel draws for the same stream (ops/random.h).
+void dropout_mask(const Tensor* const*, Tensor& out, const Attrs& a) {
+  const ew::DropoutMaskF mask(next_random_stream(static_cast<std::uint64_t>(a.get_int("seed"))), a.get_float("p"));
+  const std::int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_floating(out.dtype(), "dropout_mask", [&](auto tag) {
+    using T = decltype(tag);
+    dropout_mask_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(mask, static_cast<T*>(out.raw_data()), n);
+  });
+  check_launch("dropout_mask kernel");
+}
+
 const bool registered = [] {
   const std::pair<const char*, KernelFn> kernels[] = {
       {"neg", unary<ew::NegF>}, {"exp", unary<ew::ExpF>}, {"log", unary<ew::LogF>}, {"tanh", unary<ew::TanhF>},
@@ -155,6 +173,7 @@ const bool registered = [] {
       {"pow", binary<ew::PowF>}, {"maximum", binary<ew::MaxF>}, {"minimum", binary<ew::MinF>},
       {"eq", compare<ew::EqF>}, {"ne", compare<ew::NeF>}, {"lt", compare<ew::LtF>}, {"le", compare<ew::LeF>},
       {"gt", compare<ew::GtF>}, {"ge", compare<ew::GeF>}, {"where", where}, {"astype", astype},
+      {"dropout_mask", dropout_mask},
   };
   for (const auto& [op, kernel] : kernels) register_device_kernel(op, Device::cuda, kernel);
   return true;

@@ -1,9 +1,10 @@
-// Dropout: x * mask, mask drawn fresh on every run. The mask generator is a
-// counter-based hash (seed, run counter, element), so runs are reproducible
-// for a given seed and sequence of calls, and concurrent runs need no lock.
+// Dropout: x * mask, mask drawn fresh on every run (ops/random.h: a
+// counter-based hash of seed, run counter and element), so runs are
+// reproducible for a given seed and sequence of calls.
 #include <atomic>
 
 #include "ops/elementwise.h"
+#include "ops/random.h"
 #include "core/onnx_lowering.h"
 #include "ops/ops.h"
 
@@ -13,24 +14,12 @@ namespace {
 
 std::atomic<std::uint64_t> mask_calls{0};
 
-// splitmix64: a fast, well-mixed 64-bit hash.
-std::uint64_t mix(std::uint64_t z) {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 void dropout_mask_kernel(const Tensor* const*, Tensor& out, const Attrs& a) {
-  const double p = a.get_float("p");
-  const auto seed = static_cast<std::uint64_t>(a.get_int("seed"));
-  const std::uint64_t stream = mix(seed ^ mix(mask_calls.fetch_add(1, std::memory_order_relaxed)));
-  const auto threshold = static_cast<std::uint64_t>(p * 18446744073709551616.0);  // p * 2^64
+  const ew::DropoutMaskF mask(next_random_stream(static_cast<std::uint64_t>(a.get_int("seed"))), a.get_float("p"));
   kernels::dispatch_floating(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* m = static_cast<T*>(out.raw_data());
-    const T keep = static_cast<T>(1.0 / (1.0 - p));
-    for (std::int64_t i = 0; i < out.numel(); ++i) m[i] = mix(stream + static_cast<std::uint64_t>(i)) < threshold ? T(0) : keep;
+    for (std::int64_t i = 0; i < out.numel(); ++i) m[i] = mask.operator()<T>(i);
   });
 }
 
@@ -46,6 +35,10 @@ const OpDef& dropout_mask_op = register_op(OpDef("dropout_mask").kernel(dropout_
     .infer(infer::same_floating).grad([](const GradCtx&) { return std::vector<Var>{Var()}; }));
 
 }  // namespace
+
+std::uint64_t next_random_stream(std::uint64_t seed) {
+  return ew::splitmix64(seed ^ ew::splitmix64(mask_calls.fetch_add(1, std::memory_order_relaxed)));
+}
 
 Var dropout(Var x, double p, bool training, std::uint64_t seed) {
   if (p < 0 || p >= 1) throw ValueError("dropout: p must be in [0, 1), got " + std::to_string(p));

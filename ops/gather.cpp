@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "ops/elementwise.h"
+#include "ops/gather_util.h"
 #include "core/onnx_lowering.h"
 #include "ops/ops.h"
 
@@ -26,10 +27,6 @@ inline std::int64_t resolve_index(std::int64_t i, std::int64_t n) {
   return r;
 }
 
-std::int64_t axis_attr(const Attrs& a, std::size_t rank) {
-  return normalize_axis(a.get_int("axis"), static_cast<std::int64_t>(rank), "index");
-}
-
 // ---- take: out = x[..., idx, ...] with idx's whole shape in place of `axis` ----
 
 Shape take_shape(const Shape& x, const Shape& idx, std::int64_t axis) {
@@ -45,26 +42,9 @@ TensorType infer_take(const std::vector<TensorType>& in, const Attrs& a) {
   return {in[0].dtype, take_shape(in[0].shape, in[1].shape, axis_attr(a, in[0].shape.size()))};
 }
 
-// Strides that walk out's index space reading x (with the indexed axis frozen) and idx.
-struct TakeWalk {
-  Strides x, idx;
-  std::int64_t axis_stride, axis_size;
-};
-TakeWalk take_walk(const Tensor& x, const Tensor& idx, std::int64_t axis) {
-  TakeWalk w;
-  const auto k = idx.ndim();
-  for (std::int64_t d = 0; d < axis; ++d) { w.x.push_back(x.strides()[d]); w.idx.push_back(0); }
-  for (std::int64_t d = 0; d < k; ++d) { w.x.push_back(0); w.idx.push_back(idx.strides()[d]); }
-  for (std::int64_t d = axis + 1; d < x.ndim(); ++d) { w.x.push_back(x.strides()[d]); w.idx.push_back(0); }
-  w.axis_stride = x.strides()[axis];
-  w.axis_size = x.shape()[axis];
-  return w;
-}
-
 // Gather (scatter = false: out = x[idx]) or scatter-add (true: x[idx] += out) over out's index space.
 template <bool kScatter>
-void take_walk_run(const Tensor& x, const Tensor& idx, const Tensor& out, std::int64_t axis) {
-  const TakeWalk w = take_walk(x, idx, axis);
+void walk_run(const GatherWalk& w, const Tensor& x, const Tensor& idx, const Tensor& out) {
   const std::int64_t* ip = idx.data<std::int64_t>();
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -81,13 +61,13 @@ void take_walk_run(const Tensor& x, const Tensor& idx, const Tensor& out, std::i
 }
 
 void take_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
-  take_walk_run<false>(*in[0], *in[1], out, axis_attr(a, in[0]->shape().size()));
+  walk_run<false>(take_walk(*in[0], *in[1], axis_attr(a, in[0]->shape().size())), *in[0], *in[1], out);
 }
 
 // in: dy, idx, like(x). out (x's shape) = zeros, then out[idx] += dy.
 void take_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
   out.fill_zero();
-  take_walk_run<true>(out, *in[1], *in[0], axis_attr(a, out.shape().size()));
+  walk_run<true>(take_walk(out, *in[1], axis_attr(a, out.shape().size())), out, *in[1], *in[0]);
 }
 
 TensorType infer_take_grad(const std::vector<TensorType>& in, const Attrs&) {
@@ -115,35 +95,13 @@ TensorType infer_take_along_axis(const std::vector<TensorType>& in, const Attrs&
   return {in[0].dtype, out};
 }
 
-// Walks out's index space; x is read with the axis frozen, idx broadcast.
-template <bool kScatter>
-void along_axis_run(const Tensor& x, const Tensor& idx, const Tensor& out, std::int64_t axis) {
-  Strides xs = x.strides();
-  xs[axis] = 0;
-  const Strides is = broadcast_strides(idx.shape(), idx.strides(), out.shape());
-  const std::int64_t axis_stride = x.strides()[axis], axis_size = x.shape()[axis];
-  const std::int64_t* ip = idx.data<std::int64_t>();
-  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    T* xp = static_cast<T*>(x.raw_data());
-    T* op = static_cast<T*>(out.raw_data());
-    strided_loop<3>(out.shape(), {&out.strides(), &xs, &is}, [&](std::int64_t n, const auto& off, const auto& st) {
-      for (std::int64_t i = 0; i < n; ++i) {
-        T* src = xp + off[1] + i * st[1] + resolve_index(ip[off[2] + i * st[2]], axis_size) * axis_stride;
-        if (kScatter) *src += op[off[0] + i * st[0]];
-        else op[off[0] + i * st[0]] = *src;
-      }
-    });
-  });
-}
-
 void take_along_axis_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
-  along_axis_run<false>(*in[0], *in[1], out, axis_attr(a, in[0]->shape().size()));
+  walk_run<false>(along_axis_walk(*in[0], *in[1], out.shape(), axis_attr(a, in[0]->shape().size())), *in[0], *in[1], out);
 }
 
 void take_along_axis_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
   out.fill_zero();
-  along_axis_run<true>(out, *in[1], *in[0], axis_attr(a, out.shape().size()));
+  walk_run<true>(along_axis_walk(out, *in[1], in[0]->shape(), axis_attr(a, out.shape().size())), out, *in[1], *in[0]);
 }
 
 // ---- one_hot ----
