@@ -1,60 +1,17 @@
 // matmul on the GPU through cuBLAS: numpy semantics as on the CPU (batched,
 // broadcasting batch axes, transposed views as transpose flags, no copies for
 // strided matrices cuBLAS can read).
-#include <cublas_v2.h>
-
 #include <string>
 
 #include "core/op.h"
 #include "core/strided_loop.h"
+#include "cuda/blas.h"
 #include "cuda/context.h"
 #include "ops/gemm.h"
 
 namespace xgrad::cuda {
 
 namespace {
-
-void check_blas(cublasStatus_t status, const char* what) {
-  if (status != CUBLAS_STATUS_SUCCESS)
-    throw RuntimeError(std::string(what) + ": cuBLAS status " + std::to_string(static_cast<int>(status)));
-}
-
-// One handle per host thread (cuBLAS handles are not for concurrent use), all on the backend's stream.
-cublasHandle_t handle() {
-  struct Handle {
-    cublasHandle_t h = nullptr;
-    Handle() {
-      check_blas(cublasCreate(&h), "cublasCreate");
-      check_blas(cublasSetStream(h, stream()), "cublasSetStream");
-    }
-    ~Handle() { cublasDestroy(h); }
-  };
-  thread_local Handle local;
-  return local.h;
-}
-
-// Row-major C = A B is column-major C^T = B^T A^T: a row-major matrix read as column-major is its
-// transpose, so B goes first, and a transposed view (column-major storage) takes the T flag.
-cublasOperation_t flag(const blas::MatrixArg& arg) { return arg.transposed ? CUBLAS_OP_T : CUBLAS_OP_N; }
-
-template <class T>
-void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const blas::MatrixArg& a, const blas::MatrixArg& b, T* c,
-          std::int64_t ldc, std::int64_t batches, std::int64_t stride_a, std::int64_t stride_b, std::int64_t stride_c) {
-  const T one = 1, zero = 0;
-  const auto M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
-  const auto lda = static_cast<int>(a.ld), ldb = static_cast<int>(b.ld), LDC = static_cast<int>(ldc);
-  const T* ap = static_cast<const T*>(a.data);
-  const T* bp = static_cast<const T*>(b.data);
-  if constexpr (std::is_same_v<T, float>) {
-    check_blas(cublasSgemmStridedBatched(handle(), flag(b), flag(a), N, M, K, &one, bp, ldb, stride_b, ap, lda, stride_a,
-                                         &zero, c, LDC, stride_c, static_cast<int>(batches)),
-               "cublasSgemmStridedBatched");
-  } else {
-    check_blas(cublasDgemmStridedBatched(handle(), flag(b), flag(a), N, M, K, &one, bp, ldb, stride_b, ap, lda, stride_a,
-                                         &zero, c, LDC, stride_c, static_cast<int>(batches)),
-               "cublasDgemmStridedBatched");
-  }
-}
 
 void matmul(const Tensor* const* in, Tensor& out, const Attrs&) {
   Tensor a = *in[0], b = *in[1];
@@ -94,9 +51,12 @@ void matmul(const Tensor* const* in, Tensor& out, const Attrs&) {
       blas::as_blas_operand(bp + (off[2] + i * st[2]) * item, k, n, bs0, bs1, bb);
       void* c = cp + (off[0] + i * st[0]) * item;
       if (out.dtype() == DType::float32)
-        gemm<float>(m, n, k, aa, bb, static_cast<float*>(c), n, inner, tail(a_batch), tail(b_batch), tail(out_batch));
+        gemm<float>(aa.transposed, bb.transposed, m, n, k, static_cast<const float*>(aa.data), aa.ld, tail(a_batch),
+                    static_cast<const float*>(bb.data), bb.ld, tail(b_batch), static_cast<float*>(c), n, tail(out_batch), inner);
       else
-        gemm<double>(m, n, k, aa, bb, static_cast<double*>(c), n, inner, tail(a_batch), tail(b_batch), tail(out_batch));
+        gemm<double>(aa.transposed, bb.transposed, m, n, k, static_cast<const double*>(aa.data), aa.ld, tail(a_batch),
+                     static_cast<const double*>(bb.data), bb.ld, tail(b_batch), static_cast<double*>(c), n, tail(out_batch),
+                     inner);
     }
   });
 }

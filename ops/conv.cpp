@@ -11,6 +11,7 @@
 
 #include "core/onnx_lowering.h"
 #include "ops/conv.h"
+#include "ops/conv_geometry.h"
 #include "ops/elementwise.h"
 #include "ops/spatial.h"
 #include "ops/gemm.h"
@@ -23,10 +24,6 @@ namespace {
 using namespace spatial;  // the NCHW helpers shared with the other spatial ops
 
 using G = std::vector<Var>;
-
-Conv2dParams params_of(const Attrs& attrs) {
-  return {pair_attr(attrs, "stride"), pair_attr(attrs, "padding"), pair_attr(attrs, "dilation"), attrs.get_int("groups")};
-}
 
 Attrs attrs_of(const Conv2dParams& p) {
   return {{"stride", std::vector<std::int64_t>{p.stride[0], p.stride[1]}},
@@ -74,43 +71,22 @@ Shape conv_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p) {
 
 TensorType infer_conv2d(const std::vector<TensorType>& in, const Attrs& attrs) {
   require_floating_same(in);
-  return {in[0].dtype, conv_output_shape(in[0].shape, in[1].shape, params_of(attrs))};
+  return {in[0].dtype, conv_output_shape(in[0].shape, in[1].shape, conv_params_of(attrs))};
 }
 
 TensorType infer_grad_input(const std::vector<TensorType>& in, const Attrs& attrs) {  // (dy, w, like x)
   require_floating_same(in);
-  require_like(in[0].shape, conv_output_shape(in[2].shape, in[1].shape, params_of(attrs)), "dy");
+  require_like(in[0].shape, conv_output_shape(in[2].shape, in[1].shape, conv_params_of(attrs)), "dy");
   return {in[0].dtype, in[2].shape};
 }
 
 TensorType infer_grad_weight(const std::vector<TensorType>& in, const Attrs& attrs) {  // (x, dy, like w)
   require_floating_same(in);
-  require_like(in[1].shape, conv_output_shape(in[0].shape, in[2].shape, params_of(attrs)), "dy");
+  require_like(in[1].shape, conv_output_shape(in[0].shape, in[2].shape, conv_params_of(attrs)), "dy");
   return {in[0].dtype, in[2].shape};
 }
 
 // ---- kernels ----------------------------------------------------------------
-
-// Sizes of one run, taken from the (static) run-time shapes.
-struct Geometry {
-  std::int64_t n, c, h, w;  // input
-  std::int64_t co, kh, kw;  // weight
-  std::int64_t ho, wo;      // output
-  Conv2dParams p;
-
-  std::int64_t cg() const { return c / p.groups; }    // input channels per group
-  std::int64_t cog() const { return co / p.groups; }  // output channels per group
-  std::int64_t k() const { return cg() * kh * kw; }   // rows of a column matrix
-  std::int64_t cols() const { return ho * wo; }
-  // A 1x1 kernel at stride 1 without padding reads the input as its own column matrix.
-  bool direct() const {
-    return kh == 1 && kw == 1 && p.stride == Pair{1, 1} && p.padding == Pair{0, 0};
-  }
-};
-
-Geometry geometry(const Shape& x, const Shape& w, const Shape& y, const Attrs& attrs) {
-  return {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], params_of(attrs)};
-}
 
 // One scratch buffer per thread and element type, grown as needed and kept:
 // a Program's steady-state run allocates nothing here, and concurrent runs on
@@ -141,7 +117,7 @@ void valid_range(std::int64_t off, std::int64_t in, std::int64_t stride, std::in
 // col (k x cols) row (c, i, j), column (oh, ow) = x[c][oh*sh - ph + i*dh][ow*sw - pw + j*dw], 0 in the padding.
 // Rows are written front to back, so the stores are contiguous.
 template <class T>
-void im2col(const T* x, const Geometry& g, T* col) {
+void im2col(const T* x, const ConvGeometry& g, T* col) {
   const auto [sh, sw] = g.p.stride;
   const auto [dh, dw] = g.p.dilation;
   const auto [ph, pw] = g.p.padding;
@@ -169,7 +145,7 @@ void im2col(const T* x, const Geometry& g, T* col) {
 
 // The adjoint of im2col: adds each column entry back onto the input position it was read from.
 template <class T>
-void col2im(const T* col, const Geometry& g, T* x) {
+void col2im(const T* col, const ConvGeometry& g, T* x) {
   const auto [sh, sw] = g.p.stride;
   const auto [dh, dw] = g.p.dilation;
   const auto [ph, pw] = g.p.padding;
@@ -197,7 +173,7 @@ void col2im(const T* col, const Geometry& g, T* x) {
 
 // Per image and group: y_g (cog x cols) = w_g (cog x k) @ col (k x cols).
 template <class T>
-void conv_forward(const T* x, const T* w, T* y, const Geometry& g) {
+void conv_forward(const T* x, const T* w, T* y, const ConvGeometry& g) {
   const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
   T* col = g.direct() ? nullptr : scratch<T>(k * cols);
   for (std::int64_t n = 0; n < g.n; ++n)
@@ -210,7 +186,7 @@ void conv_forward(const T* x, const T* w, T* y, const Geometry& g) {
 
 // Per image and group: col (k x cols) = w_g^T @ dy_g, then col2im into dx.
 template <class T>
-void conv_grad_input(const T* dy, const T* w, T* dx, const Geometry& g) {
+void conv_grad_input(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
   const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
   T* col = g.direct() ? nullptr : scratch<T>(k * cols);
   if (col) std::fill(dx, dx + g.n * g.c * g.h * g.w, T(0));
@@ -226,7 +202,7 @@ void conv_grad_input(const T* dy, const T* w, T* dx, const Geometry& g) {
 // BLAS here overwrites its result, so images after the first go through a
 // small accumulator.
 template <class T>
-void conv_grad_weight(const T* x, const T* dy, T* dw, const Geometry& g) {
+void conv_grad_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
   const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
   std::fill(dw, dw + g.co * k, T(0));
   if (g.n == 0) return;
@@ -248,11 +224,11 @@ void conv_grad_weight(const T* x, const T* dy, T* dw, const Geometry& g) {
 }
 
 // An empty channel or spatial extent leaves nothing for BLAS to multiply.
-bool degenerate(const Geometry& g) { return g.k() == 0 || g.cols() == 0 || g.cog() == 0; }
+bool degenerate(const ConvGeometry& g) { return g.k() == 0 || g.cols() == 0 || g.cog() == 0; }
 
 void conv2d_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const Tensor x = in[0]->contiguous(), w = in[1]->contiguous();
-  const Geometry g = geometry(x.shape(), w.shape(), out.shape(), attrs);
+  const ConvGeometry g = conv_geometry(x.shape(), w.shape(), out.shape(), attrs);
   if (degenerate(g)) return out.fill_zero();
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -262,7 +238,7 @@ void conv2d_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
 
 void conv2d_grad_input_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const Tensor dy = in[0]->contiguous(), w = in[1]->contiguous();
-  const Geometry g = geometry(out.shape(), w.shape(), dy.shape(), attrs);
+  const ConvGeometry g = conv_geometry(out.shape(), w.shape(), dy.shape(), attrs);
   if (degenerate(g)) return out.fill_zero();
   kernels::dispatch_floating(dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -272,7 +248,7 @@ void conv2d_grad_input_kernel(const Tensor* const* in, Tensor& out, const Attrs&
 
 void conv2d_grad_weight_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const Tensor x = in[0]->contiguous(), dy = in[1]->contiguous();
-  const Geometry g = geometry(x.shape(), out.shape(), dy.shape(), attrs);
+  const ConvGeometry g = conv_geometry(x.shape(), out.shape(), dy.shape(), attrs);
   if (degenerate(g)) return out.fill_zero();
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -339,7 +315,7 @@ std::string onnx_col2im(OnnxLowerCtx& c, const std::string& cols, const Shape& x
 }
 
 std::string lower_conv2d(OnnxLowerCtx& c) {
-  const Conv2dParams p = params_of(c.attrs());
+  const Conv2dParams p = conv_params_of(c.attrs());
   const Shape& x = c.in_type(0).shape;
   const Shape& w = c.in_type(1).shape;
   const Shape& y = c.out_type().shape;
@@ -352,7 +328,7 @@ std::string lower_conv2d(OnnxLowerCtx& c) {
 }
 
 std::string lower_conv2d_grad_input(OnnxLowerCtx& c) {  // (dy, w, like x)
-  const Conv2dParams p = params_of(c.attrs());
+  const Conv2dParams p = conv_params_of(c.attrs());
   const Shape& w = c.in_type(1).shape;
   const Shape& x = c.out_type().shape;
   const Shape y = conv_output_shape(x, w, p);
@@ -383,7 +359,7 @@ std::string lower_conv2d_grad_input(OnnxLowerCtx& c) {  // (dy, w, like x)
 // swapped (stride and dilation trade places); groups ride along by putting
 // each group's images side by side as channels.
 std::string lower_conv2d_grad_weight(OnnxLowerCtx& c) {  // (x, dy, like w)
-  const Conv2dParams p = params_of(c.attrs());
+  const Conv2dParams p = conv_params_of(c.attrs());
   const Shape& x = c.in_type(0).shape;
   const Shape& w = c.out_type().shape;
   const Shape y = conv_output_shape(x, w, p);
@@ -427,14 +403,14 @@ std::string lower_conv2d_grad_weight(OnnxLowerCtx& c) {  // (x, dy, like w)
 
 const OpDef& conv2d_op = register_op(OpDef("conv2d").arity(2).infer(infer_conv2d).kernel(conv2d_kernel).onnx(lower_conv2d)
     .grad([](const GradCtx& c) {
-      const Conv2dParams p = params_of(c.attrs);
+      const Conv2dParams p = conv_params_of(c.attrs);
       return G{conv2d_grad_input(c.dy, c.x(1), c.x(0), p), conv2d_grad_weight(c.x(0), c.dy, c.x(1), p)};
     }));
 
 const OpDef& conv2d_grad_input_op = register_op(
     OpDef("conv2d_grad_input").arity(3).infer(infer_grad_input).kernel(conv2d_grad_input_kernel).onnx(lower_conv2d_grad_input)
         .grad([](const GradCtx& c) {  // inputs (dy, w, like)
-          const Conv2dParams p = params_of(c.attrs);
+          const Conv2dParams p = conv_params_of(c.attrs);
           return G{conv2d(c.dy, c.x(1), p), conv2d_grad_weight(c.dy, c.x(0), c.x(1), p), Var()};
         }));
 
@@ -442,7 +418,7 @@ const OpDef& conv2d_grad_weight_op = register_op(
     OpDef("conv2d_grad_weight").arity(3).infer(infer_grad_weight).kernel(conv2d_grad_weight_kernel)
         .onnx(lower_conv2d_grad_weight)
         .grad([](const GradCtx& c) {  // inputs (x, dy, like)
-          const Conv2dParams p = params_of(c.attrs);
+          const Conv2dParams p = conv_params_of(c.attrs);
           return G{conv2d_grad_input(c.x(1), c.dy, c.x(0), p), conv2d(c.x(0), c.dy, p), Var()};
         }));
 

@@ -13,6 +13,8 @@
 #include "core/device.h"
 #include "core/op.h"
 #include "core/tensor.h"
+#include "autodiff/grad.h"
+#include "ops/conv.h"
 #include "ops/linalg.h"
 #include "ops/ops.h"
 #include "ops/reduce_util.h"
@@ -304,4 +306,37 @@ TEST(CudaDevice, ReductionsMatchTheCpu) {
   device_kernel("sum_to_like", Device::cuda)(gpu_in, got, {});
   const Tensor g = got.to(Device::cpu);
   for (int i = 0; i < 4; ++i) EXPECT_NEAR(g.data<float>()[i], want.data<float>()[i], 1e-4);
+}
+
+TEST(CudaDevice, ConvolutionAndItsAdjointsMatchTheCpu) {
+  if (const std::string reason = no_gpu_reason(); !reason.empty()) GTEST_SKIP() << "no GPU: " << reason;
+  struct Case { Shape x, w; Conv2dParams p; };
+  const Case cases[] = {
+      {{2, 3, 7, 6}, {4, 3, 3, 3}, {}},
+      {{2, 4, 8, 8}, {6, 2, 3, 2}, {.stride = {2, 1}, .padding = {1, 2}, .dilation = {1, 2}, .groups = 2}},
+      {{3, 5, 4, 4}, {2, 5, 1, 1}, {}},  // 1x1: read in place
+  };
+  for (const Case& c : cases) {
+    Graph g;
+    Var x = g.input("x", c.x), w = g.param("w", arange(DType::float32, c.w, 0.01, -0.3));
+    Var y = conv2d(x, w, c.p);
+    Var loss = sum(y * y);
+    const std::vector<Var> grads = grad(loss, {x, w});
+    Graph g2;
+    Var x2 = g2.input("x", c.x), w2 = g2.param("w", arange(DType::float32, c.w, 0.01, -0.3));
+    Var y2 = conv2d(x2, w2, c.p);
+    Var loss2 = sum(y2 * y2);
+    const std::vector<Var> grads2 = grad(loss2, {x2, w2});
+    Program cpu = compile({y, grads[0], grads[1]});
+    Program gpu = compile({y2, grads2[0], grads2[1]}, {}, Device::cuda);
+    const Tensor feed = arange(DType::float32, c.x, 0.003, -0.5);
+    const auto want = cpu.run({{"x", feed}});
+    const auto got = gpu.run({{"x", feed}});
+    for (std::size_t k = 0; k < want.size(); ++k) {
+      const Tensor h = got[k].to(Device::cpu);
+      for (std::int64_t i = 0; i < want[k].numel(); ++i)
+        EXPECT_NEAR(h.data<float>()[i], want[k].data<float>()[i], 1e-4 * (1 + std::abs(want[k].data<float>()[i])))
+            << "output " << k;
+    }
+  }
 }

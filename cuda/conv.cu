@@ -1,0 +1,158 @@
+// conv2d and its two adjoints on the GPU, as on the CPU: im2col into a column
+// buffer, then cuBLAS GEMMs, batched over the images of each group.
+#include "core/op.h"
+#include "cuda/blas.h"
+#include "cuda/context.h"
+#include "cuda/indexing.cuh"
+#include "ops/conv_geometry.h"
+
+namespace xgrad::cuda {
+
+namespace {
+
+// Geometry of one group as kernel arguments.
+struct Taps {
+  std::int64_t n, c, h, w, cg, kh, kw, ho, wo, sh, sw, ph, pw, dh, dw, group;
+};
+
+Taps taps_of(const ConvGeometry& g, std::int64_t group) {
+  return {g.n, g.c, g.h, g.w, g.cg(), g.kh, g.kw, g.ho, g.wo, g.p.stride[0], g.p.stride[1], g.p.padding[0],
+          g.p.padding[1], g.p.dilation[0], g.p.dilation[1], group};
+}
+
+// col (n, k, cols) for one group: row (ci, i, j), column (oh, ow) = x[n][group * cg + ci][ih][iw], 0 in the padding.
+template <class T>
+__global__ void im2col_kernel(const T* x, T* col, Taps t) {
+  const std::int64_t cols = t.ho * t.wo, k = t.cg * t.kh * t.kw, total = t.n * k * cols;
+  XGRAD_GRID_STRIDE(idx, total) {
+    const std::int64_t column = idx % cols, row = (idx / cols) % k, n = idx / (cols * k);
+    const std::int64_t j = row % t.kw, i = (row / t.kw) % t.kh, ci = row / (t.kw * t.kh);
+    const std::int64_t ih = (column / t.wo) * t.sh - t.ph + i * t.dh, iw = (column % t.wo) * t.sw - t.pw + j * t.dw;
+    const bool inside = ih >= 0 && ih < t.h && iw >= 0 && iw < t.w;
+    col[idx] = inside ? x[((n * t.c + t.group * t.cg + ci) * t.h + ih) * t.w + iw] : T(0);
+  }
+}
+
+// The adjoint of im2col, gathered: each input element of the group sums the column entries read from it.
+template <class T>
+__global__ void col2im_kernel(const T* col, T* x, Taps t) {
+  const std::int64_t cols = t.ho * t.wo, k = t.cg * t.kh * t.kw, total = t.n * t.cg * t.h * t.w;
+  XGRAD_GRID_STRIDE(idx, total) {
+    const std::int64_t iw = idx % t.w, ih = (idx / t.w) % t.h, ci = (idx / (t.w * t.h)) % t.cg, n = idx / (t.w * t.h * t.cg);
+    T sum = 0;
+    for (std::int64_t i = 0; i < t.kh; ++i) {
+      const std::int64_t oh_s = ih + t.ph - i * t.dh;  // oh * sh
+      if (oh_s < 0 || oh_s % t.sh != 0 || oh_s / t.sh >= t.ho) continue;
+      for (std::int64_t j = 0; j < t.kw; ++j) {
+        const std::int64_t ow_s = iw + t.pw - j * t.dw;
+        if (ow_s < 0 || ow_s % t.sw != 0 || ow_s / t.sw >= t.wo) continue;
+        const std::int64_t row = (ci * t.kh + i) * t.kw + j;
+        sum += col[(n * k + row) * cols + (oh_s / t.sh) * t.wo + ow_s / t.sw];
+      }
+    }
+    x[((n * t.c + t.group * t.cg + ci) * t.h + ih) * t.w + iw] = sum;
+  }
+}
+
+bool degenerate(const ConvGeometry& g) { return g.k() == 0 || g.cols() == 0 || g.cog() == 0 || g.n == 0; }
+
+// The column buffer for one group of every image (none for a 1x1 kernel read in place).
+Tensor column_buffer(const ConvGeometry& g, DType dtype) {
+  return g.direct() ? Tensor() : Tensor::empty(dtype, {g.n, g.k(), g.cols()}, Device::cuda);
+}
+
+template <class T>
+void forward(const T* x, const T* w, T* y, const ConvGeometry& g, const Tensor& col) {
+  const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog(), image = g.c * g.h * g.w;
+  for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
+    const T* b = x + grp * g.cg() * g.h * g.w;
+    std::int64_t b_stride = image;
+    if (col.defined()) {
+      im2col_kernel<<<blocks_for(g.n * k * cols), kThreads, 0, stream()>>>(x, static_cast<T*>(col.raw_data()), taps_of(g, grp));
+      check_launch("im2col kernel");
+      b = static_cast<const T*>(col.raw_data());
+      b_stride = k * cols;
+    }
+    // y[n]_g (cog x cols) = w_g (cog x k) @ col[n] (k x cols)
+    gemm<T>(false, false, cog, cols, k, w + grp * cog * k, k, 0, b, cols, b_stride, y + grp * cog * cols, cols,
+            g.co * cols, g.n);
+  }
+}
+
+template <class T>
+void grad_input(const T* dy, const T* w, T* dx, const ConvGeometry& g, const Tensor& col) {
+  const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog(), image = g.c * g.h * g.w;
+  for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
+    // col[n] (k x cols) = w_g^T (k x cog) @ dy[n]_g (cog x cols); a 1x1 kernel writes dx directly
+    T* c = col.defined() ? static_cast<T*>(col.raw_data()) : dx + grp * g.cg() * g.h * g.w;
+    gemm<T>(true, false, k, cols, cog, w + grp * cog * k, k, 0, dy + grp * cog * cols, cols, g.co * cols, c, cols,
+            col.defined() ? k * cols : image, g.n);
+    if (col.defined()) {
+      col2im_kernel<<<blocks_for(g.n * g.cg() * g.h * g.w), kThreads, 0, stream()>>>(c, dx, taps_of(g, grp));
+      check_launch("col2im kernel");
+    }
+  }
+}
+
+template <class T>
+void grad_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g, const Tensor& col) {
+  const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog(), image = g.c * g.h * g.w;
+  for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
+    const T* b = x + grp * g.cg() * g.h * g.w;
+    std::int64_t b_stride = image;
+    if (col.defined()) {
+      im2col_kernel<<<blocks_for(g.n * k * cols), kThreads, 0, stream()>>>(x, static_cast<T*>(col.raw_data()), taps_of(g, grp));
+      check_launch("im2col kernel");
+      b = static_cast<const T*>(col.raw_data());
+      b_stride = k * cols;
+    }
+    // dw_g (cog x k) = sum over n of dy[n]_g (cog x cols) @ col[n]^T: one GEMM per image, accumulating.
+    for (std::int64_t n = 0; n < g.n; ++n)
+      gemm<T>(false, true, cog, k, cols, dy + n * g.co * cols + grp * cog * cols, cols, 0, b + n * b_stride, cols, 0,
+              dw + grp * cog * k, k, 0, 1, n == 0 ? T(0) : T(1));
+  }
+}
+
+void conv2d(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const Tensor x = in[0]->contiguous(), w = in[1]->contiguous();
+  const ConvGeometry g = conv_geometry(x.shape(), w.shape(), out.shape(), attrs);
+  if (degenerate(g)) return out.fill_zero();
+  const Tensor col = column_buffer(g, x.dtype());
+  dispatch_floating(x.dtype(), "conv2d", [&](auto tag) {
+    using T = decltype(tag);
+    forward<T>(static_cast<const T*>(x.raw_data()), static_cast<const T*>(w.raw_data()), static_cast<T*>(out.raw_data()), g, col);
+  });
+}
+
+void conv2d_grad_input(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const Tensor dy = in[0]->contiguous(), w = in[1]->contiguous();
+  const ConvGeometry g = conv_geometry(out.shape(), w.shape(), dy.shape(), attrs);
+  if (degenerate(g)) return out.fill_zero();
+  const Tensor col = column_buffer(g, dy.dtype());
+  dispatch_floating(dy.dtype(), "conv2d_grad_input", [&](auto tag) {
+    using T = decltype(tag);
+    grad_input<T>(static_cast<const T*>(dy.raw_data()), static_cast<const T*>(w.raw_data()), static_cast<T*>(out.raw_data()), g, col);
+  });
+}
+
+void conv2d_grad_weight(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
+  const Tensor x = in[0]->contiguous(), dy = in[1]->contiguous();
+  const ConvGeometry g = conv_geometry(x.shape(), out.shape(), dy.shape(), attrs);
+  if (degenerate(g)) return out.fill_zero();
+  const Tensor col = column_buffer(g, x.dtype());
+  dispatch_floating(x.dtype(), "conv2d_grad_weight", [&](auto tag) {
+    using T = decltype(tag);
+    grad_weight<T>(static_cast<const T*>(x.raw_data()), static_cast<const T*>(dy.raw_data()), static_cast<T*>(out.raw_data()), g, col);
+  });
+}
+
+const bool registered = [] {
+  register_device_kernel("conv2d", Device::cuda, conv2d);
+  register_device_kernel("conv2d_grad_input", Device::cuda, conv2d_grad_input);
+  register_device_kernel("conv2d_grad_weight", Device::cuda, conv2d_grad_weight);
+  return true;
+}();
+
+}  // namespace
+
+}  // namespace xgrad::cuda
