@@ -288,6 +288,21 @@ void Tensor::fill_zero() {
   copy_from(Tensor::zeros(dtype_, {}).broadcast_to(shape_));
 }
 
+void Tensor::fill(double value) {
+  if (device() != Device::cpu) {  // the device's strided copy from a broadcast scalar
+    copy_from(Tensor::full(dtype_, {}, value).to(device()).broadcast_to(shape_));
+    return;
+  }
+  if (!is_contiguous()) {
+    copy_from(Tensor::full(dtype_, {}, value).broadcast_to(shape_));
+    return;
+  }
+  visit_dtype(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    std::fill_n(static_cast<T*>(raw_data()), numel(), static_cast<T>(value));
+  });
+}
+
 Tensor Tensor::astype(DType dtype) const {
   Tensor out = empty(dtype, shape_, device());
   out.copy_from(*this);

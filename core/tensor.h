@@ -73,6 +73,7 @@ class Tensor {
   void copy_from(const Tensor& src);  // same shape and device; any strides; converts the dtype
   Tensor astype(DType dtype) const;
   void fill_zero();  // every element of the view (any strides; on a device: contiguous) set to zero
+  void fill(double value);  // every element of the view set to value (any strides, any device)
 
   double item() const;  // the single element of a one-element tensor, as double
   std::string to_string() const;

@@ -14,6 +14,7 @@
 #include "core/onnx_lowering.h"
 #include "ops/conv.h"
 #include "ops/elementwise.h"
+#include "ops/pool_geometry.h"
 #include "ops/spatial.h"
 #include "ops/ops.h"
 
@@ -86,62 +87,29 @@ TensorType infer_gather(const std::vector<TensorType>& in, const Attrs& attrs) {
 
 // ---- kernels ----------------------------------------------------------------
 
-struct Geometry {
-  std::int64_t planes, h, w, ho, wo;  // planes: N * C
-  Pool2dParams p;
-  std::int64_t in_size() const { return h * w; }
-  std::int64_t out_size() const { return ho * wo; }
-};
-
-Geometry geometry(const Shape& x, const Shape& y, const Attrs& attrs) {
-  return {x[0] * x[1], x[2], x[3], y[2], y[3], params_of(attrs)};
-}
-
 // Calls f(plane, out_index, h0, h1, w0, w1) with each window clipped to the input.
 template <class F>
-void for_each_window(const Geometry& g, F&& f) {
-  const auto [kh, kw] = g.p.kernel;
-  const auto [sh, sw] = g.p.stride.value_or(g.p.kernel);
-  const auto [ph, pw] = g.p.padding;
+void for_each_window(const PoolGeometry& g, F&& f) {
   for (std::int64_t plane = 0; plane < g.planes; ++plane)
-    for (std::int64_t oh = 0; oh < g.ho; ++oh) {
-      const std::int64_t h0 = std::max<std::int64_t>(oh * sh - ph, 0), h1 = std::min(oh * sh - ph + kh, g.h);
+    for (std::int64_t oh = 0; oh < g.ho; ++oh)
       for (std::int64_t ow = 0; ow < g.wo; ++ow) {
-        const std::int64_t w0 = std::max<std::int64_t>(ow * sw - pw, 0), w1 = std::min(ow * sw - pw + kw, g.w);
+        std::int64_t h0, h1, w0, w1;
+        g.window(oh, ow, h0, h1, w0, w1);
         f(plane, oh * g.wo + ow, h0, h1, w0, w1);
       }
-    }
 }
 
-// f(in_offset, out_offset) with the position of each window's maximum. As in
-// PyTorch: the first maximum in row-major order wins, and a NaN wins over numbers.
+// f(in_offset, out_offset) with the position of each window's maximum.
 template <class T, class F>
-void for_each_argmax(const T* x, const Geometry& g, F&& f) {
+void for_each_argmax(const T* x, const PoolGeometry& g, F&& f) {
   for_each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t h0, std::int64_t h1, std::int64_t w0, std::int64_t w1) {
-    const T* xp = x + plane * g.in_size();
-    std::int64_t best_at = h0 * g.w + w0;
-    T best = -std::numeric_limits<T>::infinity();
-    for (std::int64_t ih = h0; ih < h1; ++ih)
-      for (std::int64_t iw = w0; iw < w1; ++iw) {
-        const T v = xp[ih * g.w + iw];
-        if (v > best || std::isnan(v)) {
-          best = v;
-          best_at = ih * g.w + iw;
-        }
-      }
-    f(plane * g.in_size() + best_at, plane * g.out_size() + o);
+    f(plane * g.in_size() + g.argmax(x + plane * g.in_size(), h0, h1, w0, w1), plane * g.out_size() + o);
   });
-}
-
-template <class T>
-T divisor(const Geometry& g, std::int64_t h0, std::int64_t h1, std::int64_t w0, std::int64_t w1) {
-  // Without ceil_mode every window lies inside the padded input, so with padding counted it is the full kernel.
-  return g.p.count_include_pad ? T(g.p.kernel[0] * g.p.kernel[1]) : T((h1 - h0) * (w1 - w0));
 }
 
 void max_pool2d_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const Tensor x = in[0]->contiguous();
-  const Geometry g = geometry(x.shape(), out.shape(), attrs);
+  const PoolGeometry g = pool_geometry(x.shape(), out.shape(), attrs);
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* xp = x.data<T>();
@@ -152,7 +120,7 @@ void max_pool2d_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs)
 
 void max_pool2d_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {  // (x, dy)
   const Tensor x = in[0]->contiguous(), dy = in[1]->contiguous();
-  const Geometry g = geometry(x.shape(), dy.shape(), attrs);
+  const PoolGeometry g = pool_geometry(x.shape(), dy.shape(), attrs);
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* dyp = dy.data<T>();
@@ -164,7 +132,7 @@ void max_pool2d_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a
 
 void max_pool2d_gather_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {  // (x, g)
   const Tensor x = in[0]->contiguous(), src = in[1]->contiguous();
-  const Geometry g = geometry(x.shape(), out.shape(), attrs);
+  const PoolGeometry g = pool_geometry(x.shape(), out.shape(), attrs);
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* sp = src.data<T>();
@@ -175,7 +143,7 @@ void max_pool2d_gather_kernel(const Tensor* const* in, Tensor& out, const Attrs&
 
 void avg_pool2d_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const Tensor x = in[0]->contiguous();
-  const Geometry g = geometry(x.shape(), out.shape(), attrs);
+  const PoolGeometry g = pool_geometry(x.shape(), out.shape(), attrs);
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* xp = x.data<T>();
@@ -185,14 +153,14 @@ void avg_pool2d_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs)
       T s = 0;
       for (std::int64_t ih = h0; ih < h1; ++ih)
         for (std::int64_t iw = w0; iw < w1; ++iw) s += p[ih * g.w + iw];
-      yp[plane * g.out_size() + o] = s / divisor<T>(g, h0, h1, w0, w1);
+      yp[plane * g.out_size() + o] = s / g.divisor<T>(h0, h1, w0, w1);
     });
   });
 }
 
 void avg_pool2d_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {  // (dy, like)
   const Tensor dy = in[0]->contiguous();
-  const Geometry g = geometry(out.shape(), dy.shape(), attrs);
+  const PoolGeometry g = pool_geometry(out.shape(), dy.shape(), attrs);
   kernels::dispatch_floating(dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* dyp = dy.data<T>();
@@ -200,7 +168,7 @@ void avg_pool2d_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a
     std::fill(dxp, dxp + out.numel(), T(0));
     for_each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t h0, std::int64_t h1, std::int64_t w0, std::int64_t w1) {
       T* p = dxp + plane * g.in_size();
-      const T share = dyp[plane * g.out_size() + o] / divisor<T>(g, h0, h1, w0, w1);
+      const T share = dyp[plane * g.out_size() + o] / g.divisor<T>(h0, h1, w0, w1);
       for (std::int64_t ih = h0; ih < h1; ++ih)
         for (std::int64_t iw = w0; iw < w1; ++iw) p[ih * g.w + iw] += share;
     });

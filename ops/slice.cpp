@@ -234,11 +234,7 @@ Attrs interior(const Axes& pads) {
 }
 
 void pad_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
-  const double value = a.get_float("value");
-  kernels::dispatch_numeric(out.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    std::fill_n(static_cast<T*>(out.raw_data()), out.numel(), static_cast<T>(value));
-  });
+  out.fill(a.get_float("value"));
   slice_view(out, interior(a.get_ints("pads"))).copy_from(*in[0]);
 }
 
@@ -254,7 +250,7 @@ std::string lower_pad(OnnxLowerCtx& c) {
   return c.op("Pad", {c.in(), c.ints(onnx_pads), c.scalar(c.attrs().get_float("value"))});
 }
 
-const OpDef& pad_op = register_op(OpDef("pad").infer(infer_pad).kernel(pad_kernel).onnx(lower_pad)
+const OpDef& pad_op = register_op(OpDef("pad").infer(infer_pad).kernel(pad_kernel).any_device().onnx(lower_pad)
     .grad([](const GradCtx& c) { return G{c.dy.graph().apply(slice_op, {c.dy}, interior(c.attrs.get_ints("pads")))}; }));
 
 }  // namespace

@@ -41,8 +41,9 @@ py::object run_program(const PyProgram& self, const py::args& args, const py::kw
     const auto& names = self.program.input_names();
     for (std::size_t k = 0; k < names.size(); ++k)
       if (names[k] == name) want = self.program.input_types()[k].dtype;  // a reference: no copy per call
-    // Arrays keep their dtype (a mismatch is reported by run); other objects are converted.
-    feeds.emplace_back(name, to_tensor(value, py::isinstance<py::array>(value) ? std::nullopt : want, "feed '" + name + "'"));
+    // Arrays and xg.Tensors keep their dtype (a mismatch is reported by run); other objects are converted.
+    const bool typed = py::isinstance<py::array>(value) || py::isinstance<Tensor>(value);
+    feeds.emplace_back(name, to_tensor(value, typed ? std::nullopt : want, "feed '" + name + "'"));
   };
   if (args.size() > 1) throw TypeError("Program takes one dict of feeds or keyword feeds");
   if (args.size() == 1) {

@@ -92,6 +92,10 @@ Tensor wrap_array(const py::array& arr, const std::string& what) {
 // Any array-like as a Tensor of `dtype`: zero-copy for arrays of that dtype,
 // converted once otherwise.
 Tensor to_tensor(const py::handle& obj, std::optional<DType> dtype, const std::string& what) {
+  if (py::isinstance<Tensor>(obj)) {  // an xg.Tensor, wherever it lives
+    const Tensor& t = obj.cast<const Tensor&>();
+    return !dtype || t.dtype() == *dtype ? t : t.astype(*dtype);
+  }
   py::array arr;
   if (py::isinstance<py::array>(obj) && (!dtype || from_numpy_dtype(py::reinterpret_borrow<py::array>(obj).dtype()) == *dtype)) {
     arr = py::reinterpret_borrow<py::array>(obj);

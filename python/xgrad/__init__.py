@@ -20,7 +20,7 @@ from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, bat
                      matmul, max, maximum, mean, min, minimum, mse_loss, mul, ne, neg, one_hot, pad, pow, prod,
                      registered_ops, relu, reshape, rsqrt, sigmoid, sign, sin, softmax, softplus, sqrt, square, std,
                      split, squeeze, expand_dims, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
-from ._xgrad import cuda, linalg
+from ._xgrad import Tensor, cuda, linalg, tensor
 from ._xgrad import avg_pool2d, conv2d, max_pool2d
 
 from . import onnx, optim
@@ -84,8 +84,8 @@ __all__ = [
     "dropout", "layer_norm", "batch_norm",
     # xg.linalg: cholesky, solve, triangular_solve, inv, lstsq, det, slogdet, ...
     "linalg",
-    # xg.cuda: is_built, is_available, device_count, why_unavailable
-    "cuda",
+    # devices: xg.Tensor / xg.tensor (arrays on the CPU or a GPU); xg.cuda: is_built, is_available, ...
+    "Tensor", "tensor", "cuda",
     # convolution and pooling
     "conv2d", "max_pool2d", "avg_pool2d",
     # training toolkit: xg.init, xg.nn, xg.data modules; checkpoints; the fit loop

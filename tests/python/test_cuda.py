@@ -79,3 +79,49 @@ def test_elementwise_training_step_on_the_gpu_matches_the_cpu():
     np.testing.assert_allclose(wg.value, wc.value, rtol=1e-12)
     wg.value = np.zeros(4)  # assignment uploads
     assert (wg.value == 0).all()
+
+
+def test_tensor_on_the_cpu_shares_the_numpy_array():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = xg.tensor(a)
+    assert t.device == "cpu" and t.shape == (2, 3) and t.dtype == np.float32
+    assert np.shares_memory(t.numpy(), a) and np.shares_memory(np.asarray(t), a)  # zero copy both ways
+    assert t.to("cpu").numpy().__array_interface__["data"] == t.numpy().__array_interface__["data"]
+    assert "float32(2, 3) on cpu" in repr(t)
+    assert xg.tensor([1, 2], dtype=np.float64).dtype == np.float64
+    with pytest.raises(ValueError, match="unknown device"):
+        t.to("tpu")
+
+
+def test_a_tensor_feeds_a_program():
+    g, x, w, b, y = _elementwise_model()
+    prog = g.compile(y)
+    feed = np.linspace(-1, 1, 4)
+    np.testing.assert_array_equal(prog(x=xg.tensor(feed)), prog(x=feed))
+    w.value = xg.tensor(np.full(4, 2.0))  # params take tensors too
+    assert (w.value == 2).all()
+
+
+def test_without_a_gpu_moving_a_tensor_there_says_why():
+    if xg.cuda.is_available():
+        pytest.skip("a GPU is present: this checks the refusal on machines without one")
+    with pytest.raises(RuntimeError, match="CUDA"):
+        xg.tensor(np.ones(3), device="cuda")
+    with pytest.raises(RuntimeError, match="CUDA"):
+        xg.tensor(np.ones(3)).to("cuda")
+
+
+def test_tensors_round_trip_through_the_gpu_and_feed_it_in_place():
+    if not xg.cuda.is_available():
+        pytest.skip(f"no GPU: {xg.cuda.why_unavailable()}")
+    a = np.random.default_rng(0).standard_normal((3, 5))
+    t = xg.tensor(a, device="cuda")
+    assert t.device == "cuda" and t.shape == (3, 5)
+    back = t.to("cpu").numpy()
+    np.testing.assert_array_equal(back, a)
+    assert not np.shares_memory(back, a)
+    np.testing.assert_array_equal(np.asarray(t), a)
+    g, x, w, b, y = _elementwise_model()
+    prog = g.compile(y, device="cuda")
+    feed = np.linspace(-1, 1, 4)
+    np.testing.assert_allclose(prog(x=xg.tensor(feed, device="cuda")), prog(x=feed), rtol=1e-12)
