@@ -74,6 +74,7 @@ bench: install
 	$(PY) bench/bench_matmul.py
 	$(PY) bench/bench_conv.py
 	$(PY) bench/bench_train.py
+	$(PY) bench/bench_cuda.py
 
 clean:
 	rm -rf $(BUILD) $(VENV) python/xgrad.egg-info

@@ -56,6 +56,11 @@ void bind_device(py::module_& m) {
         const DeviceBackend* b = device_backend(Device::cuda);
         return b ? b->device_count() : 0;
       }, "The number of CUDA devices (0 without a driver or a GPU).");
+  cuda.def("synchronize", [] {
+        py::gil_scoped_release nogil;
+        require_device(Device::cuda).synchronize();
+      }, "Waits until the GPU work queued so far has finished (for timing: Programs return before their kernels end "
+         "unless a result is read).");
   cuda.def("why_unavailable", []() -> py::object {
         const DeviceBackend* b = device_backend(Device::cuda);
         if (!b) return py::str("this xgrad was built without CUDA (CMake found no nvcc, or XGRAD_CUDA was OFF)");

@@ -30,7 +30,8 @@ struct PyProgram {
   bool single_output;
 };
 
-py::object run_program(const PyProgram& self, const py::args& args, const py::kwargs& kwargs) {
+// The program's outputs for the feeds given as one dict or as keywords, where the program left them.
+std::vector<Tensor> run_outputs(const PyProgram& self, const py::args& args, const py::kwargs& kwargs) {
   Program::Feeds feeds;
   auto add_feed = [&](const py::handle& key, const py::handle& value) {
     std::string name;
@@ -51,11 +52,12 @@ py::object run_program(const PyProgram& self, const py::args& args, const py::kw
     for (const auto& [k, v] : args[0].cast<py::dict>()) add_feed(k, v);
   }
   for (const auto& [k, v] : kwargs) add_feed(k, v);
-  std::vector<Tensor> outs;
-  {
-    py::gil_scoped_release nogil;
-    outs = self.program.run(feeds);
-  }
+  py::gil_scoped_release nogil;
+  return self.program.run(feeds);
+}
+
+py::object run_program(const PyProgram& self, const py::args& args, const py::kwargs& kwargs) {
+  std::vector<Tensor> outs = run_outputs(self, args, kwargs);
   if (self.program.device() != Device::cpu) {  // numpy out always via the host
     py::gil_scoped_release nogil;
     for (auto& t : outs) t = t.to(Device::cpu);
@@ -63,6 +65,15 @@ py::object run_program(const PyProgram& self, const py::args& args, const py::kw
   if (self.single_output) return to_numpy(outs[0]);
   py::list result;
   for (const auto& t : outs) result.append(to_numpy(t));
+  return std::move(result);
+}
+
+// As run_program, but xg.Tensors left on the program's device: nothing is copied to the host.
+py::object run_program_tensors(const PyProgram& self, const py::args& args, const py::kwargs& kwargs) {
+  std::vector<Tensor> outs = run_outputs(self, args, kwargs);
+  if (self.single_output) return py::cast(outs[0]);
+  py::list result;
+  for (const auto& t : outs) result.append(py::cast(t));
   return std::move(result);
 }
 
@@ -221,6 +232,10 @@ PYBIND11_MODULE(_xgrad, m) {
 
   py::class_<PyProgram>(m, "Program", "A compiled graph. Call it with feeds; returns numpy arrays.")
       .def("__call__", run_program)
+      .def("run_tensors", run_program_tensors,
+           "Runs like a call, but returns xg.Tensors where the program left them (on its device, for a CUDA program): "
+           "nothing is copied to the host. GPU work is queued; reading a result (.numpy()) waits for it.")
+      .def_property_readonly("device", [](const PyProgram& p) { return std::string(device_name(p.program.device())); })
       .def_property_readonly("input_names", [](const PyProgram& p) { return p.program.input_names(); })
       .def_property_readonly("num_steps", [](const PyProgram& p) { return p.program.num_steps(); })
       .def("__str__", [](const PyProgram& p) { return p.program.to_string(); })

@@ -125,3 +125,43 @@ def test_tensors_round_trip_through_the_gpu_and_feed_it_in_place():
     prog = g.compile(y, device="cuda")
     feed = np.linspace(-1, 1, 4)
     np.testing.assert_allclose(prog(x=xg.tensor(feed, device="cuda")), prog(x=feed), rtol=1e-12)
+
+
+def _mlp_training_losses(device, X, T, steps=30):
+    g = xg.Graph()
+    x, t = g.input("x", (None, 64)), g.input("t", (None,), dtype=xg.int64)
+    model = xg.nn.Sequential(xg.nn.Linear(g, 64, 128, seed=0), xg.relu, xg.nn.Linear(g, 128, 10, seed=1))
+    loss = xg.cross_entropy(model(x), t)
+    step = g.compile(loss, updates=xg.optim.Adam(model.params, lr=1e-2), device=device)
+    losses = [float(step(x=X[i % 4 * 256:(i % 4 + 1) * 256], t=T[i % 4 * 256:(i % 4 + 1) * 256])) for i in range(steps)]
+    return np.array(losses), [p.value for p in model.params]
+
+
+def test_mlp_training_on_the_gpu_matches_the_cpu():
+    if not xg.cuda.is_available():
+        pytest.skip(f"no GPU: {xg.cuda.why_unavailable()}")
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    X, T = (digits.data / 16).astype(np.float32), digits.target.astype(np.int64)
+    cpu_losses, cpu_params = _mlp_training_losses("cpu", X, T)
+    gpu_losses, gpu_params = _mlp_training_losses("cuda", X, T)
+    assert gpu_losses[-1] < gpu_losses[0] / 3
+    np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-3, atol=1e-4)
+    for g, c in zip(gpu_params, cpu_params):
+        np.testing.assert_allclose(g, c, rtol=1e-2, atol=1e-3)
+
+
+def test_run_tensors_leaves_the_outputs_where_the_program_made_them():
+    g, x, w, b, y = _elementwise_model()
+    prog = g.compile([y, y * 2.0])
+    assert prog.device == "cpu"
+    feed = np.linspace(-1, 1, 4)
+    t1, t2 = prog.run_tensors(x=feed)
+    assert isinstance(t1, xg.Tensor) and t1.device == "cpu"
+    np.testing.assert_array_equal(t1.numpy(), prog(x=feed)[0])
+    np.testing.assert_array_equal(t2.numpy(), 2 * t1.numpy())
+    single = g.compile(y).run_tensors({x: feed})
+    assert isinstance(single, xg.Tensor) and single.shape == (4,)
+    if not xg.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            xg.cuda.synchronize()
