@@ -15,7 +15,7 @@ class ImportCtx {
  public:
   ImportCtx(Graph& g, const onnx::NodeProto& node, std::vector<Var> inputs, std::vector<Var> shape_of,
             std::int64_t opset)
-      : g(g), node(node), in_(std::move(inputs)), shape_of_(std::move(shape_of)), opset(opset) {}
+      : g(g), node(node), opset(opset), in_(std::move(inputs)), shape_of_(std::move(shape_of)) {}
 
   Graph& g;
   const onnx::NodeProto& node;
