@@ -24,6 +24,7 @@ class DeviceBackend {
   // Device memory from the backend's caching allocator; release() returns it to the cache.
   virtual void* allocate(std::size_t nbytes) = 0;
   virtual void release(void* ptr, std::size_t nbytes) noexcept = 0;
+  // host_src must be pageable memory (not pinned): it may be freed as soon as the call returns.
   virtual void copy_to_device(void* dst, const void* host_src, std::size_t nbytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* src, std::size_t nbytes) = 0;
   virtual void copy_on_device(void* dst, const void* src, std::size_t nbytes) = 0;

@@ -256,7 +256,7 @@ void Tensor::copy_from(const Tensor& src) {
                        device_name(device()) + "; copy across devices with to()");
     const std::size_t nbytes = static_cast<std::size_t>(numel()) * itemsize(dtype_);
     if (src.dtype_ == dtype_ && is_contiguous() && src.is_contiguous()) {
-      if (nbytes) require_device(device()).copy_on_device(raw_data(), src.raw_data(), nbytes);
+      if (nbytes && raw_data() != src.raw_data()) require_device(device()).copy_on_device(raw_data(), src.raw_data(), nbytes);
       return;
     }
     // Strides or a dtype change: the device's strided conversion kernel (the astype op's).

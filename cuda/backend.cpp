@@ -21,7 +21,14 @@ class CudaBackend final : public DeviceBackend {
   CudaBackend()
       : cache_([](std::size_t n) -> void* {
                  void* p = nullptr;
-                 return cudaMalloc(&p, n) == cudaSuccess ? p : (cudaGetLastError(), nullptr);
+                 const cudaError_t err = cudaMalloc(&p, n);
+                 if (err == cudaSuccess) return p;
+                 cudaGetLastError();
+                 // Only a full device is worth emptying the cache for; anything else (a kernel that
+                 // faulted earlier) is reported as itself.
+                 if (err == cudaErrorMemoryAllocation) return nullptr;
+                 throw RuntimeError(std::string("CUDA error (from this or an earlier GPU operation): ") +
+                                    cudaGetErrorString(err));
                },
                [](void* p) { cudaFree(p); }) {}
 
@@ -38,10 +45,10 @@ class CudaBackend final : public DeviceBackend {
   }
   void release(void* ptr, std::size_t nbytes) noexcept override { cache_.release(ptr, nbytes); }
 
+  // Host buffers here are pageable (numpy's, ours): CUDA stages a pageable source before the call returns,
+  // so the caller may free it at once, and the host need not wait for the queued kernels.
   void copy_to_device(void* dst, const void* src, std::size_t n) override {
     check(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream()), "copy to the GPU");
-    // The host buffer may be a temporary the caller frees next: wait until it has been read.
-    check(cudaStreamSynchronize(stream()), "copy to the GPU");
   }
   void copy_to_host(void* dst, const void* src, std::size_t n) override {
     check(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream()), "copy to the CPU");

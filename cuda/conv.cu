@@ -1,5 +1,8 @@
 // conv2d and its two adjoints on the GPU, as on the CPU: im2col into a column
 // buffer, then cuBLAS GEMMs, batched over the images of each group.
+#include <algorithm>
+#include <utility>
+
 #include "core/op.h"
 #include "cuda/blas.h"
 #include "cuda/context.h"
@@ -10,15 +13,18 @@ namespace xgrad::cuda {
 
 namespace {
 
-// Geometry of one group as kernel arguments.
+// Geometry of one group over `n` images as kernel arguments.
 struct Taps {
   std::int64_t n, c, h, w, cg, kh, kw, ho, wo, sh, sw, ph, pw, dh, dw, group;
 };
 
-Taps taps_of(const ConvGeometry& g, std::int64_t group) {
-  return {g.n, g.c, g.h, g.w, g.cg(), g.kh, g.kw, g.ho, g.wo, g.p.stride[0], g.p.stride[1], g.p.padding[0],
+Taps taps_of(const ConvGeometry& g, std::int64_t group, std::int64_t images) {
+  return {images, g.c, g.h, g.w, g.cg(), g.kh, g.kw, g.ho, g.wo, g.p.stride[0], g.p.stride[1], g.p.padding[0],
           g.p.padding[1], g.p.dilation[0], g.p.dilation[1], group};
 }
+
+// Images per im2col pass: the column buffer (images x k x cols) stays under this many bytes.
+constexpr std::int64_t kColumnBytes = std::int64_t{256} << 20;
 
 // col (n, k, cols) for one group: row (ci, i, j), column (oh, ow) = x[n][group * cg + ci][ih][iw], 0 in the padding.
 template <class T>
@@ -56,61 +62,78 @@ __global__ void col2im_kernel(const T* col, T* x, Taps t) {
 
 bool degenerate(const ConvGeometry& g) { return g.k() == 0 || g.cols() == 0 || g.cog() == 0 || g.n == 0; }
 
-// The column buffer for one group of every image (none for a 1x1 kernel read in place).
+std::int64_t images_per_pass(const ConvGeometry& g, DType dtype) {
+  const std::int64_t per_image = g.k() * g.cols() * static_cast<std::int64_t>(itemsize(dtype));
+  return g.direct() ? g.n : std::clamp<std::int64_t>(kColumnBytes / std::max<std::int64_t>(per_image, 1), 1, g.n);
+}
+
+// The column buffer for one group of a pass's images (none for a 1x1 kernel read in place).
 Tensor column_buffer(const ConvGeometry& g, DType dtype) {
-  return g.direct() ? Tensor() : Tensor::empty(dtype, {g.n, g.k(), g.cols()}, Device::cuda);
+  return g.direct() ? Tensor() : Tensor::empty(dtype, {images_per_pass(g, dtype), g.k(), g.cols()}, Device::cuda);
+}
+
+// Calls f(first image, images) for each pass over the batch.
+template <class F>
+void for_each_pass(const ConvGeometry& g, std::int64_t per_pass, F&& f) {
+  for (std::int64_t n0 = 0; n0 < g.n; n0 += per_pass) f(n0, std::min(per_pass, g.n - n0));
+}
+
+// The columns of group grp for images [n0, n0 + images), or the images themselves for a 1x1 kernel:
+// the GEMMs' B operand, with its per-image stride.
+template <class T>
+std::pair<const T*, std::int64_t> columns(const T* x, const ConvGeometry& g, const Tensor& col, std::int64_t grp,
+                                          std::int64_t n0, std::int64_t images) {
+  const std::int64_t image = g.c * g.h * g.w;
+  if (!col.defined()) return {x + n0 * image + grp * g.cg() * g.h * g.w, image};
+  T* c = static_cast<T*>(col.raw_data());
+  im2col_kernel<<<blocks_for(images * g.k() * g.cols()), kThreads, 0, stream()>>>(x + n0 * image, c, taps_of(g, grp, images));
+  check_launch("im2col kernel");
+  return {c, g.k() * g.cols()};
 }
 
 template <class T>
 void forward(const T* x, const T* w, T* y, const ConvGeometry& g, const Tensor& col) {
-  const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog(), image = g.c * g.h * g.w;
-  for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
-    const T* b = x + grp * g.cg() * g.h * g.w;
-    std::int64_t b_stride = image;
-    if (col.defined()) {
-      im2col_kernel<<<blocks_for(g.n * k * cols), kThreads, 0, stream()>>>(x, static_cast<T*>(col.raw_data()), taps_of(g, grp));
-      check_launch("im2col kernel");
-      b = static_cast<const T*>(col.raw_data());
-      b_stride = k * cols;
-    }
-    // y[n]_g (cog x cols) = w_g (cog x k) @ col[n] (k x cols)
-    gemm<T>(false, false, cog, cols, k, w + grp * cog * k, k, 0, b, cols, b_stride, y + grp * cog * cols, cols,
-            g.co * cols, g.n);
-  }
+  const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
+  const std::int64_t per_pass = col.defined() ? col.shape()[0] : g.n;
+  for (std::int64_t grp = 0; grp < g.p.groups; ++grp)
+    for_each_pass(g, per_pass, [&](std::int64_t n0, std::int64_t images) {
+      const auto [b, b_stride] = columns(x, g, col, grp, n0, images);
+      // y[n]_g (cog x cols) = w_g (cog x k) @ col[n] (k x cols)
+      gemm<T>(false, false, cog, cols, k, w + grp * cog * k, k, 0, b, cols, b_stride, y + (n0 * g.co + grp * cog) * cols,
+              cols, g.co * cols, images);
+    });
 }
 
 template <class T>
 void grad_input(const T* dy, const T* w, T* dx, const ConvGeometry& g, const Tensor& col) {
   const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog(), image = g.c * g.h * g.w;
-  for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
-    // col[n] (k x cols) = w_g^T (k x cog) @ dy[n]_g (cog x cols); a 1x1 kernel writes dx directly
-    T* c = col.defined() ? static_cast<T*>(col.raw_data()) : dx + grp * g.cg() * g.h * g.w;
-    gemm<T>(true, false, k, cols, cog, w + grp * cog * k, k, 0, dy + grp * cog * cols, cols, g.co * cols, c, cols,
-            col.defined() ? k * cols : image, g.n);
-    if (col.defined()) {
-      col2im_kernel<<<blocks_for(g.n * g.cg() * g.h * g.w), kThreads, 0, stream()>>>(c, dx, taps_of(g, grp));
-      check_launch("col2im kernel");
-    }
-  }
+  const std::int64_t per_pass = col.defined() ? col.shape()[0] : g.n;
+  for (std::int64_t grp = 0; grp < g.p.groups; ++grp)
+    for_each_pass(g, per_pass, [&](std::int64_t n0, std::int64_t images) {
+      // col[n] (k x cols) = w_g^T (k x cog) @ dy[n]_g (cog x cols); a 1x1 kernel writes dx directly
+      T* c = col.defined() ? static_cast<T*>(col.raw_data()) : dx + n0 * image + grp * g.cg() * g.h * g.w;
+      gemm<T>(true, false, k, cols, cog, w + grp * cog * k, k, 0, dy + (n0 * g.co + grp * cog) * cols, cols, g.co * cols, c,
+              cols, col.defined() ? k * cols : image, images);
+      if (col.defined()) {
+        col2im_kernel<<<blocks_for(images * g.cg() * g.h * g.w), kThreads, 0, stream()>>>(c, dx + n0 * image,
+                                                                                          taps_of(g, grp, images));
+        check_launch("col2im kernel");
+      }
+    });
 }
 
 template <class T>
 void grad_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g, const Tensor& col) {
-  const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog(), image = g.c * g.h * g.w;
-  for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
-    const T* b = x + grp * g.cg() * g.h * g.w;
-    std::int64_t b_stride = image;
-    if (col.defined()) {
-      im2col_kernel<<<blocks_for(g.n * k * cols), kThreads, 0, stream()>>>(x, static_cast<T*>(col.raw_data()), taps_of(g, grp));
-      check_launch("im2col kernel");
-      b = static_cast<const T*>(col.raw_data());
-      b_stride = k * cols;
-    }
-    // dw_g (cog x k) = sum over n of dy[n]_g (cog x cols) @ col[n]^T: one GEMM per image, accumulating.
-    for (std::int64_t n = 0; n < g.n; ++n)
-      gemm<T>(false, true, cog, k, cols, dy + n * g.co * cols + grp * cog * cols, cols, 0, b + n * b_stride, cols, 0,
-              dw + grp * cog * k, k, 0, 1, n == 0 ? T(0) : T(1));
-  }
+  const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
+  const std::int64_t per_pass = col.defined() ? col.shape()[0] : g.n;
+  for (std::int64_t grp = 0; grp < g.p.groups; ++grp)
+    for_each_pass(g, per_pass, [&](std::int64_t n0, std::int64_t images) {
+      const auto [b, b_stride] = columns(x, g, col, grp, n0, images);
+      // dw_g (cog x k) = sum over n of dy[n]_g (cog x cols) @ col[n]^T: one GEMM per image, accumulating.
+      for (std::int64_t i = 0; i < images; ++i)
+        gemm<T>(false, true, cog, k, cols, dy + ((n0 + i) * g.co + grp * cog) * cols, cols, 0, b + i * b_stride, cols, 0,
+                dw + grp * cog * k, k, 0, 1, n0 + i == 0 ? T(0) : T(1));
+    });
 }
 
 void conv2d(const Tensor* const* in, Tensor& out, const Attrs& attrs) {

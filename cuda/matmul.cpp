@@ -24,8 +24,11 @@ void matmul(const Tensor* const* in, Tensor& out, const Attrs&) {
     out.fill_zero();
     return;
   }
-  if (!blas::blas_readable(a)) a = a.copy();  // packed on the device
-  if (!blas::blas_readable(b)) b = b.copy();
+  // Packed on the device when cuBLAS cannot read a matrix in place, or when the innermost batch axis
+  // runs backwards (cuBLAS documents no negative batch strides).
+  const auto reversed_batch = [](const Tensor& t) { return t.ndim() > 2 && t.strides()[t.ndim() - 3] < 0; };
+  if (!blas::blas_readable(a) || reversed_batch(a)) a = a.copy();
+  if (!blas::blas_readable(b) || reversed_batch(b)) b = b.copy();
   const Shape batch = blas::batch_of(out.shape());
   const Strides a_batch = broadcast_strides(blas::batch_of(a.shape()), blas::batch_of(a.strides()), batch);
   const Strides b_batch = broadcast_strides(blas::batch_of(b.shape()), blas::batch_of(b.strides()), batch);

@@ -37,8 +37,8 @@ ReduceIndex reduce_index(const Tensor& x, const Shape& kept) {
   return ix;
 }
 
-// One block per output element (grid-stride over outputs): each thread folds a strided share of the
-// elements, then the block folds its threads' partials in shared memory.
+// One block per output element (grid-stride over outputs), for few outputs with many elements each: each
+// thread folds a strided share of the elements, then the block folds its threads' partials in shared memory.
 template <class T, class Combine>
 __global__ void reduce_kernel(const T* x, T* out, ReduceIndex ix, T init, Combine combine, double scale) {
   __shared__ T partial[kThreads];
@@ -62,15 +62,40 @@ __global__ void reduce_kernel(const T* x, T* out, ReduceIndex ix, T init, Combin
   }
 }
 
+// One thread per output element, folding its elements in order: for many outputs (a bias gradient summing
+// the rows of (N, C): neighbouring threads read neighbouring columns, so the loads coalesce).
+template <class T, class Combine>
+__global__ void reduce_per_thread(const T* x, T* out, ReduceIndex ix, T init, Combine combine, double scale) {
+  XGRAD_GRID_STRIDE(o, ix.n_out) {
+    std::int64_t base[1];
+    ix.outer.offsets(o, base);
+    T acc = init;
+    for (std::int64_t r = 0; r < ix.count; ++r) {
+      std::int64_t off[1];
+      ix.inner.offsets(r, off);
+      acc = combine(acc, x[base[0] + off[0]]);
+    }
+    out[o] = scale == 1.0 ? acc : static_cast<T>(acc * scale);
+  }
+}
+
+// Enough outputs to fill the GPU with one thread each.
+constexpr std::int64_t kThreadPerOutput = 4096;
+
 template <class Combine>
 void reduce_into(const Tensor& x, const Shape& kept, Tensor& out, double init, double scale) {
   const ReduceIndex ix = reduce_index(x, kept);
   if (ix.n_out == 0) return;
   dispatch_floating(x.dtype(), "reduction", [&](auto tag) {
     using T = decltype(tag);
-    const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(ix.n_out, 65535));
-    reduce_kernel<<<blocks, kThreads, 0, stream()>>>(static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()),
-                                                     ix, static_cast<T>(init), Combine{}, scale);
+    const T* xp = static_cast<const T*>(x.raw_data());
+    T* yp = static_cast<T*>(out.raw_data());
+    if (ix.n_out >= kThreadPerOutput) {
+      reduce_per_thread<<<blocks_for(ix.n_out), kThreads, 0, stream()>>>(xp, yp, ix, static_cast<T>(init), Combine{}, scale);
+    } else {
+      const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(ix.n_out, 65535));
+      reduce_kernel<<<blocks, kThreads, 0, stream()>>>(xp, yp, ix, static_cast<T>(init), Combine{}, scale);
+    }
   });
   check_launch("reduction kernel");
 }

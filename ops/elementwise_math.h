@@ -42,13 +42,21 @@ XGRAD_SCALAR_MATH(erf, erff, erf)
 
 XGRAD_HOST_DEVICE float pow(float a, float b) { return ::powf(a, b); }
 XGRAD_HOST_DEVICE double pow(double a, double b) { return ::pow(a, b); }
-// std::max / std::min semantics: the first argument when the comparison fails (a NaN first argument stays).
+// std::max / std::min semantics: the first argument when the comparison fails (the ops use nan_max / nan_min).
 XGRAD_HOST_DEVICE float max(float a, float b) { return a < b ? b : a; }
 XGRAD_HOST_DEVICE double max(double a, double b) { return a < b ? b : a; }
 XGRAD_HOST_DEVICE float min(float a, float b) { return b < a ? b : a; }
 XGRAD_HOST_DEVICE double min(double a, double b) { return b < a ? b : a; }
 XGRAD_HOST_DEVICE float select(bool c, float a, float b) { return c ? a : b; }
 XGRAD_HOST_DEVICE double select(bool c, double a, double b) { return c ? a : b; }
+
+// max / min that return NaN when either argument is NaN, as numpy's maximum and minimum do, for scalars
+// and batches alike (a bare SIMD max returns its second operand when either is NaN).
+// (x != x would not do for batches: xsimd compares with an ordered predicate, false for NaN.)
+XGRAD_HOST_DEVICE bool isnan(float x) { return x != x; }
+XGRAD_HOST_DEVICE bool isnan(double x) { return x != x; }
+template <class V> XGRAD_HOST_DEVICE V nan_max(V a, V b) { return select(isnan(a) | isnan(b), a + b, max(a, b)); }
+template <class V> XGRAD_HOST_DEVICE V nan_min(V a, V b) { return select(isnan(a) | isnan(b), a + b, min(a, b)); }
 
 constexpr double kInvSqrt2 = 0.70710678118654752;
 constexpr double kGeluTanhScale = 0.79788456080286536;  // sqrt(2 / pi)
@@ -60,7 +68,7 @@ struct ExpF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { ret
 struct LogF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return log(x); } };
 struct TanhF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return tanh(x); } };
 struct SigmoidF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return V(1) / (V(1) + exp(-x)); } };
-struct ReluF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return max(x, V(0)); } };
+struct ReluF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return nan_max(x, V(0)); } };
 struct SquareF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return x * x; } };
 struct SqrtF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return sqrt(x); } };
 struct RsqrtF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return V(1) / sqrt(x); } };
@@ -108,7 +116,7 @@ struct SoftplusF {
 struct ClipF {
   explicit ClipF(const Attrs& a) : lo(a.get_float("min")), hi(a.get_float("max")) {}
   double lo, hi;
-  template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return min(max(x, V(lo)), V(hi)); }
+  template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return nan_min(nan_max(x, V(lo)), V(hi)); }
 };
 
 // Binary (broadcasting is the kernels' business).
@@ -117,8 +125,8 @@ struct SubF { template <class V> XGRAD_HOST_DEVICE V operator()(V a, V b) const 
 struct MulF { template <class V> XGRAD_HOST_DEVICE V operator()(V a, V b) const { return a * b; } };
 struct DivF { template <class V> XGRAD_HOST_DEVICE V operator()(V a, V b) const { return a / b; } };
 struct PowF { template <class V> XGRAD_HOST_DEVICE V operator()(V a, V b) const { return pow(a, b); } };
-struct MaxF { template <class V> XGRAD_HOST_DEVICE V operator()(V a, V b) const { return max(a, b); } };
-struct MinF { template <class V> XGRAD_HOST_DEVICE V operator()(V a, V b) const { return min(a, b); } };
+struct MaxF { template <class V> XGRAD_HOST_DEVICE V operator()(V a, V b) const { return nan_max(a, b); } };
+struct MinF { template <class V> XGRAD_HOST_DEVICE V operator()(V a, V b) const { return nan_min(a, b); } };
 
 // Comparisons: any numeric T (scalars only), a bool out.
 struct EqF { template <class T> XGRAD_HOST_DEVICE bool operator()(T a, T b) const { return a == b; } };

@@ -593,3 +593,16 @@ def test_matmul_grad_with_inner_dim_symbolic_on_one_side():
     ra, rb = g.compile([ga, gb])(a=A, b=B)
     np.testing.assert_allclose(ra, np.ones((4, 2)) @ B.T, rtol=1e-12)
     np.testing.assert_allclose(rb, A.T @ np.ones((4, 2)), rtol=1e-12)
+
+
+def test_nan_propagates_through_max_min_relu_and_clip_like_numpy():
+    """In SIMD lanes and the scalar tail alike (19 elements: two AVX lanes of 8 and a tail of 3)."""
+    a = np.full(19, np.nan, np.float32)
+    ones = np.ones(19, np.float32)
+    g = xg.Graph()
+    x, y = g.input("x", (19,)), g.input("y", (19,))
+    prog = g.compile([xg.relu(x), xg.maximum(y, x), xg.minimum(x, y), xg.clip(x, -1.0, 1.0), xg.maximum(y, y)])
+    relu, mx, mn, clipped, same = prog(x=a, y=ones)
+    for got in (relu, mx, mn, clipped):
+        assert np.isnan(got).all(), got
+    np.testing.assert_array_equal(same, ones)
