@@ -30,6 +30,13 @@ class DeviceBackend {
   virtual void copy_on_device(void* dst, const void* src, std::size_t nbytes) = 0;
   virtual void memset_zero(void* dst, std::size_t nbytes) = 0;
   virtual void synchronize() = 0;  // waits for the work queued on the backend's stream
+
+  struct MemoryStats {
+    std::size_t raw_allocations = 0;  // calls that reached the device's allocator (cudaMalloc)
+    std::size_t bytes_in_use = 0;     // handed out to tensors now
+    std::size_t bytes_cached = 0;     // released by tensors, kept for reuse
+  };
+  virtual MemoryStats memory_stats() const = 0;
 };
 
 // The backend of a non-CPU device, or nullptr when this build has none.

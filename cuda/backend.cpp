@@ -59,6 +59,10 @@ class CudaBackend final : public DeviceBackend {
   }
   void memset_zero(void* dst, std::size_t n) override { check(cudaMemsetAsync(dst, 0, n, stream()), "memset on the GPU"); }
   void synchronize() override { check(cudaStreamSynchronize(stream()), "synchronize"); }
+  MemoryStats memory_stats() const override {
+    const CachingAllocator::Stats s = cache_.stats();
+    return {s.raw_allocations, s.bytes_in_use, s.bytes_cached};
+  }
 
  private:
   struct Probe {

@@ -61,6 +61,15 @@ void bind_device(py::module_& m) {
         require_device(Device::cuda).synchronize();
       }, "Waits until the GPU work queued so far has finished (for timing: Programs return before their kernels end "
          "unless a result is read).");
+  cuda.def("memory_stats", [] {
+        const DeviceBackend::MemoryStats st = require_device(Device::cuda).memory_stats();
+        py::dict d;
+        d["raw_allocations"] = st.raw_allocations;
+        d["bytes_in_use"] = st.bytes_in_use;
+        d["bytes_cached"] = st.bytes_cached;
+        return d;
+      }, "The caching allocator's counters: raw_allocations (cudaMalloc calls so far), bytes_in_use, bytes_cached. "
+         "A Program running the same shapes again leaves raw_allocations where it was.");
   cuda.def("why_unavailable", []() -> py::object {
         const DeviceBackend* b = device_backend(Device::cuda);
         if (!b) return py::str("this xgrad was built without CUDA (CMake found no nvcc, or XGRAD_CUDA was OFF)");

@@ -235,6 +235,10 @@ TEST(CudaDevice, ElementwiseProgramWithUpdatesMatchesTheCpu) {
   }
   const Tensor w = gpu.w->value().to(Device::cpu);
   for (int i = 0; i < 4; ++i) EXPECT_NEAR(w.data<double>()[i], cpu.w->value().data<double>()[i], 1e-12);
+  // Steady state: later runs of the same shapes take all their memory from the cache.
+  const std::size_t settled = device_backend(Device::cuda)->memory_stats().raw_allocations;
+  for (int run = 0; run < 10; ++run) on_gpu.run({{"x", x}});
+  EXPECT_EQ(device_backend(Device::cuda)->memory_stats().raw_allocations, settled);
   EXPECT_THROW(stale.run({{"x", x}}), RuntimeError);  // its params now live on the GPU
 }
 

@@ -147,6 +147,12 @@ def test_mlp_training_on_the_gpu_matches_the_cpu():
     gpu_losses, gpu_params = _mlp_training_losses("cuda", X, T)
     assert gpu_losses[-1] < gpu_losses[0] / 3
     np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-3, atol=1e-4)
+    # Steady state: more steps of the same shapes allocate nothing new on the GPU.
+    before = xg.cuda.memory_stats()["raw_allocations"]
+    _mlp_training_losses("cuda", X, T, steps=4)  # a new graph and program: may allocate
+    settled = xg.cuda.memory_stats()["raw_allocations"]
+    _mlp_training_losses("cuda", X, T, steps=4)
+    assert xg.cuda.memory_stats()["raw_allocations"] == settled >= before
     for g, c in zip(gpu_params, cpu_params):
         np.testing.assert_allclose(g, c, rtol=1e-2, atol=1e-3)
 
