@@ -6,6 +6,7 @@
 
 #include "autodiff/grad.h"
 #include "autodiff/program.h"
+#include "core/version.h"
 #include "io/npz.h"
 #include "python/convert.h"
 
@@ -81,6 +82,7 @@ py::object run_program_tensors(const PyProgram& self, const py::args& args, cons
 
 PYBIND11_MODULE(_xgrad, m) {
   m.doc() = "xgrad C++ core";
+  m.def("version", [] { return std::string(xgrad::version()); }, "The library's version (the VERSION file's).");
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

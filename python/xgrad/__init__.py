@@ -21,6 +21,7 @@ from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, bat
                      registered_ops, relu, reshape, rsqrt, sigmoid, sign, sin, softmax, softplus, sqrt, square, std,
                      split, squeeze, expand_dims, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
 from ._xgrad import Tensor, cuda, linalg, tensor
+from ._xgrad import version as _xgrad_version
 from ._xgrad import avg_pool2d, conv2d, max_pool2d
 
 from . import onnx, optim
@@ -30,7 +31,7 @@ from . import data, init, nn
 from .checkpoint import load, save
 from .training import fit, progress
 
-__version__ = "0.1.0"
+__version__ = _xgrad_version()  # from VERSION, like the C++ library's
 
 float32 = _np.float32
 float64 = _np.float64

@@ -266,3 +266,18 @@ def test_empty_batch_runs():
     (gw,) = xg.grad(xg.sum(y), [w])
     out, dw = g.compile([y, gw])(x=np.zeros((0, 3), np.float32))
     assert out.tolist() == [0.0, 0.0] and dw.shape == (3, 2) and not dw.any()
+
+
+def test_one_version_everywhere():
+    """VERSION is read by CMake (the C++ library's xgrad::version()) and by the Python package's metadata."""
+    import importlib.metadata
+    import pathlib
+    version = (pathlib.Path(__file__).parents[2] / "VERSION").read_text().strip()
+    assert xg.__version__ == version == xg._xgrad.version()
+    try:
+        installed = importlib.metadata.version("xgrad")
+    except importlib.metadata.PackageNotFoundError:
+        installed = None  # running from the source tree without `pip install .`
+    if installed is not None and pathlib.Path(xg.__file__).resolve().is_relative_to(
+            pathlib.Path(importlib.metadata.distribution("xgrad").locate_file("")).resolve()):
+        assert installed == version
