@@ -10,7 +10,7 @@ APT_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev xtl
   libonnx-dev python3-onnx libonnx-testdata libprotobuf-dev protobuf-compiler \
   python3-matplotlib python3-nbclient python3-nbformat python3-ipykernel python3-graphviz graphviz
 
-.PHONY: deps venv install build demo test test-cpp test-python notebooks bench clean ort
+.PHONY: deps venv install build demo test test-cpp test-python test-tsan notebooks bench clean ort
 
 # Installs the Debian packages that are missing (apt-get update only when needed).
 deps:
@@ -60,9 +60,19 @@ $(ORT_STAMP): $(ORT_DIR)/package.json $(ORT_DIR)/package-lock.json $(ORT_DIR)/.n
 demo: install
 	$(PY) examples/linear_regression.py
 
-test: build ort
+test: build ort test-tsan
 	cd $(BUILD) && ctest --output-on-failure
 	$(PY) -m pytest -q tests/python
+
+# The concurrency test (8 threads x 2,000 calls on one Program) against a ThreadSanitizer build of the
+# library, in its own build tree; any data race fails it. Without Python, examples or CUDA, to stay quick.
+TSAN_BUILD := build-tsan
+test-tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXGRAD_SANITIZE=thread -DXGRAD_BUILD_PYTHON=OFF \
+	  -DXGRAD_BUILD_EXAMPLES=OFF -DXGRAD_CUDA=OFF >/dev/null
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target xgrad_concurrency_tests
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  $(TSAN_BUILD)/xgrad_concurrency_tests
 
 # Runs the notebooks in notebooks/ in the venv's kernel (also part of `make test`); executed copies and their
 # plots go to build/notebooks/.
@@ -77,4 +87,4 @@ bench: install
 	$(PY) bench/bench_cuda.py
 
 clean:
-	rm -rf $(BUILD) $(VENV) python/xgrad.egg-info
+	rm -rf $(BUILD) $(TSAN_BUILD) $(VENV) python/xgrad.egg-info
