@@ -79,11 +79,13 @@ test-tsan: deps
 notebooks: install ort
 	$(PY) -m pytest -q tests/python/test_notebooks.py
 
-bench: install
+bench: install ort
+	cmake --build $(BUILD) -j $(JOBS) --target bench_infer
 	$(PY) bench/bench_overhead.py
 	$(PY) bench/bench_matmul.py
 	$(PY) bench/bench_conv.py
 	$(PY) bench/bench_train.py
+	$(PY) bench/bench_serve.py
 	$(PY) bench/bench_cuda.py
 
 clean:
