@@ -48,6 +48,13 @@ Tensor Tensor::empty(DType dtype, const Shape& shape, Device device) {
   return t;
 }
 
+Tensor Tensor::from_buffer(void* data, DType dtype, const Shape& shape, std::shared_ptr<void> owner) {
+  if (!is_static(shape)) throw ValueError("from_buffer: shape " + shape_str(shape) + " must be static");
+  if (!data && xgrad::numel(shape) > 0) throw ValueError("from_buffer: null data for shape " + shape_str(shape));
+  const std::size_t nbytes = static_cast<std::size_t>(xgrad::numel(shape)) * itemsize(dtype);
+  return view_of(Storage::borrow(data, nbytes, std::move(owner)), dtype, shape, contiguous_strides(shape), 0);
+}
+
 Tensor Tensor::zeros(DType dtype, const Shape& shape, Device device) {
   Tensor t = empty(dtype, shape, device);
   t.fill_zero();

@@ -4,6 +4,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/dtype.h"
@@ -20,6 +21,16 @@ class Tensor {
   static Tensor empty(DType dtype, const Shape& shape, Device device = Device::cpu);
   static Tensor zeros(DType dtype, const Shape& shape, Device device = Device::cpu);
   static Tensor full(DType dtype, const Shape& shape, double value);
+  // Zero copy: a contiguous row-major view of memory the caller owns (a raw buffer, a std::vector's
+  // data(), an xtensor container's data()). `owner`, if given, is kept alive as long as any tensor views
+  // the memory; without one the caller keeps the memory alive while xgrad uses it. Programs never write
+  // to their feeds, so a const buffer may be fed.
+  static Tensor from_buffer(void* data, DType dtype, const Shape& shape, std::shared_ptr<void> owner = nullptr);
+  template <class T>
+  static Tensor from_buffer(T* data, const Shape& shape, std::shared_ptr<void> owner = nullptr) {
+    using Element = std::remove_const_t<T>;
+    return from_buffer(const_cast<Element*>(data), dtype_v<Element>, shape, std::move(owner));
+  }
   // A view over existing storage; checks that it stays inside the storage.
   static Tensor view_of(std::shared_ptr<Storage> storage, DType dtype, Shape shape, Strides strides,
                         std::int64_t offset);

@@ -170,3 +170,23 @@ TEST(Optim, AdamCompiledIntoTheStepFitsALine) {
   EXPECT_EQ(adam.state().size(), 5u);  // step count, and m and v for each param
   EXPECT_NEAR(g.find("adam.step")->value().item(), 2000.0, 0.0);
 }
+
+TEST(Program, FeedsFromCallerBuffersAreReadWithoutCopies) {
+  Graph g;
+  Var x = g.input("x", {kDynamic, 3});
+  Var y = x * 2.0f;
+  Program p = compile({y, sum(x)});
+  const std::vector<float> rows{1, 2, 3, 4, 5, 6};              // a service's request buffer, const
+  const Tensor feed = Tensor::from_buffer(rows.data(), {2, 3});
+  EXPECT_EQ(feed.raw_data(), static_cast<const void*>(rows.data()));  // a view, not a copy
+  EXPECT_EQ(feed.dtype(), DType::float32);
+  const auto out = p.run({{"x", feed}});
+  EXPECT_FLOAT_EQ(out[0].data<float>()[5], 12.0f);
+  EXPECT_FLOAT_EQ(out[1].item(), 21.0f);
+  // An owner keeps shared memory alive after the caller lets go.
+  auto owned = std::make_shared<std::vector<double>>(std::vector<double>{0.5, 1.5});
+  Tensor kept = Tensor::from_buffer(owned->data(), {2}, owned);
+  owned.reset();
+  EXPECT_DOUBLE_EQ(kept.data<double>()[1], 1.5);
+  EXPECT_THROW(Tensor::from_buffer(static_cast<float*>(nullptr), {2}), ValueError);
+}
