@@ -3,6 +3,9 @@
 #pragma once
 #include <cstdint>
 
+// Internal to the library: not exported from libxgrad.so.
+#pragma GCC visibility push(hidden)
+
 namespace xgrad::cuda {
 
 // For b in [0, batches): C_b (m x n) = op(A_b) (m x k) @ op(B_b) (k x n) + beta * C_b, all row-major.
@@ -15,3 +18,4 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
           std::int64_t stride_c, std::int64_t batches, T beta = T(0));
 
 }  // namespace xgrad::cuda
+#pragma GCC visibility pop

@@ -5,6 +5,9 @@
 
 #include <string>
 
+// Internal to the library: not exported from libxgrad.so.
+#pragma GCC visibility push(hidden)
+
 namespace xgrad::cuda {
 
 // The one stream of device 0: kernels, copies and cuBLAS calls run on it in order, so memory a
@@ -24,3 +27,4 @@ inline unsigned blocks_for(long long n) {
 }
 
 }  // namespace xgrad::cuda
+#pragma GCC visibility pop

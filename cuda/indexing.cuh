@@ -7,6 +7,9 @@
 #include "core/strided_loop.h"
 #include "core/tensor.h"
 
+// Internal to the library: not exported from libxgrad.so.
+#pragma GCC visibility push(hidden)
+
 namespace xgrad::cuda {
 
 constexpr int kMaxRank = 8;
@@ -73,3 +76,4 @@ inline void dispatch_all(DType dtype, Fn&& fn) {
 }
 
 }  // namespace xgrad::cuda
+#pragma GCC visibility pop

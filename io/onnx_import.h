@@ -9,6 +9,9 @@
 #include "io/onnx_proto.h"
 #include "ops/ops.h"
 
+// Internal to the library: not exported from libxgrad.so.
+#pragma GCC visibility push(hidden)
+
 namespace xgrad::io {
 
 class ImportCtx {
@@ -61,3 +64,4 @@ void add_math_importers(ImportTable& table);
 void add_nn_importers(ImportTable& table);
 
 }  // namespace xgrad::io
+#pragma GCC visibility pop

@@ -14,6 +14,9 @@
 #include "core/strided_loop.h"
 #include "ops/elementwise_math.h"
 
+// Internal to the library: not exported from libxgrad.so.
+#pragma GCC visibility push(hidden)
+
 namespace xgrad::kernels {
 
 template <class T> using Batch = xsimd::batch<T>;
@@ -201,3 +204,4 @@ inline TensorType broadcast_compare(const std::vector<TensorType>& in, const Att
 }
 
 }  // namespace xgrad::infer
+#pragma GCC visibility pop

@@ -7,6 +7,9 @@
 
 #include "core/tensor.h"
 
+// Internal to the library: not exported from libxgrad.so.
+#pragma GCC visibility push(hidden)
+
 namespace xgrad::blas {
 
 struct MatrixArg {
@@ -49,3 +52,4 @@ void gemm_f32(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, Matri
 void gemm_f64(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, MatrixArg b, double* c);
 
 }  // namespace xgrad::blas
+#pragma GCC visibility pop

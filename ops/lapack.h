@@ -8,6 +8,9 @@
 #pragma once
 #include <cstdint>
 
+// Internal to the library: not exported from libxgrad.so.
+#pragma GCC visibility push(hidden)
+
 namespace xgrad::lapack {
 
 using lapack_int = int;  // OpenBLAS as shipped by Debian uses 32-bit LAPACK integers
@@ -38,3 +41,4 @@ lapack_int gelsd(lapack_int m, lapack_int n, lapack_int nrhs, double* a, lapack_
                  double rcond, lapack_int& rank);
 
 }  // namespace xgrad::lapack
+#pragma GCC visibility pop

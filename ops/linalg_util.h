@@ -14,6 +14,9 @@
 #include "ops/lapack.h"
 #include "ops/ops.h"
 
+// Internal to the library: not exported from libxgrad.so.
+#pragma GCC visibility push(hidden)
+
 namespace xgrad::linalg {
 
 using lapack::lapack_int;
@@ -142,3 +145,4 @@ void for_each_matrix(const Shape& batch, const std::array<const Tensor*, N>& ope
 }
 
 }  // namespace xgrad::linalg
+#pragma GCC visibility pop

@@ -6,6 +6,9 @@
 #include "ops/conv.h"
 #include "ops/elementwise.h"
 
+// Internal to the library: not exported from libxgrad.so.
+#pragma GCC visibility push(hidden)
+
 namespace xgrad::spatial {
 
 inline Pair pair_attr(const Attrs& attrs, const char* name) {
@@ -32,3 +35,4 @@ inline void require_floating_same(const std::vector<TensorType>& in) {
 }
 
 }  // namespace xgrad::spatial
+#pragma GCC visibility pop
