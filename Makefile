@@ -48,7 +48,7 @@ ORT_STAMP := $(ORT_DIR)/node_modules/.xgrad-ort-stamp
 
 ort: $(ORT_STAMP)
 
-$(ORT_STAMP): $(ORT_DIR)/package.json $(ORT_DIR)/package-lock.json $(ORT_DIR)/.npmrc
+$(ORT_STAMP): $(ORT_DIR)/package.json $(ORT_DIR)/package-lock.json $(ORT_DIR)/.npmrc | deps
 	@missing=$$(command -v node >/dev/null 2>&1 || echo nodejs; command -v npm >/dev/null 2>&1 || echo npm); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
@@ -60,7 +60,8 @@ $(ORT_STAMP): $(ORT_DIR)/package.json $(ORT_DIR)/package-lock.json $(ORT_DIR)/.n
 demo: install
 	$(PY) examples/linear_regression.py
 
-test: build ort test-tsan
+test: build ort
+	$(MAKE) test-tsan
 	cd $(BUILD) && ctest --output-on-failure
 	$(PY) -m pytest -q tests/python
 
@@ -71,8 +72,10 @@ test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXGRAD_SANITIZE=thread -DXGRAD_BUILD_PYTHON=OFF \
 	  -DXGRAD_BUILD_EXAMPLES=OFF -DXGRAD_CUDA=OFF >/dev/null
 	cmake --build $(TSAN_BUILD) -j $(JOBS) --target xgrad_concurrency_tests
+	@# setarch -R: GCC 12's TSan cannot map its shadow memory under high mmap randomization (newer kernels).
+	norandom=$$(setarch $$(uname -m) -R true 2>/dev/null && echo "setarch $$(uname -m) -R"); \
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-	  $(TSAN_BUILD)/xgrad_concurrency_tests
+	  $$norandom $(TSAN_BUILD)/xgrad_concurrency_tests
 
 # Runs the notebooks in notebooks/ in the venv's kernel (also part of `make test`); executed copies and their
 # plots go to build/notebooks/.

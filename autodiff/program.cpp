@@ -484,7 +484,9 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates, Device
       value.param = node;
       p.param_values.push_back(v);
     }
-    if (node->kind() == NodeKind::constant) value.held = node->value();
+    // A CPU program copies a GPU constant to the host; a device program's constants move in place_on.
+    if (node->kind() == NodeKind::constant)
+      value.held = device == Device::cpu ? node->value().to(Device::cpu) : node->value();
     if (node->kind() == NodeKind::input) {
       p.input_names.push_back(node->name());
       p.input_types.push_back(node->type());

@@ -123,6 +123,11 @@ int main(int argc, char** argv) {
     const Var input = model.inputs[0];
     const Shape& in_shape = input.shape();
     if (in_shape.size() != 2 || in_shape[1] == kDynamic) throw ValueError("serve expects an input (batch, features)");
+    if (in_shape[0] != kDynamic && in_shape[0] != opt.batch)
+      throw ValueError("the model takes batches of " + std::to_string(in_shape[0]) + " rows: pass --batch " +
+                       std::to_string(in_shape[0]));
+    if (input.dtype() != DType::float32 && input.dtype() != DType::float64)
+      throw TypeError(std::string("serve feeds float32 or float64 inputs; the model's is ") + dtype_name(input.dtype()));
     const Program program = compile(model.outputs);  // compiled once, shared by every worker
     std::printf("xgrad %s serving %s: input '%s' %s, %d workers, %d requests of %lld rows\n", version(),
                 demo ? "a demo MLP 784-512-256-10" : path.c_str(), input.name().c_str(), to_string(in_shape).c_str(),
@@ -132,20 +137,28 @@ int main(int argc, char** argv) {
     std::mutex results_mutex;
     std::vector<double> latencies_us, service_us;  // from arrival (queueing included); the model call alone
     int failures = 0;
+    std::string first_error;
     std::vector<std::thread> workers;
     for (int w = 0; w < opt.workers; ++w)
       workers.emplace_back([&] {
         std::vector<double> mine, served;
         int bad = 0;
+        std::string error;
         while (std::optional<Request> r = queue.pop()) {
-          const auto begin = Clock::now();
-          const Tensor out = program.run({{input.name(), r->input}})[0];
-          const auto done = Clock::now();
-          mine.push_back(std::chrono::duration<double, std::micro>(done - r->arrived).count());
-          served.push_back(std::chrono::duration<double, std::micro>(done - begin).count());
-          if (out.shape()[0] != r->input.shape()[0]) ++bad;
+          try {  // a failed request is counted and reported; the worker goes on with the next one
+            const auto begin = Clock::now();
+            const Tensor out = program.run({{input.name(), r->input}})[0];
+            const auto done = Clock::now();
+            mine.push_back(std::chrono::duration<double, std::micro>(done - r->arrived).count());
+            served.push_back(std::chrono::duration<double, std::micro>(done - begin).count());
+            if (out.shape()[0] != r->input.shape()[0]) ++bad;
+          } catch (const std::exception& e) {
+            ++bad;
+            if (error.empty()) error = e.what();
+          }
         }
         std::lock_guard<std::mutex> lock(results_mutex);
+        if (first_error.empty()) first_error = error;
         latencies_us.insert(latencies_us.end(), mine.begin(), mine.end());
         service_us.insert(service_us.end(), served.begin(), served.end());
         failures += bad;
@@ -167,6 +180,10 @@ int main(int argc, char** argv) {
     for (auto& w : workers) w.join();
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
 
+    if (latencies_us.empty()) {
+      std::fprintf(stderr, "serve: no request was answered%s%s\n", first_error.empty() ? "" : ": ", first_error.c_str());
+      return 1;
+    }
     std::sort(latencies_us.begin(), latencies_us.end());
     std::sort(service_us.begin(), service_us.end());
     std::printf("%zu answered in %.2f s (%.0f requests/s)\n", latencies_us.size(), seconds,
@@ -178,8 +195,8 @@ int main(int argc, char** argv) {
     report("model call", service_us);
     report("from arrival (all at once)", latencies_us);
     if (failures != 0 || static_cast<int>(latencies_us.size()) != opt.requests) {
-      std::fprintf(stderr, "serve: %d wrong answers, %zu of %d requests answered\n", failures, latencies_us.size(),
-                   opt.requests);
+      std::fprintf(stderr, "serve: %d failed requests, %zu of %d answered%s%s\n", failures, latencies_us.size(), opt.requests,
+                   first_error.empty() ? "" : "; first error: ", first_error.c_str());
       return 1;
     }
     return 0;

@@ -8,9 +8,12 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include "xgrad.h"
 
@@ -38,7 +41,7 @@ std::vector<Tensor> make_batches() {
 
 TEST(Concurrency, OneProgramServesEightThreadsWithExactResults) {
   // The trained model a service would load: an MLP 20-64-32-5 with softmax, written to and read from ONNX.
-  const std::string path = ::testing::TempDir() + "xgrad_concurrency_model.onnx";
+  const std::string path = ::testing::TempDir() + "xgrad_concurrency_model_" + std::to_string(::getpid()) + ".onnx";
   {
     Graph g;
     Var x = g.input("x", {kDynamic, 20});
@@ -56,6 +59,8 @@ TEST(Concurrency, OneProgramServesEightThreadsWithExactResults) {
   for (const Tensor& x : batches) reference.push_back(program.run({{"x", x}})[0]);
 
   std::atomic<int> mismatches{0}, errors{0};
+  std::mutex error_mutex;
+  std::string first_error;
   std::vector<std::thread> workers;
   for (int t = 0; t < kThreads; ++t)
     workers.emplace_back([&, t] {
@@ -67,12 +72,15 @@ TEST(Concurrency, OneProgramServesEightThreadsWithExactResults) {
           bool same = y.shape() == want.shape();
           for (std::int64_t i = 0; same && i < y.numel(); ++i) same = y.data<float>()[i] == want.data<float>()[i];
           if (!same) ++mismatches;
-        } catch (const std::exception&) {
-          ++errors;
+        } catch (const std::exception& e) {
+          if (errors++ == 0) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            first_error = e.what();
+          }
         }
       }
     });
   for (auto& w : workers) w.join();
-  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(errors.load(), 0) << first_error;
   EXPECT_EQ(mismatches.load(), 0) << "of " << kThreads * kCallsPerThread << " calls";
 }

@@ -27,6 +27,14 @@ def test_every_notebook_is_listed():
     assert on_disk == NOTEBOOKS
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_stale_models():
+    """04 loads what 02 and 03 save: files from an earlier run must not stand in for this run's."""
+    for f in os.listdir(NOTEBOOK_DIR):
+        if f.endswith((".npz", ".onnx")):
+            os.remove(os.path.join(NOTEBOOK_DIR, f))
+
+
 @pytest.fixture(scope="module")
 def kernel_name():
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -35,8 +43,9 @@ def kernel_name():
         spec = KernelSpecManager().get_kernel_spec(KERNEL)
     except NoSuchKernel:
         pytest.fail(f"no Jupyter kernel '{KERNEL}' for {sys.executable}: `make venv` installs it", pytrace=False)
-    # The kernel must import the same xgrad as the tests: the interpreter running them.
-    if not os.path.samefile(spec.argv[0], sys.executable):
+    # The kernel must import the same xgrad as the tests: the interpreter running them (compared as paths,
+    # not resolved: the venv's python is a symlink to the system's).
+    if os.path.abspath(spec.argv[0]) != os.path.abspath(sys.executable):
         pytest.fail(f"kernel '{KERNEL}' runs {spec.argv[0]}, the tests run {sys.executable}: run the tests with "
                     f"the venv's interpreter (`make test`)", pytrace=False)
     return KERNEL
@@ -83,7 +92,6 @@ def test_notebook_runs_and_its_checks_pass(name, kernel_name):
     seconds = time.monotonic() - start
 
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(c.get("execution_count") for c in code), "every code cell ran"
     assert "all checks passed" in _text_of(code[-1]), f"{name}: the final check cell did not finish"
     images = _save_images(nb, name)
     assert any(p.endswith(".png") for p in images), f"{name} drew no plot"
