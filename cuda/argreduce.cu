@@ -55,7 +55,7 @@ void arg_reduce(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
     ix.stride[1][d] = out_strides[d];
   }
   const std::int64_t lanes = numel(outer);
-  dispatch_all(x.dtype(), [&](auto tag) {
+  kernels::dispatch_numeric(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     arg_kernel<T, kMax><<<blocks_for(lanes), kThreads, 0, stream()>>>(
         static_cast<const T*>(x.raw_data()), static_cast<std::int64_t*>(out.raw_data()), lanes, n, x.strides()[axis], ix);
@@ -79,7 +79,7 @@ void tril(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const std::int64_t total = out.numel();
   if (total == 0) return;
   const std::int64_t rows = out.shape()[out.ndim() - 2], cols = out.shape()[out.ndim() - 1];
-  dispatch_floating(out.dtype(), "tril", [&](auto tag) {
+  kernels::dispatch_floating(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     tril_kernel<<<blocks_for(total), kThreads, 0, stream()>>>(static_cast<const T*>(in[0]->raw_data()),
                                                               static_cast<T*>(out.raw_data()), total, rows, cols,

@@ -141,7 +141,7 @@ void conv2d(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const ConvGeometry g = conv_geometry(x.shape(), w.shape(), out.shape(), attrs);
   if (degenerate(g)) return out.fill_zero();
   const Tensor col = column_buffer(g, x.dtype());
-  dispatch_floating(x.dtype(), "conv2d", [&](auto tag) {
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     forward<T>(static_cast<const T*>(x.raw_data()), static_cast<const T*>(w.raw_data()), static_cast<T*>(out.raw_data()), g, col);
   });
@@ -152,7 +152,7 @@ void conv2d_grad_input(const Tensor* const* in, Tensor& out, const Attrs& attrs)
   const ConvGeometry g = conv_geometry(out.shape(), w.shape(), dy.shape(), attrs);
   if (degenerate(g)) return out.fill_zero();
   const Tensor col = column_buffer(g, dy.dtype());
-  dispatch_floating(dy.dtype(), "conv2d_grad_input", [&](auto tag) {
+  kernels::dispatch_floating(dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
     grad_input<T>(static_cast<const T*>(dy.raw_data()), static_cast<const T*>(w.raw_data()), static_cast<T*>(out.raw_data()), g, col);
   });
@@ -163,7 +163,7 @@ void conv2d_grad_weight(const Tensor* const* in, Tensor& out, const Attrs& attrs
   const ConvGeometry g = conv_geometry(x.shape(), out.shape(), dy.shape(), attrs);
   if (degenerate(g)) return out.fill_zero();
   const Tensor col = column_buffer(g, x.dtype());
-  dispatch_floating(x.dtype(), "conv2d_grad_weight", [&](auto tag) {
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     grad_weight<T>(static_cast<const T*>(x.raw_data()), static_cast<const T*>(dy.raw_data()), static_cast<T*>(out.raw_data()), g, col);
   });

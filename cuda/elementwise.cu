@@ -61,18 +61,12 @@ __global__ void where_strided(const bool* c, const T* a, const T* b, T* y, std::
 }
 
 template <class F>
-F functor_from(const Attrs& attrs) {
-  if constexpr (std::is_constructible_v<F, const Attrs&>) return F(attrs);
-  else return F{};
-}
-
-template <class F>
 void unary(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
-  const F f = functor_from<F>(attrs);
+  const F f = kernels::make_functor<F>(attrs);
   const Tensor& x = *in[0];
   const std::int64_t n = out.numel();
   if (n == 0) return;
-  dispatch_floating(x.dtype(), "unary op", [&](auto tag) {
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* xp = static_cast<const T*>(x.raw_data());
     T* yp = static_cast<T*>(out.raw_data());
@@ -86,10 +80,10 @@ void unary(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
 
 template <class F>
 void binary(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
-  const F f = functor_from<F>(attrs);
+  const F f = kernels::make_functor<F>(attrs);
   const std::int64_t n = out.numel();
   if (n == 0) return;
-  dispatch_floating(out.dtype(), "binary op", [&](auto tag) {
+  kernels::dispatch_floating(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* ap = static_cast<const T*>(in[0]->raw_data());
     const T* bp = static_cast<const T*>(in[1]->raw_data());
@@ -106,7 +100,7 @@ template <class F>
 void compare(const Tensor* const* in, Tensor& out, const Attrs&) {
   const std::int64_t n = out.numel();
   if (n == 0) return;
-  dispatch_all(in[0]->dtype(), [&](auto tag) {
+  kernels::dispatch_numeric(in[0]->dtype(), [&](auto tag) {
     using T = decltype(tag);
     binary_strided<<<blocks_for(n), kThreads, 0, stream()>>>(F{}, static_cast<const T*>(in[0]->raw_data()),
                                                              static_cast<const T*>(in[1]->raw_data()),
@@ -119,7 +113,7 @@ void compare(const Tensor* const* in, Tensor& out, const Attrs&) {
 void where(const Tensor* const* in, Tensor& out, const Attrs&) {
   const std::int64_t n = out.numel();
   if (n == 0) return;
-  dispatch_all(out.dtype(), [&](auto tag) {
+  kernels::dispatch_numeric(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     where_strided<<<blocks_for(n), kThreads, 0, stream()>>>(
         static_cast<const bool*>(in[0]->raw_data()), static_cast<const T*>(in[1]->raw_data()),
@@ -131,8 +125,8 @@ void where(const Tensor* const* in, Tensor& out, const Attrs&) {
 void astype(const Tensor* const* in, Tensor& out, const Attrs&) {
   const std::int64_t n = out.numel();
   if (n == 0) return;
-  dispatch_all(out.dtype(), [&](auto to) {
-    dispatch_all(in[0]->dtype(), [&](auto from) {
+  kernels::dispatch_numeric(out.dtype(), [&](auto to) {
+    kernels::dispatch_numeric(in[0]->dtype(), [&](auto from) {
       using To = decltype(to);
       using From = decltype(from);
       convert_strided<<<blocks_for(n), kThreads, 0, stream()>>>(static_cast<const From*>(in[0]->raw_data()),
@@ -153,7 +147,7 @@ void dropout_mask(const Tensor* const*, Tensor& out, const Attrs& a) {
   const ew::DropoutMaskF mask(next_random_stream(static_cast<std::uint64_t>(a.get_int("seed"))), a.get_float("p"));
   const std::int64_t n = out.numel();
   if (n == 0) return;
-  dispatch_floating(out.dtype(), "dropout_mask", [&](auto tag) {
+  kernels::dispatch_floating(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     dropout_mask_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(mask, static_cast<T*>(out.raw_data()), n);
   });

@@ -66,7 +66,7 @@ void walk_run(const GatherWalk& w, const Tensor& x, const Tensor& idx, const Ten
     ix.stride[2][d] = w.idx[d];
   }
   const BadIndexFlag bad;
-  dispatch_floating(x.dtype(), "indexing", [&](auto tag) {
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     walk_kernel<T, kScatter><<<blocks_for(n), kThreads, 0, stream()>>>(
         static_cast<T*>(x.raw_data()), static_cast<const std::int64_t*>(idx.raw_data()), static_cast<T*>(out.raw_data()),
@@ -110,7 +110,7 @@ void one_hot(const Tensor* const* in, Tensor& out, const Attrs& a) {
   out.fill_zero();
   if (n == 0) return;
   const BadIndexFlag bad;
-  dispatch_floating(out.dtype(), "one_hot", [&](auto tag) {
+  kernels::dispatch_floating(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     one_hot_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(static_cast<const std::int64_t*>(labels.raw_data()),
                                                              static_cast<T*>(out.raw_data()), n, classes, bad.data());

@@ -1,11 +1,12 @@
 // Indexing for CUDA kernels over strided tensors: element offsets of several
-// operands from one linear index, the grid-stride loop, dtype dispatch. Internal to cuda/.
+// operands from one linear index, and the grid-stride loop. Internal to cuda/.
 #pragma once
 #include <cstdint>
 #include <string>
 
 #include "core/strided_loop.h"
 #include "core/tensor.h"
+#include "ops/dispatch.h"
 
 // Internal to the library: not exported from libxgrad.so.
 #pragma GCC visibility push(hidden)
@@ -54,26 +55,6 @@ inline bool packed_like(const Tensor& t, const Tensor& out) { return t.shape() =
 
 #define XGRAD_GRID_STRIDE(i, n) \
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < (n); i += std::int64_t(blockDim.x) * gridDim.x)
-
-// Calls fn(T{}) for the tensor dtype: float32/float64 only, or every dtype.
-template <class Fn>
-inline void dispatch_floating(DType dtype, const char* op, Fn&& fn) {
-  switch (dtype) {
-    case DType::float32: fn(float{}); return;
-    case DType::float64: fn(double{}); return;
-    default: throw TypeError(std::string(op) + ": the CUDA kernel takes float32 or float64, got " + dtype_name(dtype));
-  }
-}
-
-template <class Fn>
-inline void dispatch_all(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::float32: fn(float{}); return;
-    case DType::float64: fn(double{}); return;
-    case DType::int64: fn(std::int64_t{}); return;
-    case DType::bool_: fn(bool{}); return;
-  }
-}
 
 }  // namespace xgrad::cuda
 #pragma GCC visibility pop

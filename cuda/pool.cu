@@ -10,26 +10,25 @@ namespace xgrad::cuda {
 
 namespace {
 
-// out[o] = src[the position of the maximum of x's window o]: max_pool2d (src = x) and max_pool2d_gather.
+// Where in x (flat) the maximum of output element i's window sits.
+template <class T>
+__device__ std::int64_t max_position(const T* x, const PoolGeometry& g, std::int64_t i) {
+  const std::int64_t plane = i / g.out_size(), o = i % g.out_size();
+  std::int64_t h0, h1, w0, w1;
+  g.window(o / g.wo, o % g.wo, h0, h1, w0, w1);
+  return plane * g.in_size() + g.argmax(x + plane * g.in_size(), h0, h1, w0, w1);
+}
+
+// out[i] = src at the maximum of x's window i: max_pool2d (src = x) and max_pool2d_gather.
 template <class T>
 __global__ void gather_at_max(const T* x, const T* src, T* out, PoolGeometry g) {
-  XGRAD_GRID_STRIDE(i, g.planes * g.out_size()) {
-    const std::int64_t plane = i / g.out_size(), o = i % g.out_size();
-    std::int64_t h0, h1, w0, w1;
-    g.window(o / g.wo, o % g.wo, h0, h1, w0, w1);
-    out[i] = src[plane * g.in_size() + g.argmax(x + plane * g.in_size(), h0, h1, w0, w1)];
-  }
+  XGRAD_GRID_STRIDE(i, g.planes * g.out_size()) out[i] = src[max_position(x, g, i)];
 }
 
 // dx (zeroed) += dy at each window's maximum: max_pool2d_grad. Windows overlap, hence the atomics.
 template <class T>
 __global__ void scatter_to_max(const T* x, const T* dy, T* dx, PoolGeometry g) {
-  XGRAD_GRID_STRIDE(i, g.planes * g.out_size()) {
-    const std::int64_t plane = i / g.out_size(), o = i % g.out_size();
-    std::int64_t h0, h1, w0, w1;
-    g.window(o / g.wo, o % g.wo, h0, h1, w0, w1);
-    atomicAdd(dx + plane * g.in_size() + g.argmax(x + plane * g.in_size(), h0, h1, w0, w1), dy[i]);
-  }
+  XGRAD_GRID_STRIDE(i, g.planes * g.out_size()) atomicAdd(dx + max_position(x, g, i), dy[i]);
 }
 
 template <class T>
@@ -68,7 +67,7 @@ __global__ void spread_average(const T* dy, T* dx, PoolGeometry g) {
 template <class Launch>
 void launch(DType dtype, std::int64_t n, const char* what, Launch&& body) {
   if (n == 0) return;
-  dispatch_floating(dtype, what, [&](auto tag) { body(tag, blocks_for(n)); });
+  kernels::dispatch_floating(dtype, [&](auto tag) { body(tag, blocks_for(n)); });
   check_launch(what);
 }
 

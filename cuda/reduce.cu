@@ -86,7 +86,7 @@ template <class Combine>
 void reduce_into(const Tensor& x, const Shape& kept, Tensor& out, double init, double scale) {
   const ReduceIndex ix = reduce_index(x, kept);
   if (ix.n_out == 0) return;
-  dispatch_floating(x.dtype(), "reduction", [&](auto tag) {
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* xp = static_cast<const T*>(x.raw_data());
     T* yp = static_cast<T*>(out.raw_data());
@@ -127,7 +127,7 @@ __global__ void set_scalar(T* out, T value) { *out = value; }
 
 void reduction_size(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const double count = static_cast<double>(reduced_count(in[0]->shape(), keepdims_shape(*in[0], attrs)));
-  dispatch_floating(out.dtype(), "reduction_size", [&](auto tag) {
+  kernels::dispatch_floating(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     set_scalar<<<1, 1, 0, stream()>>>(static_cast<T*>(out.raw_data()), static_cast<T>(count));
   });

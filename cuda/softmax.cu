@@ -66,7 +66,7 @@ void softmax(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
     ix.stride[1][d] = out.strides()[d];
   }
   const std::int64_t n = x.shape()[axis], lanes = x.numel() / n;
-  dispatch_floating(x.dtype(), "softmax", [&](auto tag) {
+  kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(lanes, 65535));
     softmax_kernel<T, kLog><<<blocks, kThreads, 0, stream()>>>(static_cast<const T*>(x.raw_data()),

@@ -12,6 +12,7 @@
 
 #include "core/op.h"
 #include "core/strided_loop.h"
+#include "ops/dispatch.h"
 #include "ops/elementwise_math.h"
 
 // Internal to the library: not exported from libxgrad.so.
@@ -20,21 +21,6 @@
 namespace xgrad::kernels {
 
 template <class T> using Batch = xsimd::batch<T>;
-
-template <class Fn>
-void dispatch_floating(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::float32: fn(float{}); return;
-    case DType::float64: fn(double{}); return;
-    default: throw TypeError(std::string("kernel expects float32 or float64, got ") + dtype_name(dtype));
-  }
-}
-
-template <class F>
-F make_functor(const Attrs& attrs) {
-  if constexpr (std::is_constructible_v<F, const Attrs&>) return F(attrs);
-  else return F{};
-}
 
 template <class F, class T>
 void unary_contiguous(const F& f, const T* x, T* y, std::int64_t n) {
@@ -105,16 +91,6 @@ void binary_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
       });
     }
   });
-}
-
-template <class Fn>
-void dispatch_numeric(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::float32: fn(float{}); return;
-    case DType::float64: fn(double{}); return;
-    case DType::int64: fn(std::int64_t{}); return;
-    case DType::bool_: fn(bool{}); return;
-  }
 }
 
 // out (bool) = F(a, b) elementwise, broadcasting; inputs of any one dtype.

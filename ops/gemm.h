@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/strided_loop.h"
 #include "core/tensor.h"
 
 // Internal to the library: not exported from libxgrad.so.
@@ -45,6 +46,62 @@ inline bool blas_readable(const Tensor& t) {
 // The leading (batch) axes of a matmul operand's shape or strides.
 inline std::vector<std::int64_t> batch_of(const std::vector<std::int64_t>& s) {
   return std::vector<std::int64_t>(s.begin(), s.end() - 2);
+}
+
+// One GEMM call of a matmul kernel: c (m x n, row-major, ld n) = a @ b, for `batches` matrices spaced
+// stride_* elements apart (one matrix unless the walk folds a batch axis).
+struct GemmCall {
+  MatrixArg a, b;
+  void* c;
+  std::int64_t m, n, k, batches, stride_a, stride_b, stride_c;
+};
+
+// The matmul kernels' shared walk (CPU and CUDA): checks the inner size at run time, handles empty
+// products, packs matrices BLAS cannot read in place, and calls gemm(GemmCall) over out's batch (numpy
+// broadcasting). With fold_last_batch_axis the innermost batch axis becomes one strided-batched call
+// (operands running backwards along it are packed first); otherwise each matrix is its own call.
+template <class Gemm>
+void for_each_gemm(Tensor a, Tensor b, Tensor& out, bool fold_last_batch_axis, Gemm&& gemm) {
+  const auto ra = a.ndim(), rb = b.ndim();
+  const auto m = a.shape()[ra - 2], k = a.shape()[ra - 1], n = b.shape()[rb - 1];
+  if (k != b.shape()[rb - 2])
+    throw ValueError("inner dimensions differ at run time: " + to_string(a.shape()) + " @ " + to_string(b.shape()));
+  if (out.numel() == 0) return;
+  if (k == 0) {
+    out.fill_zero();
+    return;
+  }
+  const auto needs_packing = [&](const Tensor& t) {
+    return !blas_readable(t) || (fold_last_batch_axis && t.ndim() > 2 && t.strides()[t.ndim() - 3] < 0);
+  };
+  if (needs_packing(a)) a = a.copy();  // once per call, on the tensor's device
+  if (needs_packing(b)) b = b.copy();
+  const Shape batch = batch_of(out.shape());
+  const Strides a_batch = broadcast_strides(batch_of(a.shape()), batch_of(a.strides()), batch);
+  const Strides b_batch = broadcast_strides(batch_of(b.shape()), batch_of(b.strides()), batch);
+  const Strides out_batch = batch_of(out.strides());
+  const bool fold = fold_last_batch_axis && !batch.empty();
+  const auto walked = [&](const std::vector<std::int64_t>& v) {
+    return std::vector<std::int64_t>(v.begin(), fold ? v.end() - 1 : v.end());
+  };
+  const auto folded = [&](const Strides& s) { return fold ? s.back() : std::int64_t{0}; };
+  const Shape outer = walked(batch);
+  const Strides outer_out = walked(out_batch), outer_a = walked(a_batch), outer_b = walked(b_batch);
+  const std::size_t item = itemsize(out.dtype());
+  const char* ap = static_cast<const char*>(a.raw_data());
+  const char* bp = static_cast<const char*>(b.raw_data());
+  char* cp = static_cast<char*>(out.raw_data());
+  const auto as0 = a.strides()[ra - 2], as1 = a.strides()[ra - 1];
+  const auto bs0 = b.strides()[rb - 2], bs1 = b.strides()[rb - 1];
+  strided_loop<3>(outer, {&outer_out, &outer_a, &outer_b}, [&](std::int64_t cnt, const auto& off, const auto& st) {
+    for (std::int64_t i = 0; i < cnt; ++i) {
+      GemmCall call{{}, {}, cp + (off[0] + i * st[0]) * item, m, n, k, fold ? batch.back() : 1,
+                    folded(a_batch), folded(b_batch), folded(out_batch)};
+      as_blas_operand(ap + (off[1] + i * st[1]) * item, m, k, as0, as1, call.a);
+      as_blas_operand(bp + (off[2] + i * st[2]) * item, k, n, bs0, bs1, call.b);
+      gemm(call);
+    }
+  });
 }
 
 // C (m x n, row-major contiguous) = A (m x k) * B (k x n).

@@ -14,9 +14,7 @@ namespace xgrad {
 namespace {
 
 using G = std::vector<Var>;
-using blas::as_blas_operand;
 using blas::batch_of;
-using blas::blas_readable;
 
 TensorType infer_matmul(const std::vector<TensorType>& in, const Attrs&) {
   const TensorType& a = in[0];
@@ -41,38 +39,9 @@ TensorType infer_matmul(const std::vector<TensorType>& in, const Attrs&) {
 }
 
 void matmul_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
-  Tensor a = *in[0], b = *in[1];
-  const auto ra = a.ndim(), rb = b.ndim();
-  const auto m = a.shape()[ra - 2], k = a.shape()[ra - 1], n = b.shape()[rb - 1];
-  if (k != b.shape()[rb - 2])
-    throw ValueError("inner dimensions differ at run time: " + to_string(a.shape()) + " @ " + to_string(b.shape()));
-  if (out.numel() == 0) return;
-  if (k == 0) {
-    out.fill_zero();
-    return;
-  }
-  // Matrices BLAS cannot read (negative or broadcast strides inside a matrix) are copied once.
-  if (!blas_readable(a)) a = a.copy();
-  if (!blas_readable(b)) b = b.copy();
-  const Shape batch = batch_of(out.shape());
-  const Strides a_batch = broadcast_strides(batch_of(a.shape()), batch_of(a.strides()), batch);
-  const Strides b_batch = broadcast_strides(batch_of(b.shape()), batch_of(b.strides()), batch);
-  const Strides out_batch = batch_of(out.strides());
-  const std::size_t item = itemsize(out.dtype());
-  const char* ap = static_cast<const char*>(a.raw_data());
-  const char* bp = static_cast<const char*>(b.raw_data());
-  char* op = static_cast<char*>(out.raw_data());
-  const auto as0 = a.strides()[ra - 2], as1 = a.strides()[ra - 1];
-  const auto bs0 = b.strides()[rb - 2], bs1 = b.strides()[rb - 1];
-  strided_loop<3>(batch, {&out_batch, &a_batch, &b_batch}, [&](std::int64_t cnt, const auto& off, const auto& st) {
-    for (std::int64_t i = 0; i < cnt; ++i) {
-      blas::MatrixArg aa{}, bb{};
-      as_blas_operand(ap + (off[1] + i * st[1]) * item, m, k, as0, as1, aa);
-      as_blas_operand(bp + (off[2] + i * st[2]) * item, k, n, bs0, bs1, bb);
-      void* c = op + (off[0] + i * st[0]) * item;
-      if (out.dtype() == DType::float32) blas::gemm_f32(m, n, k, aa, bb, static_cast<float*>(c));
-      else blas::gemm_f64(m, n, k, aa, bb, static_cast<double*>(c));
-    }
+  blas::for_each_gemm(*in[0], *in[1], out, false, [&](const blas::GemmCall& g) {
+    if (out.dtype() == DType::float32) blas::gemm_f32(g.m, g.n, g.k, g.a, g.b, static_cast<float*>(g.c));
+    else blas::gemm_f64(g.m, g.n, g.k, g.a, g.b, static_cast<double*>(g.c));
   });
 }
 
