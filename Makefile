@@ -10,7 +10,7 @@ APT_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev xtl
   libonnx-dev python3-onnx libonnx-testdata libprotobuf-dev protobuf-compiler \
   python3-matplotlib python3-nbclient python3-nbformat python3-ipykernel python3-graphviz graphviz
 
-.PHONY: deps venv install build demo test test-cpp test-python test-tsan notebooks bench clean ort
+.PHONY: deps venv install build demo test test-cpp test-python test-tsan test-cuda-emulator notebooks bench clean ort
 
 # Installs the Debian packages that are missing (apt-get update only when needed).
 deps:
@@ -62,6 +62,7 @@ demo: install
 
 test: build ort
 	$(MAKE) test-tsan
+	$(MAKE) test-cuda-emulator
 	cd $(BUILD) && ctest --output-on-failure
 	$(PY) -m pytest -q tests/python
 
@@ -76,6 +77,22 @@ test-tsan: deps
 	norandom=$$(setarch $$(uname -m) -R true 2>/dev/null && echo "setarch $$(uname -m) -R"); \
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	  $$norandom $(TSAN_BUILD)/xgrad_concurrency_tests
+
+# The CUDA backend on the CPU emulator of CUDA (cuda/emulator/), in its own build tree: the emulator's own checks,
+# the C++ device tests and the Python CUDA tests (every op-table case on "cuda" against the CPU). Kernels really
+# run (block by block, threads as fibers), with guard pages after device allocations and host access to device
+# memory trapped; the speed means nothing. On a machine with a GPU the main build runs the same tests on it.
+EMU_BUILD := build-cuda-emulator
+test-cuda-emulator: venv
+	cmake -S . -B $(EMU_BUILD) -DXGRAD_CUDA_EMULATOR=ON -DXGRAD_BUILD_EXAMPLES=OFF -DPython_EXECUTABLE=$(CURDIR)/$(PY) \
+	  -DXGRAD_PYTHON_OUTPUT_DIR=$(CURDIR)/$(EMU_BUILD)/python/xgrad >/dev/null
+	cmake --build $(EMU_BUILD) -j $(JOBS) --target xgrad_cuda_emulator_tests xgrad_device_tests _xgrad
+	cp python/xgrad/*.py $(EMU_BUILD)/python/xgrad/
+	$(EMU_BUILD)/xgrad_cuda_emulator_tests
+	$(EMU_BUILD)/xgrad_device_tests
+	PYTHONPATH=$(CURDIR)/$(EMU_BUILD)/python $(PY) -c "import xgrad; assert xgrad.cuda.is_emulated(), xgrad.__file__"
+	PYTHONPATH=$(CURDIR)/$(EMU_BUILD)/python $(PY) -m pytest -q -p no:cacheprovider tests/python/test_cuda.py \
+	  tests/python/test_cuda_optable.py
 
 # Runs the notebooks in notebooks/ in the venv's kernel (also part of `make test`); executed copies and their
 # plots go to build/notebooks/.
@@ -92,4 +109,4 @@ bench: install ort
 	$(PY) bench/bench_cuda.py
 
 clean:
-	rm -rf $(BUILD) $(TSAN_BUILD) $(VENV) python/xgrad.egg-info
+	rm -rf $(BUILD) $(TSAN_BUILD) $(EMU_BUILD) $(VENV) python/xgrad.egg-info

@@ -12,7 +12,7 @@ std::size_t CachingAllocator::rounded(std::size_t nbytes) {
 }
 
 void* CachingAllocator::allocate(std::size_t nbytes) {
-  const std::size_t size = rounded(nbytes);
+  const std::size_t size = bucket(nbytes);
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = free_blocks_.find(size);
   if (it != free_blocks_.end() && !it->second.empty()) {
@@ -38,7 +38,7 @@ void* CachingAllocator::allocate(std::size_t nbytes) {
 
 void CachingAllocator::release(void* ptr, std::size_t nbytes) noexcept {
   if (!ptr) return;
-  const std::size_t size = rounded(nbytes);
+  const std::size_t size = bucket(nbytes);
   std::lock_guard<std::mutex> lock(mutex_);
   try {
     free_blocks_[size].push_back(ptr);

@@ -22,7 +22,11 @@ class CachingAllocator {
     std::size_t bytes_cached = 0;     // released, kept for reuse
   };
 
-  CachingAllocator(RawAllocate allocate, RawFree free) : raw_allocate_(std::move(allocate)), raw_free_(std::move(free)) {}
+  // rounded: requests share buckets (rounded() below); exact: one bucket per byte count (for the CUDA emulator,
+  // which guards each raw allocation's end).
+  enum class Buckets { rounded, exact };
+  CachingAllocator(RawAllocate allocate, RawFree free, Buckets buckets = Buckets::rounded)
+      : raw_allocate_(std::move(allocate)), raw_free_(std::move(free)), buckets_(buckets) {}
   ~CachingAllocator() { release_cache(); }
   CachingAllocator(const CachingAllocator&) = delete;
   CachingAllocator& operator=(const CachingAllocator&) = delete;
@@ -38,6 +42,8 @@ class CachingAllocator {
  private:
   RawAllocate raw_allocate_;
   RawFree raw_free_;
+  Buckets buckets_;
+  std::size_t bucket(std::size_t nbytes) const { return buckets_ == Buckets::exact ? nbytes : rounded(nbytes); }
   mutable std::mutex mutex_;
   std::unordered_map<std::size_t, std::vector<void*>> free_blocks_;  // rounded size -> blocks
   Stats stats_;

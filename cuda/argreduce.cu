@@ -57,7 +57,7 @@ void arg_reduce(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const std::int64_t lanes = numel(outer);
   kernels::dispatch_numeric(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    arg_kernel<T, kMax><<<blocks_for(lanes), kThreads, 0, stream()>>>(
+    XGRAD_LAUNCH(blocks_for(lanes), kThreads, arg_kernel<T, kMax>)(
         static_cast<const T*>(x.raw_data()), static_cast<std::int64_t*>(out.raw_data()), lanes, n, x.strides()[axis], ix);
   });
   check_launch("arg reduction kernel");
@@ -81,7 +81,7 @@ void tril(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const std::int64_t rows = out.shape()[out.ndim() - 2], cols = out.shape()[out.ndim() - 1];
   kernels::dispatch_floating(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    tril_kernel<<<blocks_for(total), kThreads, 0, stream()>>>(static_cast<const T*>(in[0]->raw_data()),
+    XGRAD_LAUNCH(blocks_for(total), kThreads, tril_kernel)(static_cast<const T*>(in[0]->raw_data()),
                                                               static_cast<T*>(out.raw_data()), total, rows, cols,
                                                               attrs.get_int("k"), strided_index<2>(out, in, "tril"));
   });

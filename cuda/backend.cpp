@@ -11,7 +11,9 @@
 namespace xgrad::cuda {
 
 void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) throw RuntimeError(std::string(what) + ": " + cudaGetErrorString(err));
+  if (err == cudaSuccess) return;
+  cudaGetLastError();  // the runtime also keeps it as the thread's last error: the next launch check must not see it
+  throw RuntimeError(std::string(what) + ": " + cudaGetErrorString(err));
 }
 
 namespace {
@@ -30,7 +32,15 @@ class CudaBackend final : public DeviceBackend {
                  throw RuntimeError(std::string("CUDA error (from this or an earlier GPU operation): ") +
                                     cudaGetErrorString(err));
                },
-               [](void* p) { cudaFree(p); }) {}
+               [](void* p) { cudaFree(p); },
+#if defined(XGRAD_CUDA_EMULATOR)
+               // The emulator puts a guard page right after each raw allocation: exact sizes put it right
+               // after each tensor's bytes, so a kernel reading one element too far faults.
+               CachingAllocator::Buckets::exact
+#else
+               CachingAllocator::Buckets::rounded
+#endif
+        ) {}
 
   bool available() const override { return probe().count > 0; }
   std::string unavailable_reason() const override { return probe().reason; }

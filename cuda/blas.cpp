@@ -14,7 +14,7 @@ namespace {
 
 void check_blas(cublasStatus_t status, const char* what) {
   if (status != CUBLAS_STATUS_SUCCESS)
-    throw RuntimeError(std::string(what) + ": cuBLAS status " + std::to_string(static_cast<int>(status)));
+    throw RuntimeError(std::string(what) + ": " + cublasGetStatusString(status));
 }
 
 // One handle per host thread (cuBLAS handles are not for concurrent use), all on the backend's stream.

@@ -20,6 +20,16 @@ void check(cudaError_t err, const char* what);
 // After a launch: a bad configuration shows up here, not at the next call.
 inline void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
 
+// Launches a kernel on the backend's stream: XGRAD_LAUNCH(blocks, threads, kernel)(args...) is
+// kernel<<<blocks, threads, 0, stream()>>>(args...). The CPU emulator (cuda/emulator/) runs the same
+// launch block by block, checking that pointer arguments are device memory.
+#if defined(XGRAD_CUDA_EMULATOR)
+#define XGRAD_LAUNCH(blocks, threads, ...) \
+  ::xgrad::cuda::emulator::Launch(blocks, threads, #__VA_ARGS__, [](const auto&... args) { __VA_ARGS__(args...); })
+#else
+#define XGRAD_LAUNCH(blocks, threads, ...) __VA_ARGS__<<<blocks, threads, 0, ::xgrad::cuda::stream()>>>
+#endif
+
 constexpr int kThreads = 256;
 inline unsigned blocks_for(long long n) {
   const long long b = (n + kThreads - 1) / kThreads;

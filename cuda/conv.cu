@@ -86,7 +86,7 @@ std::pair<const T*, std::int64_t> columns(const T* x, const ConvGeometry& g, con
   const std::int64_t image = g.c * g.h * g.w;
   if (!col.defined()) return {x + n0 * image + grp * g.cg() * g.h * g.w, image};
   T* c = static_cast<T*>(col.raw_data());
-  im2col_kernel<<<blocks_for(images * g.k() * g.cols()), kThreads, 0, stream()>>>(x + n0 * image, c, taps_of(g, grp, images));
+  XGRAD_LAUNCH(blocks_for(images * g.k() * g.cols()), kThreads, im2col_kernel)(x + n0 * image, c, taps_of(g, grp, images));
   check_launch("im2col kernel");
   return {c, g.k() * g.cols()};
 }
@@ -115,7 +115,7 @@ void grad_input(const T* dy, const T* w, T* dx, const ConvGeometry& g, const Ten
       gemm<T>(true, false, k, cols, cog, w + grp * cog * k, k, 0, dy + (n0 * g.co + grp * cog) * cols, cols, g.co * cols, c,
               cols, col.defined() ? k * cols : image, images);
       if (col.defined()) {
-        col2im_kernel<<<blocks_for(images * g.cg() * g.h * g.w), kThreads, 0, stream()>>>(c, dx + n0 * image,
+        XGRAD_LAUNCH(blocks_for(images * g.cg() * g.h * g.w), kThreads, col2im_kernel)(c, dx + n0 * image,
                                                                                           taps_of(g, grp, images));
         check_launch("col2im kernel");
       }

@@ -71,9 +71,9 @@ void unary(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
     const T* xp = static_cast<const T*>(x.raw_data());
     T* yp = static_cast<T*>(out.raw_data());
     if (packed_like(x, out) && out.is_contiguous())
-      unary_packed<<<blocks_for(n), kThreads, 0, stream()>>>(f, xp, yp, n);
+      XGRAD_LAUNCH(blocks_for(n), kThreads, unary_packed)(f, xp, yp, n);
     else
-      unary_strided<<<blocks_for(n), kThreads, 0, stream()>>>(f, xp, yp, n, strided_index<2>(out, in, "unary op"));
+      XGRAD_LAUNCH(blocks_for(n), kThreads, unary_strided)(f, xp, yp, n, strided_index<2>(out, in, "unary op"));
   });
   check_launch("unary kernel");
 }
@@ -89,9 +89,9 @@ void binary(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
     const T* bp = static_cast<const T*>(in[1]->raw_data());
     T* yp = static_cast<T*>(out.raw_data());
     if (packed_like(*in[0], out) && packed_like(*in[1], out) && out.is_contiguous())
-      binary_packed<<<blocks_for(n), kThreads, 0, stream()>>>(f, ap, bp, yp, n);
+      XGRAD_LAUNCH(blocks_for(n), kThreads, binary_packed)(f, ap, bp, yp, n);
     else
-      binary_strided<<<blocks_for(n), kThreads, 0, stream()>>>(f, ap, bp, yp, n, strided_index<3>(out, in, "binary op"));
+      XGRAD_LAUNCH(blocks_for(n), kThreads, binary_strided)(f, ap, bp, yp, n, strided_index<3>(out, in, "binary op"));
   });
   check_launch("binary kernel");
 }
@@ -102,7 +102,7 @@ void compare(const Tensor* const* in, Tensor& out, const Attrs&) {
   if (n == 0) return;
   kernels::dispatch_numeric(in[0]->dtype(), [&](auto tag) {
     using T = decltype(tag);
-    binary_strided<<<blocks_for(n), kThreads, 0, stream()>>>(F{}, static_cast<const T*>(in[0]->raw_data()),
+    XGRAD_LAUNCH(blocks_for(n), kThreads, binary_strided)(F{}, static_cast<const T*>(in[0]->raw_data()),
                                                              static_cast<const T*>(in[1]->raw_data()),
                                                              static_cast<bool*>(out.raw_data()), n,
                                                              strided_index<3>(out, in, "comparison"));
@@ -115,7 +115,7 @@ void where(const Tensor* const* in, Tensor& out, const Attrs&) {
   if (n == 0) return;
   kernels::dispatch_numeric(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    where_strided<<<blocks_for(n), kThreads, 0, stream()>>>(
+    XGRAD_LAUNCH(blocks_for(n), kThreads, where_strided)(
         static_cast<const bool*>(in[0]->raw_data()), static_cast<const T*>(in[1]->raw_data()),
         static_cast<const T*>(in[2]->raw_data()), static_cast<T*>(out.raw_data()), n, strided_index<4>(out, in, "where"));
   });
@@ -129,7 +129,7 @@ void astype(const Tensor* const* in, Tensor& out, const Attrs&) {
     kernels::dispatch_numeric(in[0]->dtype(), [&](auto from) {
       using To = decltype(to);
       using From = decltype(from);
-      convert_strided<<<blocks_for(n), kThreads, 0, stream()>>>(static_cast<const From*>(in[0]->raw_data()),
+      XGRAD_LAUNCH(blocks_for(n), kThreads, convert_strided)(static_cast<const From*>(in[0]->raw_data()),
                                                                 static_cast<To*>(out.raw_data()), n,
                                                                 strided_index<2>(out, in, "astype"));
     });
@@ -149,7 +149,7 @@ void dropout_mask(const Tensor* const*, Tensor& out, const Attrs& a) {
   if (n == 0) return;
   kernels::dispatch_floating(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    dropout_mask_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(mask, static_cast<T*>(out.raw_data()), n);
+    XGRAD_LAUNCH(blocks_for(n), kThreads, dropout_mask_kernel)(mask, static_cast<T*>(out.raw_data()), n);
   });
   check_launch("dropout_mask kernel");
 }

@@ -68,7 +68,7 @@ void walk_run(const GatherWalk& w, const Tensor& x, const Tensor& idx, const Ten
   const BadIndexFlag bad;
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    walk_kernel<T, kScatter><<<blocks_for(n), kThreads, 0, stream()>>>(
+    XGRAD_LAUNCH(blocks_for(n), kThreads, walk_kernel<T, kScatter>)(
         static_cast<T*>(x.raw_data()), static_cast<const std::int64_t*>(idx.raw_data()), static_cast<T*>(out.raw_data()),
         n, ix, w.axis_stride, w.axis_size, bad.data());
   });
@@ -112,7 +112,7 @@ void one_hot(const Tensor* const* in, Tensor& out, const Attrs& a) {
   const BadIndexFlag bad;
   kernels::dispatch_floating(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    one_hot_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(static_cast<const std::int64_t*>(labels.raw_data()),
+    XGRAD_LAUNCH(blocks_for(n), kThreads, one_hot_kernel)(static_cast<const std::int64_t*>(labels.raw_data()),
                                                              static_cast<T*>(out.raw_data()), n, classes, bad.data());
   });
   check_launch("one_hot kernel");

@@ -77,7 +77,7 @@ void max_pool2d(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   launch(x.dtype(), out.numel(), "max_pool2d", [&](auto tag, unsigned blocks) {
     using T = decltype(tag);
     const T* xp = static_cast<const T*>(x.raw_data());
-    gather_at_max<<<blocks, kThreads, 0, stream()>>>(xp, xp, static_cast<T*>(out.raw_data()), g);
+    XGRAD_LAUNCH(blocks, kThreads, gather_at_max)(xp, xp, static_cast<T*>(out.raw_data()), g);
   });
 }
 
@@ -86,7 +86,7 @@ void max_pool2d_gather(const Tensor* const* in, Tensor& out, const Attrs& attrs)
   const PoolGeometry g = pool_geometry(x.shape(), out.shape(), attrs);
   launch(x.dtype(), out.numel(), "max_pool2d_gather", [&](auto tag, unsigned blocks) {
     using T = decltype(tag);
-    gather_at_max<<<blocks, kThreads, 0, stream()>>>(static_cast<const T*>(x.raw_data()), static_cast<const T*>(src.raw_data()),
+    XGRAD_LAUNCH(blocks, kThreads, gather_at_max)(static_cast<const T*>(x.raw_data()), static_cast<const T*>(src.raw_data()),
                                                     static_cast<T*>(out.raw_data()), g);
   });
 }
@@ -97,7 +97,7 @@ void max_pool2d_grad(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   out.fill_zero();
   launch(x.dtype(), dy.numel(), "max_pool2d_grad", [&](auto tag, unsigned blocks) {
     using T = decltype(tag);
-    scatter_to_max<<<blocks, kThreads, 0, stream()>>>(static_cast<const T*>(x.raw_data()), static_cast<const T*>(dy.raw_data()),
+    XGRAD_LAUNCH(blocks, kThreads, scatter_to_max)(static_cast<const T*>(x.raw_data()), static_cast<const T*>(dy.raw_data()),
                                                      static_cast<T*>(out.raw_data()), g);
   });
 }
@@ -107,7 +107,7 @@ void avg_pool2d(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const PoolGeometry g = pool_geometry(x.shape(), out.shape(), attrs);
   launch(x.dtype(), out.numel(), "avg_pool2d", [&](auto tag, unsigned blocks) {
     using T = decltype(tag);
-    average<<<blocks, kThreads, 0, stream()>>>(static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), g);
+    XGRAD_LAUNCH(blocks, kThreads, average)(static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), g);
   });
 }
 
@@ -116,7 +116,7 @@ void avg_pool2d_grad(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const PoolGeometry g = pool_geometry(out.shape(), dy.shape(), attrs);
   launch(dy.dtype(), out.numel(), "avg_pool2d_grad", [&](auto tag, unsigned blocks) {
     using T = decltype(tag);
-    spread_average<<<blocks, kThreads, 0, stream()>>>(static_cast<const T*>(dy.raw_data()), static_cast<T*>(out.raw_data()), g);
+    XGRAD_LAUNCH(blocks, kThreads, spread_average)(static_cast<const T*>(dy.raw_data()), static_cast<T*>(out.raw_data()), g);
   });
 }
 

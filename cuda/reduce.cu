@@ -91,10 +91,10 @@ void reduce_into(const Tensor& x, const Shape& kept, Tensor& out, double init, d
     const T* xp = static_cast<const T*>(x.raw_data());
     T* yp = static_cast<T*>(out.raw_data());
     if (ix.n_out >= kThreadPerOutput) {
-      reduce_per_thread<<<blocks_for(ix.n_out), kThreads, 0, stream()>>>(xp, yp, ix, static_cast<T>(init), Combine{}, scale);
+      XGRAD_LAUNCH(blocks_for(ix.n_out), kThreads, reduce_per_thread)(xp, yp, ix, static_cast<T>(init), Combine{}, scale);
     } else {
       const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(ix.n_out, 65535));
-      reduce_kernel<<<blocks, kThreads, 0, stream()>>>(xp, yp, ix, static_cast<T>(init), Combine{}, scale);
+      XGRAD_LAUNCH(blocks, kThreads, reduce_kernel)(xp, yp, ix, static_cast<T>(init), Combine{}, scale);
     }
   });
   check_launch("reduction kernel");
@@ -129,7 +129,7 @@ void reduction_size(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const double count = static_cast<double>(reduced_count(in[0]->shape(), keepdims_shape(*in[0], attrs)));
   kernels::dispatch_floating(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    set_scalar<<<1, 1, 0, stream()>>>(static_cast<T*>(out.raw_data()), static_cast<T>(count));
+    XGRAD_LAUNCH(1, 1, set_scalar)(static_cast<T*>(out.raw_data()), static_cast<T>(count));
   });
   check_launch("reduction_size kernel");
 }

@@ -69,7 +69,7 @@ void softmax(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(lanes, 65535));
-    softmax_kernel<T, kLog><<<blocks, kThreads, 0, stream()>>>(static_cast<const T*>(x.raw_data()),
+    XGRAD_LAUNCH(blocks, kThreads, softmax_kernel<T, kLog>)(static_cast<const T*>(x.raw_data()),
                                                                static_cast<T*>(out.raw_data()), lanes, n,
                                                                x.strides()[axis], out.strides()[axis], ix,
                                                                -std::numeric_limits<T>::infinity());

@@ -48,6 +48,13 @@ void bind_device(py::module_& m) {
   py::module_ cuda = m.def_submodule("cuda", "The CUDA backend: is_available(), device_count(), why_unavailable().");
   cuda.def("is_built", [] { return device_backend(Device::cuda) != nullptr; },
            "True when xgrad was built with the CUDA backend (CMake found nvcc).");
+  cuda.def("is_emulated", [] {
+#if defined(XGRAD_CUDA_EMULATOR)
+        return true;
+#else
+        return false;
+#endif
+      }, "True in a test build whose CUDA backend runs on the CPU emulator (cuda/emulator/): right results, no speed.");
   cuda.def("is_available", [] {
         const DeviceBackend* b = device_backend(Device::cuda);
         return b != nullptr && b->available();

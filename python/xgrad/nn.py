@@ -151,16 +151,16 @@ class Module:
 
     def modules(self):
         """This module and all modules below it, depth first, each once."""
-        seen, out = set(), []
-
-        def walk(m):
+        # An explicit stack, not a recursive closure: a closure that calls itself is a reference cycle, and
+        # the modules it saw (with their params' GPU memory) would wait for the garbage collector.
+        seen, out, stack = set(), [], [self]
+        while stack:
+            m = stack.pop()
             if id(m) in seen:
-                return
+                continue
             seen.add(id(m))
             out.append(m)
-            for c in m._children:
-                walk(c)
-        walk(self)
+            stack.extend(reversed(m._children))
         return out
 
     def _collect(self, attr):
