@@ -133,6 +133,30 @@ def test_mlp_forward_and_gradients_match_torch():
         xg.nn.MLP(g, [2, 3], activation="swish")
 
 
+def test_a_trained_model_is_freed_when_dropped_without_the_garbage_collector():
+    # Models hold their params' memory (GPU memory on CUDA): it must go when the last reference does, not when
+    # Python's cycle collector next runs. (Module.modules() was once a recursive closure: a reference cycle.)
+    import gc
+    import weakref
+
+    def train_and_drop():
+        g = xg.Graph()
+        x, t = g.input("x", (None, 4)), g.input("t", (None,), dtype=xg.int64)
+        model = xg.nn.Sequential(xg.nn.Linear(g, 4, 8, seed=0), xg.relu, xg.nn.MLP(g, [8, 3], seed=1))
+        step = g.compile(xg.cross_entropy(model(x), t), updates=xg.optim.Adam(model.params, lr=1e-2))
+        step(x=np.ones((2, 4), np.float32), t=np.array([0, 2]))
+        assert len(model.modules()) == 5 and model.modules()[0] is model
+        return weakref.ref(model), weakref.ref(model.layers[0])
+
+    gc.collect()
+    gc.disable()
+    try:
+        refs = train_and_drop()
+        assert all(r() is None for r in refs)
+    finally:
+        gc.enable()
+
+
 def test_conv2d_layernorm_embedding_match_torch():
     g = xg.Graph()
     rng = np.random.default_rng(2)
