@@ -92,7 +92,7 @@ test-cuda-emulator: venv
 	$(EMU_BUILD)/xgrad_device_tests
 	PYTHONPATH=$(CURDIR)/$(EMU_BUILD)/python $(PY) -c "import xgrad; assert xgrad.cuda.is_emulated(), xgrad.__file__"
 	PYTHONPATH=$(CURDIR)/$(EMU_BUILD)/python $(PY) -m pytest -q -p no:cacheprovider tests/python/test_cuda.py \
-	  tests/python/test_cuda_optable.py
+	  tests/python/test_cuda_optable.py tests/python/test_cuda_kernels.py
 
 # Runs the notebooks in notebooks/ in the venv's kernel (also part of `make test`); executed copies and their
 # plots go to build/notebooks/.
