@@ -142,6 +142,9 @@ def main():
     if not xg.cuda.is_available():
         print(f"bench_cuda: skipped, {xg.cuda.why_unavailable()}")
         return 0
+    if xg.cuda.is_emulated():
+        print("bench_cuda: skipped, this xgrad runs CUDA on the CPU emulator (a test build): its times mean nothing")
+        return 0
     torch, why_not = torch_cuda()
     print(f"xgrad {xg.__version__}, {xg.cuda.device_count()} CUDA device(s)")
     if why_not:
