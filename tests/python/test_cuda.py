@@ -19,6 +19,15 @@ def test_backend_is_built_where_the_toolkit_is():
         assert xg.cuda.is_built(), "nvcc is here, so CMake must have built the CUDA backend"
 
 
+def test_the_emulator_is_a_test_build_that_always_has_its_one_device():
+    # make test-cuda-emulator builds it apart (build-cuda-emulator/); the installed package is never emulated.
+    assert isinstance(xg.cuda.is_emulated(), bool)
+    if xg.cuda.is_emulated():
+        assert xg.cuda.is_built() and xg.cuda.is_available() and xg.cuda.device_count() == 1
+    else:
+        assert "build-cuda-emulator" not in xg.__file__
+
+
 def test_availability_and_the_reason_agree():
     if xg.cuda.is_available():
         assert xg.cuda.device_count() >= 1 and xg.cuda.why_unavailable() is None
