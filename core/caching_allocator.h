@@ -18,7 +18,7 @@ class CachingAllocator {
 
   struct Stats {
     std::size_t raw_allocations = 0;  // calls that reached the raw allocator
-    std::size_t bytes_in_use = 0;     // handed out and not yet released (rounded sizes)
+    std::size_t bytes_in_use = 0;     // handed out and not yet released (bucket sizes)
     std::size_t bytes_cached = 0;     // released, kept for reuse
   };
 
@@ -45,7 +45,7 @@ class CachingAllocator {
   Buckets buckets_;
   std::size_t bucket(std::size_t nbytes) const { return buckets_ == Buckets::exact ? nbytes : rounded(nbytes); }
   mutable std::mutex mutex_;
-  std::unordered_map<std::size_t, std::vector<void*>> free_blocks_;  // rounded size -> blocks
+  std::unordered_map<std::size_t, std::vector<void*>> free_blocks_;  // bucket size -> blocks
   Stats stats_;
 };
 

@@ -48,7 +48,11 @@ class CudaBackend final : public DeviceBackend {
 
   void* allocate(std::size_t nbytes) override {
     try {
-      return cache_.allocate(nbytes);
+      void* p = cache_.allocate(nbytes);
+#if defined(XGRAD_CUDA_EMULATOR)
+      emulator::poison_device(p, nbytes);  // also a reused block: its old contents must not pass for results
+#endif
+      return p;
     } catch (const std::bad_alloc&) {
       throw RuntimeError("CUDA out of memory allocating " + std::to_string(nbytes) + " bytes");
     }

@@ -25,9 +25,9 @@ inline void check_launch(const char* kernel) { check(cudaGetLastError(), kernel)
 // launch block by block, checking that pointer arguments are device memory.
 #if defined(XGRAD_CUDA_EMULATOR)
 #define XGRAD_LAUNCH(blocks, threads, ...) \
-  ::xgrad::cuda::emulator::Launch(blocks, threads, #__VA_ARGS__, [](const auto&... args) { __VA_ARGS__(args...); })
+  ::xgrad::cuda::emulator::Launch((blocks), (threads), #__VA_ARGS__, [](const auto&... args) { __VA_ARGS__(args...); })
 #else
-#define XGRAD_LAUNCH(blocks, threads, ...) __VA_ARGS__<<<blocks, threads, 0, ::xgrad::cuda::stream()>>>
+#define XGRAD_LAUNCH(blocks, threads, ...) __VA_ARGS__<<<(blocks), (threads), 0, ::xgrad::cuda::stream()>>>
 #endif
 
 constexpr int kThreads = 256;

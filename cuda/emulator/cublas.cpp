@@ -1,7 +1,7 @@
 // Emulated cuBLAS: strided-batched GEMM with cuBLAS's own argument checks,
 // computed by the CPU BLAS (column-major, as cuBLAS). The row-major wrapper in
 // cuda/blas.cpp is thereby tested against an independent contract.
-#include "cuda/emulator/cublas_v2.h"
+#include "cuda/emulator/include/cublas_v2.h"
 
 #include <cblas.h>
 
@@ -20,7 +20,7 @@ namespace xgrad::cuda::emulator {
 namespace {
 
 cublasStatus_t fail(cublasStatus_t status, const std::string& message) {
-  set_error(1000 + status, message);
+  set_blas_message(status, message);
   return status;
 }
 
@@ -100,7 +100,7 @@ cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
   return CUBLAS_STATUS_SUCCESS;
 }
 
-const char* cublasGetStatusString(cublasStatus_t status) { return error_message(1000 + status); }
+const char* cublasGetStatusString(cublasStatus_t status) { return blas_message(status); }
 
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m,
                                          int n, int k, const float* alpha, const float* A, int lda, long long strideA,

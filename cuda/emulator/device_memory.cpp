@@ -1,3 +1,6 @@
+// Device memory in the emulator: one mapping per allocation, data pages
+// protected (PROT_NONE) whenever no emulated work runs, a guard page after
+// the last byte, and a SIGSEGV handler that says which of those was hit.
 #include "cuda/emulator/device_memory.h"
 
 #include <signal.h>
@@ -6,8 +9,11 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <map>
+
+#include "cuda/emulator/include/cuda_runtime.h"
 
 namespace xgrad::cuda::emulator {
 
@@ -83,6 +89,15 @@ void on_fault(int, siginfo_t* info, void*) {
   sigaction(SIGSEGV, &previous_handler, nullptr);  // returning re-runs the access, which now reaches it
 }
 
+// Little-endian 0x7FF800007FC00000: a float64 NaN whose 4-byte halves are float32 NaNs, and as integers
+// 9.2e18 (int64) or above 2.1e9 (int32): no axis is that long.
+constexpr std::uint64_t kPoison = 0x7FF800007FC00000ULL;
+
+void fill_poison(char* p, std::size_t bytes) {
+  for (std::size_t i = 0; i < bytes; i += sizeof kPoison)
+    std::memcpy(p + i, &kPoison, std::min(sizeof kPoison, bytes - i));
+}
+
 void install_fault_handler() {
   static const bool installed = [] {
     struct sigaction action = {};
@@ -105,7 +120,7 @@ void* allocate_device(std::size_t bytes) {
   if (map == MAP_FAILED) return nullptr;
   Region r{static_cast<char*>(map), data_pages_bytes, static_cast<char*>(map) + data_pages_bytes - bytes, bytes};
   protect(r, PROT_READ | PROT_WRITE);
-  std::memset(r.data, kPoisonByte, bytes);
+  fill_poison(r.data, bytes);
   std::lock_guard<std::mutex> guard(regions_lock());
   if (!device_mode) protect(r, PROT_NONE);
   regions()[reinterpret_cast<std::uintptr_t>(r.data)] = r;
@@ -113,6 +128,7 @@ void* allocate_device(std::size_t bytes) {
 }
 
 bool free_device(void* ptr) {
+  const std::lock_guard<std::mutex> idle(lock());
   std::lock_guard<std::mutex> guard(regions_lock());
   auto& all = regions();
   const auto it = all.find(reinterpret_cast<std::uintptr_t>(ptr));
@@ -126,7 +142,16 @@ bool is_device_range(const void* p, std::size_t bytes) {
   std::lock_guard<std::mutex> guard(regions_lock());
   const auto at = reinterpret_cast<std::uintptr_t>(p);
   const Region* r = region_holding(at);
-  return r && at + bytes <= reinterpret_cast<std::uintptr_t>(r->data) + r->bytes;
+  return r && bytes <= reinterpret_cast<std::uintptr_t>(r->data) + r->bytes - at;
+}
+
+bool touches_device(const void* p, std::size_t bytes) {
+  std::lock_guard<std::mutex> guard(regions_lock());
+  const auto first = reinterpret_cast<std::uintptr_t>(p);
+  if (region_holding(first)) return true;
+  // Otherwise the first region starting after p must start past the range.
+  const auto next = regions().upper_bound(first);
+  return next != regions().end() && bytes > 0 && next->first - first < bytes;
 }
 
 std::string describe_pointer(const void* p) {
@@ -137,6 +162,12 @@ std::string describe_pointer(const void* p) {
   std::snprintf(text, sizeof text, "byte %zu of a device allocation of %zu bytes",
                 static_cast<std::size_t>(static_cast<const char*>(p) - r->data), r->bytes);
   return text;
+}
+
+void poison_device(void* p, std::size_t bytes) {
+  if (bytes == 0) return;
+  const DeviceAccess access("poison_device");
+  fill_poison(static_cast<char*>(p), bytes);
 }
 
 DeviceAccess::DeviceAccess(const char* what) : lock_(lock()) {

@@ -10,16 +10,17 @@
 
 namespace xgrad::cuda::emulator {
 
-// Fresh allocations are filled with this byte: 0xFF...FF is a NaN in float32 and float64, so a kernel
-// that reads memory nothing wrote produces NaN instead of the zeros fresh pages would give.
-constexpr unsigned char kPoisonByte = 0xFF;
-
-void* allocate_device(std::size_t bytes);  // nullptr when the mapping fails
-bool free_device(void* ptr);               // false unless ptr is an allocation's start
+// Fresh memory (from a new mapping, poisoned as by poison_device), or nullptr when the mapping fails.
+void* allocate_device(std::size_t bytes);
+// Unmaps an allocation once no emulated work runs (as cudaFree waits for the device); false unless ptr is
+// an allocation's start.
+bool free_device(void* ptr);
 
 // Whether [p, p + bytes) lies inside one allocation (bytes == 0: p is inside or one past its end).
 bool is_device_range(const void* p, std::size_t bytes);
-// "allocation of N bytes at P" for the allocation holding p, or "host memory".
+// Whether any byte of [p, p + bytes) is device memory.
+bool touches_device(const void* p, std::size_t bytes);
+// "byte K of a device allocation of N bytes" for device memory, else "host memory".
 std::string describe_pointer(const void* p);
 
 // While one exists, device memory is readable and writable; construction takes the emulator's lock

@@ -3,13 +3,16 @@
 // __syncthreads or returns, so shared memory and barriers behave as on a GPU.
 // A block whose thread 0 returns without a barrier runs its other threads as
 // plain calls (most kernels: grid-stride loops), which is much faster.
+// Between barriers the threads run in ascending order, then descending, in
+// turn: a read of another thread's write that lacks a barrier between them
+// sees the old value in one of the two orders, whichever thread is ahead.
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <memory>
 #include <string>
 
-#include "cuda/emulator/cuda_runtime.h"
+#include "cuda/emulator/include/cuda_runtime.h"
 #include "cuda/emulator/device_memory.h"
 #include "cuda/emulator/errors.h"
 #include "cuda/emulator/fiber.h"
@@ -71,7 +74,7 @@ bool start(int t) {
     const std::size_t guard = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
     void* map = mmap(nullptr, kStackBytes + guard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (map == MAP_FAILED) return false;
-    mprotect(map, guard, PROT_NONE);  // a fiber overflowing its stack faults instead of corrupting memory
+    if (mprotect(map, guard, PROT_NONE) != 0) return false;  // an overflowing fiber faults, corrupting nothing
     f.stack = static_cast<char*>(map) + guard;
   }
   make_fiber(f.context, f.stack, kStackBytes, fiber_main);
@@ -90,13 +93,14 @@ std::string where(const char* kernel) {
 std::string run_block(unsigned threads, const char* kernel) {
   if (!start(0)) return "could not map a fiber stack";
   if (block.fibers[0].done && block.fibers[0].barriers == 0) {
-    block.plain = true;
-    block.plain_barrier_at = -1;
+    struct PlainMode {  // ends with the block, however it ends
+      PlainMode() { block.plain = true, block.plain_barrier_at = -1; }
+      ~PlainMode() { block.plain = false; }
+    } plain;
     for (unsigned t = 1; t < threads; ++t) {
       set_thread(t);
       block.thunk(block.body);
     }
-    block.plain = false;
     if (block.plain_barrier_at >= 0)
       return where(kernel) + ": thread " + std::to_string(block.plain_barrier_at) +
              " reached __syncthreads, but thread 0 returned without reaching one (a divergent barrier)";
@@ -105,7 +109,7 @@ std::string run_block(unsigned threads, const char* kernel) {
   for (unsigned t = 1; t < threads; ++t)
     if (!start(static_cast<int>(t))) return "could not map a fiber stack";
   std::string problem;
-  for (;;) {
+  for (bool descending = true;; descending = !descending) {
     // Every thread now waits at a barrier or has returned; all must be at the same one.
     int waiting = 0, at = -1;
     for (unsigned t = 0; t < threads; ++t) {
@@ -119,8 +123,10 @@ std::string run_block(unsigned threads, const char* kernel) {
     if (waiting == 0) break;
     if (problem.empty() && waiting != static_cast<int>(threads))
       problem = where(kernel) + ": some threads returned while others wait at __syncthreads (a divergent barrier)";
-    for (unsigned t = 0; t < threads; ++t)  // release the barrier (also after a problem, to finish the block)
+    for (unsigned k = 0; k < threads; ++k) {  // release the barrier (also after a problem, to finish the block)
+      const unsigned t = descending ? threads - 1 - k : k;
       if (!block.fibers[t].done) resume(static_cast<int>(t));
+    }
   }
   return problem;
 }

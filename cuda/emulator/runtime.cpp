@@ -5,7 +5,7 @@
 #include <map>
 #include <string>
 
-#include "cuda/emulator/cuda_runtime.h"
+#include "cuda/emulator/include/cuda_runtime.h"
 #include "cuda/emulator/device_memory.h"
 #include "cuda/emulator/errors.h"
 
@@ -14,7 +14,20 @@ namespace xgrad::cuda::emulator {
 namespace {
 
 thread_local int last_error = 0;
-thread_local std::map<int, std::string> messages;
+thread_local std::map<int, std::string> messages, blas_messages;
+
+const char* runtime_name(int code) {
+  switch (code) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    default: return "unrecognized error code";
+  }
+}
 
 cudaError_t fail(cudaError_t code, const std::string& message) {
   set_error(code, message);
@@ -23,7 +36,7 @@ cudaError_t fail(cudaError_t code, const std::string& message) {
 
 // Checks one side of a copy: device memory for a device side, anything else for a host side.
 bool side_ok(const void* p, std::size_t bytes, bool device, const char* what, const char* side, std::string& problem) {
-  if (device ? is_device_range(p, bytes) : !is_device_range(p, 0)) return true;
+  if (device ? is_device_range(p, bytes) : !touches_device(p, bytes)) return true;
   problem = std::string(what) + ": the " + side + " should be " + (device ? "device" : "host") + " memory for " +
             std::to_string(bytes) + " bytes, but it is " + describe_pointer(p);
   return false;
@@ -44,8 +57,15 @@ int take_error() {
 
 const char* error_message(int code) {
   const auto it = messages.find(code);
-  if (it != messages.end()) return it->second.c_str();
-  return code == 0 ? "no error" : "unknown error";
+  return it != messages.end() ? it->second.c_str() : runtime_name(code);
+}
+
+void set_blas_message(int status, std::string message) { blas_messages[status] = std::move(message); }
+
+const char* blas_message(int status) {
+  const auto it = blas_messages.find(status);
+  if (it != blas_messages.end()) return it->second.c_str();
+  return status == 0 ? "the operation completed successfully" : "cuBLAS error";
 }
 
 }  // namespace xgrad::cuda::emulator
@@ -76,6 +96,10 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaM
   if (!side_ok(dst, bytes, dst_device, "cudaMemcpyAsync", "destination", problem) ||
       !side_ok(src, bytes, src_device, "cudaMemcpyAsync", "source", problem))
     return fail(cudaErrorInvalidValue, problem);
+  const auto d = static_cast<const char*>(dst), s = static_cast<const char*>(src);
+  if (d < s + bytes && s < d + bytes)  // memcpy's contract, and cudaMemcpy's: the ranges may not overlap
+    return fail(cudaErrorInvalidValue, "cudaMemcpyAsync: the source and destination of " + std::to_string(bytes) +
+                                           " bytes overlap");
   const DeviceAccess access("cudaMemcpyAsync");
   std::memcpy(dst, src, bytes);
   return cudaSuccess;

@@ -35,6 +35,21 @@ __global__ void divergent_barrier(float* out) {
   out[threadIdx.x] = 1;
 }
 
+__global__ void barrier_only_on_odd_threads(float* out) {
+  if (threadIdx.x % 2 == 1) __syncthreads();  // thread 0 never reaches it: the plain-call path must notice
+  out[threadIdx.x] = 1;
+}
+
+// out[t] = the value thread t - 1 wrote, with the barrier between the write and the read left out.
+__global__ void neighbour_read_without_barrier(int* out) {
+  __shared__ int written[64];
+  written[threadIdx.x] = 0;
+  __syncthreads();
+  written[threadIdx.x] = static_cast<int>(threadIdx.x) + 1;
+  // missing: __syncthreads();
+  out[threadIdx.x] = threadIdx.x > 0 ? written[threadIdx.x - 1] : -1;
+}
+
 __global__ void fill(float* out, int n, float value) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) out[i] = value;
 }
@@ -85,6 +100,28 @@ TEST(CudaEmulator, ADivergentBarrierIsALaunchError) {
   cudaFree(out);
 }
 
+TEST(CudaEmulator, ABarrierThreadZeroNeverReachesIsALaunchErrorToo) {
+  float* out = device_alloc<float>(64);
+  XGRAD_LAUNCH(1, 64, barrier_only_on_odd_threads)(out);
+  const cudaError_t err = cudaGetLastError();
+  EXPECT_EQ(err, cudaErrorLaunchFailure);
+  EXPECT_NE(std::string(cudaGetErrorString(err)).find("thread 1 reached __syncthreads, but thread 0 returned"),
+            std::string::npos) << cudaGetErrorString(err);
+  cudaFree(out);
+}
+
+TEST(CudaEmulator, AMissingBarrierShowsInTheResults) {
+  // Threads run in descending order after the first barrier, so each reads its neighbour's slot before
+  // the neighbour writes it: the stale 0, where a barrier would have given t.
+  int* out = device_alloc<int>(64);
+  XGRAD_LAUNCH(1, 64, neighbour_read_without_barrier)(out);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  const std::vector<int> got = to_host(out, 64);
+  EXPECT_EQ(got[1], 0);
+  EXPECT_EQ(got[63], 0);
+  cudaFree(out);
+}
+
 TEST(CudaEmulator, AHostPointerArgumentIsRefusedBeforeTheKernelRuns) {
   std::vector<float> host(16, 0.0f);
   XGRAD_LAUNCH(1, 16, fill)(host.data(), 16, 2.0f);
@@ -103,14 +140,21 @@ TEST(CudaEmulator, ABadLaunchConfigurationIsRefused) {
   cudaFree(out);
 }
 
-TEST(CudaEmulator, FreshDeviceMemoryIsNaNUntilWritten) {
-  float* out = device_alloc<float>(300);
+TEST(CudaEmulator, FreshDeviceMemoryIsNaNOrAnImpossibleIndexUntilWritten) {
+  float* out = device_alloc<float>(301);
   XGRAD_LAUNCH(2, 32, fill)(out, 100, 3.0f);  // the first 100 only
-  const std::vector<float> got = to_host(out, 300);
+  const std::vector<float> got = to_host(out, 301);
   EXPECT_EQ(got[99], 3.0f);
   EXPECT_TRUE(std::isnan(got[100]));
-  EXPECT_TRUE(std::isnan(got[299]));
-  cudaFree(out);
+  EXPECT_TRUE(std::isnan(got[101]));
+  EXPECT_TRUE(std::isnan(got[300]));
+  double* d = device_alloc<double>(3);
+  for (double v : to_host(d, 3)) EXPECT_TRUE(std::isnan(v));
+  long long* i = device_alloc<long long>(3);
+  for (long long v : to_host(i, 3)) EXPECT_GT(v, 1LL << 62);
+  int* i32 = device_alloc<int>(3);
+  for (int v : to_host(i32, 3)) EXPECT_GT(v, 1 << 30);
+  for (void* p : {static_cast<void*>(out), static_cast<void*>(d), static_cast<void*>(i), static_cast<void*>(i32)}) cudaFree(p);
 }
 
 TEST(CudaEmulator, CopiesCheckTheDirectionTheyClaim) {
@@ -121,7 +165,11 @@ TEST(CudaEmulator, CopiesCheckTheDirectionTheyClaim) {
             std::string::npos);
   EXPECT_EQ(cudaMemcpyAsync(device, host.data(), 32, cudaMemcpyHostToDevice, nullptr), cudaErrorInvalidValue)
       << "32 bytes do not fit a 16-byte allocation";
-  cudaGetLastError();
+  EXPECT_EQ(cudaMemcpyAsync(device, device + 1, 8, cudaMemcpyDeviceToDevice, nullptr), cudaErrorInvalidValue)
+      << "overlapping ranges";
+  EXPECT_NE(std::string(cudaGetErrorString(cudaErrorInvalidValue)).find("overlap"), std::string::npos);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue);  // failed calls are the thread's last error too
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
   cudaFree(device);
 }
 
@@ -168,6 +216,7 @@ TEST(CudaEmulator, CublasChecksItsArgumentsAndComputesColumnMajorProducts) {
             CUBLAS_STATUS_EXECUTION_FAILED);
   EXPECT_NE(std::string(cublasGetStatusString(CUBLAS_STATUS_EXECUTION_FAILED)).find("batch 1's A"), std::string::npos)
       << cublasGetStatusString(CUBLAS_STATUS_EXECUTION_FAILED);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess) << "cuBLAS reports by status alone, as the real one";
   cublasDestroy(handle);
   for (void* p : {static_cast<void*>(da), static_cast<void*>(db), static_cast<void*>(dc)}) cudaFree(p);
 }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "autodiff/program.h"
 #include "core/caching_allocator.h"
@@ -26,16 +27,19 @@ namespace {
 struct CountingHeap {
   int allocations = 0, frees = 0;
   bool out_of_memory = false;
-  CachingAllocator make() {
+  std::vector<std::size_t> sizes;  // asked of the heap
+  CachingAllocator make(CachingAllocator::Buckets buckets = CachingAllocator::Buckets::rounded) {
     return CachingAllocator([this](std::size_t n) -> void* {
                               if (out_of_memory) return nullptr;
                               ++allocations;
+                              sizes.push_back(n);
                               return std::malloc(n);
                             },
                             [this](void* p) {
                               ++frees;
                               std::free(p);
-                            });
+                            },
+                            buckets);
   }
 };
 
@@ -89,6 +93,20 @@ TEST(CachingAllocator, ReusesReleasedBlocksOfTheSameRoundedSize) {
     EXPECT_EQ(cache.stats().bytes_cached, 0u);
   }
   EXPECT_EQ(heap.frees, heap.allocations);
+}
+
+TEST(CachingAllocator, ExactBucketsReuseOnlyBlocksOfTheSameByteCount) {
+  CountingHeap heap;
+  CachingAllocator cache = heap.make(CachingAllocator::Buckets::exact);
+  void* a = cache.allocate(1000);
+  cache.release(a, 1000);
+  void* b = cache.allocate(1004);  // would share a's rounded bucket; exact sizes keep them apart
+  EXPECT_NE(b, a);
+  EXPECT_EQ(cache.allocate(1000), a);
+  EXPECT_EQ(heap.sizes, (std::vector<std::size_t>{1000, 1004}));
+  EXPECT_EQ(cache.stats().bytes_in_use, 2004u);
+  cache.release(a, 1000);
+  cache.release(b, 1004);
 }
 
 TEST(CachingAllocator, OutOfMemoryEmptiesTheCacheAndRetriesOnce) {

@@ -6,10 +6,16 @@
 // What it checks that a GPU would not report as clearly:
 // - kernels run block after block; each CUDA thread is a fiber that yields at __syncthreads, and a
 //   barrier not reached by every thread of the block is a launch error;
+// - between barriers the threads of a block run in ascending order, then descending, alternately, so a
+//   missing __syncthreads between a write and another thread's read shows up either way;
 // - device memory is host memory the host may touch only inside the emulated calls (a host read of a
-//   device pointer faults), with a guard page right after each allocation's last byte, and fresh
-//   allocations are filled with NaN bytes (0xFF) so reads of unwritten memory show up;
-// - kernel pointer arguments, copies and cuBLAS operands must lie in device allocations.
+//   device pointer faults), with a guard page right after each raw allocation's last byte; the backend
+//   fills every block it hands out with NaN bytes (0xFF), so reads of unwritten memory show up. (A
+//   Program's intermediates share one arena allocation: within it neither check reaches.)
+// - pointer arguments of kernels (not pointers inside struct arguments), copies and cuBLAS operands
+//   must lie in device allocations.
+// What it cannot show: races between threads outside barriers, host/device ordering, speed; errors are
+// not sticky as a GPU's faults are.
 #pragma once
 #include <cstddef>
 #include <type_traits>
@@ -66,15 +72,25 @@ cudaError_t cudaGetLastError();  // and clears it
 // The emulator's description of the last error of this kind on this thread (which says what was wrong).
 const char* cudaGetErrorString(cudaError_t error);
 
+// Defined in grid.cpp and never inline: the call is what makes the compiler reload shared (static) arrays
+// that other fibers wrote while this one waited.
 void __syncthreads();
 
-// Fibers switch only at __syncthreads, so a read-modify-write cannot be interleaved.
+// Fibers switch only at __syncthreads, so a read-modify-write cannot be interleaved. CUDA's overloads only,
+// so that code nvcc would refuse does not compile here either.
 template <class T>
-T atomicAdd(T* address, T value) {
+inline T fetch_add(T* address, T value) {
   const T old = *address;
   *address = old + value;
   return old;
 }
+inline int atomicAdd(int* address, int value) { return fetch_add(address, value); }
+inline unsigned atomicAdd(unsigned* address, unsigned value) { return fetch_add(address, value); }
+inline unsigned long long atomicAdd(unsigned long long* address, unsigned long long value) {
+  return fetch_add(address, value);
+}
+inline float atomicAdd(float* address, float value) { return fetch_add(address, value); }
+inline double atomicAdd(double* address, double value) { return fetch_add(address, value); }
 inline unsigned long long atomicCAS(unsigned long long* address, unsigned long long compare, unsigned long long value) {
   const unsigned long long old = *address;
   if (old == compare) *address = value;
@@ -83,9 +99,13 @@ inline unsigned long long atomicCAS(unsigned long long* address, unsigned long l
 
 namespace xgrad::cuda::emulator {
 
+// Fills [p, p + bytes) of device memory with a pattern that reads as NaN in float32 and float64 and as an
+// index out of any range in int32 and int64: reads of memory nothing wrote show up in results.
+void poison_device(void* p, std::size_t bytes);
+
 // Runs thunk(body) once per thread of the grid, as XGRAD_LAUNCH's kernel call; the result becomes the
 // launch's error (cudaGetLastError).
-void run_grid(dim3 grid, dim3 block, const char* kernel, void (*thunk)(void*), void* body);
+void run_grid(dim3 grid, dim3 threads, const char* kernel, void (*thunk)(void*), void* body);
 // True when p is null or points into (or one past) a device allocation; otherwise records the launch error.
 bool check_pointer_argument(const void* p, const char* kernel, int position);
 
@@ -106,6 +126,7 @@ class Launch {
  private:
   template <class A>
   bool pointer_ok(const A& arg, int position) const {
+    static_assert(std::is_trivially_copyable_v<A>, "a kernel argument is copied to the GPU byte for byte");
     if constexpr (std::is_pointer_v<A>) return check_pointer_argument(arg, name_, position);
     else return true;
   }
