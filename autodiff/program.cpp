@@ -73,6 +73,7 @@ struct Context {
 constexpr std::int64_t kTile = 4096;         // elements per tile: a few operands stay in L1/L2
 constexpr std::int64_t kMinTiled = 4 * kTile;  // smaller arrays gain nothing from tiling
 constexpr std::int64_t kTilesPerLane = 8;      // a group is split across threads only above this much work
+constexpr std::int64_t kMinAloneGroup = 64 * kTile;  // a lone elementwise step this large still splits across threads
 
 std::size_t lanes() { return std::min<std::size_t>(ThreadPool::instance().workers() + 1, 8); }
 
@@ -231,7 +232,7 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
                               (plan->shapes[i] == out_shape && layout[i].is_contiguous()));
     candidates.push_back({tileable, numel(out_shape), step.inputs, step.out});
   }
-  plan->exec = plan_tiles(candidates);
+  plan->exec = plan_tiles(candidates, 48, lanes() > 1 ? kMinAloneGroup : INT64_MAX);
   decide_in_place(*plan, base);
   // A value written and read only inside one group never exists whole: one tile of scratch holds it.
   {

@@ -4,7 +4,7 @@
 
 namespace xgrad {
 
-ExecutionOrder plan_tiles(const std::vector<TileCandidate>& steps, std::size_t lookahead) {
+ExecutionOrder plan_tiles(const std::vector<TileCandidate>& steps, std::size_t lookahead, std::int64_t alone_min_numel) {
   ExecutionOrder plan;
   std::vector<bool> done(steps.size(), false);
   for (std::size_t s = 0; s < steps.size(); ++s) {
@@ -39,7 +39,7 @@ ExecutionOrder plan_tiles(const std::vector<TileCandidate>& steps, std::size_t l
         hoisted.push_back(static_cast<int>(t));
       }
     }
-    if (members.size() < 2) {  // nothing to gain: keep the tape's order
+    if (members.size() < 2 && steps[s].numel < alone_min_numel) {  // nothing to gain: keep the tape's order
       plan.order.push_back({static_cast<int>(s), -1});
       done[s] = true;
       continue;

@@ -28,7 +28,10 @@ struct ExecutionOrder {
 };
 
 // Groups consecutive tileable steps of equal size; a step in between that does
-// not depend on the group is moved before it; one that does runs after it.
-ExecutionOrder plan_tiles(const std::vector<TileCandidate>& steps, std::size_t lookahead = 48);
+// not depend on the group is moved before it; one that does runs after it. A
+// tileable step with no partner becomes a group of its own when it has at
+// least `alone_min_numel` elements, so that it splits across threads.
+ExecutionOrder plan_tiles(const std::vector<TileCandidate>& steps, std::size_t lookahead = 48,
+                          std::int64_t alone_min_numel = INT64_MAX);
 
 }  // namespace xgrad

@@ -25,7 +25,7 @@ void* CachingAllocator::allocate(std::size_t nbytes) {
   void* p = raw_allocate_(size);
   if (!p && stats_.bytes_cached) {  // out of memory: give the cached blocks back and try once more
     for (auto& [block_size, blocks] : free_blocks_)
-      for (void* b : blocks) raw_free_(b);
+      for (void* b : blocks) raw_free_(b, block_size);
     free_blocks_.clear();
     stats_.bytes_cached = 0;
     p = raw_allocate_(size);
@@ -40,10 +40,15 @@ void CachingAllocator::release(void* ptr, std::size_t nbytes) noexcept {
   if (!ptr) return;
   const std::size_t size = bucket(nbytes);
   std::lock_guard<std::mutex> lock(mutex_);
+  if (stats_.bytes_cached + size > max_cached_bytes_) {
+    raw_free_(ptr, size);
+    stats_.bytes_in_use -= size;
+    return;
+  }
   try {
     free_blocks_[size].push_back(ptr);
   } catch (...) {  // no memory to remember the block: free it instead
-    raw_free_(ptr);
+    raw_free_(ptr, size);
     stats_.bytes_in_use -= size;
     return;
   }
@@ -53,8 +58,8 @@ void CachingAllocator::release(void* ptr, std::size_t nbytes) noexcept {
 
 void CachingAllocator::release_cache() {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& [size, blocks] : free_blocks_)
-    for (void* b : blocks) raw_free_(b);
+  for (auto& [block_size, blocks] : free_blocks_)
+    for (void* b : blocks) raw_free_(b, block_size);
   free_blocks_.clear();
   stats_.bytes_cached = 0;
 }

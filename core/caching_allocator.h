@@ -14,7 +14,7 @@ namespace xgrad {
 class CachingAllocator {
  public:
   using RawAllocate = std::function<void*(std::size_t)>;  // nullptr when out of memory
-  using RawFree = std::function<void(void*)>;
+  using RawFree = std::function<void(void*, std::size_t)>;  // the block and its bucket size
 
   struct Stats {
     std::size_t raw_allocations = 0;  // calls that reached the raw allocator
@@ -25,8 +25,12 @@ class CachingAllocator {
   // rounded: requests share buckets (rounded() below); exact: one bucket per byte count (for the CUDA emulator,
   // which guards each raw allocation's end).
   enum class Buckets { rounded, exact };
-  CachingAllocator(RawAllocate allocate, RawFree free, Buckets buckets = Buckets::rounded)
-      : raw_allocate_(std::move(allocate)), raw_free_(std::move(free)), buckets_(buckets) {}
+  // max_cached_bytes bounds what the cache keeps: a released block that would exceed it goes back to the raw
+  // allocator at once (the host cache must not hold on to a huge temporary for the rest of the process).
+  CachingAllocator(RawAllocate allocate, RawFree free, Buckets buckets = Buckets::rounded,
+                   std::size_t max_cached_bytes = static_cast<std::size_t>(-1))
+      : raw_allocate_(std::move(allocate)), raw_free_(std::move(free)), buckets_(buckets),
+        max_cached_bytes_(max_cached_bytes) {}
   ~CachingAllocator() { release_cache(); }
   CachingAllocator(const CachingAllocator&) = delete;
   CachingAllocator& operator=(const CachingAllocator&) = delete;
@@ -43,6 +47,7 @@ class CachingAllocator {
   RawAllocate raw_allocate_;
   RawFree raw_free_;
   Buckets buckets_;
+  std::size_t max_cached_bytes_;
   std::size_t bucket(std::size_t nbytes) const { return buckets_ == Buckets::exact ? nbytes : rounded(nbytes); }
   mutable std::mutex mutex_;
   std::unordered_map<std::size_t, std::vector<void*>> free_blocks_;  // bucket size -> blocks

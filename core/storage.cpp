@@ -1,7 +1,7 @@
 #include "core/storage.h"
 
-#include <cstdlib>
-#include <new>
+#include "core/host_memory.h"
+
 
 namespace xgrad {
 
@@ -10,9 +10,7 @@ std::shared_ptr<Storage> Storage::allocate(std::size_t nbytes, Device device) {
     void* p = require_device(device).allocate(nbytes);
     return std::shared_ptr<Storage>(new Storage(p, nbytes, true, nullptr, device));
   }
-  const std::size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
-  void* p = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
-  if (!p) throw std::bad_alloc();
+  void* p = host_allocate(nbytes);
   return std::shared_ptr<Storage>(new Storage(p, nbytes, true, nullptr));
 }
 
@@ -22,7 +20,7 @@ std::shared_ptr<Storage> Storage::borrow(void* data, std::size_t nbytes, std::sh
 
 Storage::~Storage() {
   if (!owned_) return;
-  if (device_ == Device::cpu) std::free(data_);
+  if (device_ == Device::cpu) host_release(data_, nbytes_);
   else device_backend(device_)->release(data_, nbytes_);
 }
 

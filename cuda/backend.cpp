@@ -32,7 +32,7 @@ class CudaBackend final : public DeviceBackend {
                  throw RuntimeError(std::string("CUDA error (from this or an earlier GPU operation): ") +
                                     cudaGetErrorString(err));
                },
-               [](void* p) { cudaFree(p); },
+               [](void* p, std::size_t) { cudaFree(p); },
 #if defined(XGRAD_CUDA_EMULATOR)
                // The emulator puts a guard page right after each raw allocation: exact sizes put it right
                // after each tensor's bytes, so a kernel reading one element too far faults.

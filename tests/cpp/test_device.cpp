@@ -35,7 +35,7 @@ struct CountingHeap {
                               sizes.push_back(n);
                               return std::malloc(n);
                             },
-                            [this](void* p) {
+                            [this](void* p, std::size_t) {
                               ++frees;
                               std::free(p);
                             },

@@ -1,4 +1,6 @@
 """Tiled execution of elementwise chains: same results as op-by-op, whatever the chain reads and returns."""
+import os
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,21 @@ def test_tiled_groups_split_across_threads_stay_correct_under_concurrent_runs():
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_a_lone_large_elementwise_op_splits_across_threads_and_returns_fresh_outputs():
+    n = 4096 * 64 * 3 + 17  # above the lone-step threshold, with a partial last tile
+    X = np.random.default_rng(2).standard_normal(n).astype(np.float32)
+    g = xg.Graph()
+    x = g.input("x", (n,))
+    prog = g.compile(xg.neg(x))
+    first = prog(x=X)
+    second = prog(x=X * 2)
+    if (os.cpu_count() or 1) > 1:  # the thread pool has workers
+        assert "tiled group: neg" in str(prog)
+    np.testing.assert_array_equal(first, -X)  # the second run wrote elsewhere: a held output is never reused
+    np.testing.assert_array_equal(second, -2 * X)
+    assert not np.shares_memory(first, second)
+    del first
+    third = prog(x=X)  # the released block may come back, with the new results in it
+    np.testing.assert_array_equal(third, -X)
