@@ -27,6 +27,13 @@ class CMakeBuild(build_ext):
         target = self.get_ext_fullpath(ext.name)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(os.path.join(build_dir, built[0]), target)
+        # The CUDA backend, opened from beside the module on the first device request (when it was built).
+        plugin = os.path.join(build_dir, "libxgrad_cuda.so")
+        stale = os.path.join(os.path.dirname(target), "libxgrad_cuda.so")
+        if os.path.exists(plugin):
+            shutil.copyfile(plugin, stale)
+        elif os.path.exists(stale):
+            os.remove(stale)
 
 
 setup(ext_modules=[CMakeExtension("xgrad._xgrad")], cmdclass={"build_ext": CMakeBuild})

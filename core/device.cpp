@@ -1,14 +1,52 @@
 #include "core/device.h"
 
+#include <dlfcn.h>
+
+#include <mutex>
+
 #include "core/error.h"
 
 namespace xgrad {
 
 namespace {
+
 DeviceBackend*& cuda_backend() {
   static DeviceBackend* backend = nullptr;
   return backend;
 }
+
+#if defined(XGRAD_CUDA_PLUGIN)
+std::string& plugin_error() {
+  static std::string error;
+  return error;
+}
+
+// The CUDA backend lives in libxgrad_cuda.so beside the library that holds this code (libxgrad.so, or the
+// Python module), so that a CPU user never loads the CUDA runtime or cuBLAS. The plugin is linked against
+// neither: its references to xgrad's symbols bind to whichever of the two loaded it. Python opens
+// extension modules RTLD_LOCAL, so this library first makes its own symbols global.
+void load_cuda_plugin() {
+  Dl_info self{};
+  if (!dladdr(reinterpret_cast<void*>(&load_cuda_plugin), &self) || !self.dli_fname) {
+    plugin_error() = "cannot locate the xgrad library to find libxgrad_cuda.so beside it";
+    return;
+  }
+  std::string dir(self.dli_fname);
+  const std::size_t slash = dir.rfind('/');
+  dir = slash == std::string::npos ? "." : dir.substr(0, slash);
+  const std::string plugin = dir + "/libxgrad_cuda.so";
+  if (!dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL)) {
+    plugin_error() = std::string("cannot make xgrad's symbols visible to the CUDA backend: ") + dlerror();
+    return;
+  }
+  if (!dlopen(plugin.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+    plugin_error() = std::string("the CUDA backend could not be loaded: ") + dlerror();
+    return;
+  }
+  if (!cuda_backend()) plugin_error() = plugin + " loaded but registered no backend";
+}
+#endif
+
 }  // namespace
 
 const char* device_name(Device device) { return device == Device::cuda ? "cuda" : "cpu"; }
@@ -19,13 +57,37 @@ Device parse_device(const std::string& name) {
   throw ValueError("unknown device '" + name + "': expected 'cpu' or 'cuda' (one GPU: 'cuda:0')");
 }
 
-DeviceBackend* device_backend(Device device) { return device == Device::cuda ? cuda_backend() : nullptr; }
+bool device_backend_built(Device device) {
+#if defined(XGRAD_HAVE_CUDA)
+  return device == Device::cuda;
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+DeviceBackend* device_backend(Device device) {
+  if (device != Device::cuda) return nullptr;
+#if defined(XGRAD_CUDA_PLUGIN)
+  static std::once_flag loaded;
+  std::call_once(loaded, load_cuda_plugin);
+#endif
+  return cuda_backend();
+}
+
+std::string device_backend_missing_reason(Device device) {
+  if (device == Device::cpu) return "the CPU has no device backend";
+  if (!device_backend_built(device)) return "this xgrad was built without CUDA (CMake found no nvcc, or XGRAD_CUDA was OFF)";
+#if defined(XGRAD_CUDA_PLUGIN)
+  if (!device_backend(device)) return plugin_error();
+#endif
+  return "";
+}
 
 DeviceBackend& require_device(Device device) {
   if (device == Device::cpu) throw ValueError("the CPU has no device backend");
   DeviceBackend* backend = device_backend(device);
-  if (!backend)
-    throw RuntimeError("this xgrad was built without CUDA (CMake found no nvcc, or XGRAD_CUDA was OFF)");
+  if (!backend) throw RuntimeError(device_backend_missing_reason(device));
   if (!backend->available()) throw RuntimeError("CUDA is not available: " + backend->unavailable_reason());
   return *backend;
 }

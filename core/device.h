@@ -1,8 +1,10 @@
 // Where a Storage's bytes live, and the hooks a device backend plugs in.
-// core knows no CUDA: cuda/ (built when CMake finds nvcc) registers a
-// DeviceBackend for Device::cuda at load time, and its kernels in the
-// per-device kernel table (core/op.h). Without it, asking for a CUDA tensor
-// is a RuntimeError that says why.
+// core knows no CUDA: cuda/ (built when CMake finds nvcc) is a plugin,
+// libxgrad_cuda.so, opened on the first request for the CUDA backend (a CPU
+// user never loads the CUDA runtime or cuBLAS). Its load registers a
+// DeviceBackend for Device::cuda and its kernels in the per-device kernel
+// table (core/op.h). Without it, asking for a CUDA tensor is a RuntimeError
+// that says why.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -39,8 +41,12 @@ class DeviceBackend {
   virtual MemoryStats memory_stats() const = 0;
 };
 
-// The backend of a non-CPU device, or nullptr when this build has none.
+// Whether this build has a backend for the device (without loading it).
+bool device_backend_built(Device device);
+// The backend of a non-CPU device (loading it on the first call), or nullptr when there is none.
 DeviceBackend* device_backend(Device device);
+// Why device_backend(device) is nullptr (not built, or its plugin failed to load); "" when it is not.
+std::string device_backend_missing_reason(Device device);
 // The backend, checked to be compiled in and available: RuntimeError with the reason otherwise.
 DeviceBackend& require_device(Device device);
 // Called once by a backend's translation unit at load time.

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/op.h"
+#include "core/device.h"
 
 namespace xgrad {
 
@@ -59,6 +60,7 @@ void register_device_kernel(const std::string& op, Device device, KernelFn kerne
 }
 
 KernelFn device_kernel(const std::string& op, Device device) {
+  if (device != Device::cpu) device_backend(device);  // loads the backend's plugin, which registers its kernels
   auto& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
   auto it = r.device_kernels.find({op, device});

@@ -46,8 +46,10 @@ void bind_device(py::module_& m) {
       "An xg.Tensor of `data` (an array-like) on `device`. On the CPU a contiguous numpy array is shared, not "
       "copied; on 'cuda' the data is copied to the GPU once, and Programs compiled for CUDA read it in place.");
   py::module_ cuda = m.def_submodule("cuda", "The CUDA backend: is_available(), device_count(), why_unavailable().");
-  cuda.def("is_built", [] { return device_backend(Device::cuda) != nullptr; },
-           "True when xgrad was built with the CUDA backend (CMake found nvcc).");
+  cuda.def("is_built", [] { return device_backend_built(Device::cuda); },
+           "True when xgrad was built with the CUDA backend (CMake found nvcc). Asking does not load it: import xgrad "
+           "never loads the CUDA runtime or cuBLAS; the first device request (is_available(), a CUDA tensor or "
+           "program) opens libxgrad_cuda.so.");
   cuda.def("is_emulated", [] {
 #if defined(XGRAD_CUDA_EMULATOR)
         return true;
@@ -79,7 +81,7 @@ void bind_device(py::module_& m) {
          "A Program running the same shapes again leaves raw_allocations where it was.");
   cuda.def("why_unavailable", []() -> py::object {
         const DeviceBackend* b = device_backend(Device::cuda);
-        if (!b) return py::str("this xgrad was built without CUDA (CMake found no nvcc, or XGRAD_CUDA was OFF)");
+        if (!b) return py::str(device_backend_missing_reason(Device::cuda));
         if (!b->available()) return py::str(b->unavailable_reason());
         return py::none();
       }, "Why CUDA cannot be used here, or None when it can.");
