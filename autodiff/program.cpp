@@ -47,6 +47,7 @@ struct Step {
   int out;
   Attrs attrs;
   KernelFn kernel = nullptr;  // the op's kernel for the program's device
+  SpanFn span = nullptr;      // its span kernel (CPU), which tiled groups call on raw tile pointers
 };
 
 // Per-run scratch: every value's tensor, with arena values pre-bound.
@@ -58,6 +59,8 @@ struct TileMember {
   std::vector<bool> input_in_scratch;     // bound once to the group's scratch; never re-pointed
   std::vector<bool> input_is_scalar;      // read whole on every tile
   bool out_in_scratch = false;
+  std::vector<std::int64_t> in_itemsize;  // bytes per element of each input, and of the output
+  std::int64_t out_itemsize = 0;
 };
 
 struct Context {
@@ -394,6 +397,8 @@ std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
         members[j].input_is_scalar.push_back(numel(plan.shapes[static_cast<std::size_t>(i)]) == 1);
       }
       members[j].out_in_scratch = slot.count(step.out) > 0;
+      for (int i : step.inputs) members[j].in_itemsize.push_back(static_cast<std::int64_t>(itemsize(values[static_cast<std::size_t>(i)].type.dtype)));
+      members[j].out_itemsize = static_cast<std::int64_t>(itemsize(values[static_cast<std::size_t>(step.out)].type.dtype));
     }
     ctx->tile_scratch[lane].push_back(scratch);
     ctx->tiles[lane].push_back(std::move(members));
@@ -524,6 +529,7 @@ void Program::Impl::place_on(Device target) {
   for (Step& step : steps) {
     const bool always_a_view = step.op->view() && !step.op->alias_if();
     step.kernel = kernel_for(*step.op, target);
+    if (target == Device::cpu) step.span = step.op->span();
     if (!step.kernel && !always_a_view && missing.find("'" + step.op->name() + "'") == std::string::npos)
       missing += (missing.empty() ? "" : ", ") + ("'" + step.op->name() + "' (node '" + values[step.out].name + "')");
   }
@@ -621,6 +627,22 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
         current = static_cast<std::size_t>(group[j]);
         const Step& step = p.steps[current];
         TileMember& m = members[j];
+        if (step.span) {  // raw pointers into the operands: no Tensor re-pointed per tile
+          constexpr std::size_t kMaxSpanInputs = 4;
+          const void* in[kMaxSpanInputs];
+          bool scalar[kMaxSpanInputs];
+          for (std::size_t a = 0; a < step.inputs.size() && a < kMaxSpanInputs; ++a) {
+            scalar[a] = m.input_is_scalar[a];
+            const Tensor& whole = vals[step.inputs[a]];
+            in[a] = scalar[a] ? whole.raw_data()
+                    : m.input_in_scratch[a] ? m.inputs[k][a].raw_data()
+                                            : static_cast<const char*>(whole.raw_data()) + t * m.in_itemsize[a];
+          }
+          void* out = m.out_in_scratch ? m.out[k].raw_data()
+                                       : static_cast<char*>(vals[step.out].raw_data()) + t * m.out_itemsize;
+          step.span(in, scalar, out, std::min(kTile, total - t), p.values[step.out].type.dtype, step.attrs);
+          continue;
+        }
         for (std::size_t a = 0; a < step.inputs.size(); ++a)
           if (!m.input_is_scalar[a] && !m.input_in_scratch[a]) {
             const Tensor& whole = vals[step.inputs[a]];

@@ -29,6 +29,11 @@ using InferFn = std::function<TensorType(const std::vector<TensorType>& inputs, 
 // Hot path: plain function pointers, called from the Program's tape.
 using KernelFn = void (*)(const Tensor* const* inputs, Tensor& out, const Attrs& attrs);
 using ViewFn = Tensor (*)(const Tensor* const* inputs, const Shape& out_shape, const Attrs& attrs);
+// An elementwise op's math over n contiguous elements of raw memory: in[a] points at operand a's first
+// element, or at its single element when scalar[a] (read for every output element); all operands and the
+// output have `dtype`. Tiled groups call it once per tile, with no Tensor in between.
+using SpanFn = void (*)(const void* const* in, const bool* scalar, void* out, std::int64_t n, DType dtype,
+                        const Attrs& attrs);
 // Decides at plan time (given input layouts) whether a view op can alias.
 using AliasIfFn = bool (*)(const Tensor* const* inputs, const Shape& out_shape, const Attrs& attrs);
 
@@ -70,6 +75,8 @@ class OpDef {
   // elements): the kernel may then run on matching slices of its operands,
   // which lets the Program run chains of such ops tile by tile.
   OpDef& elementwise() { elementwise_ = true; return *this; }
+  // The same math as the kernel, as a span kernel (implies elementwise; inputs of the output's dtype).
+  OpDef& span(SpanFn f) { span_ = f; elementwise_ = true; return *this; }
   // The kernel can reject input values (an index out of range, a singular
   // matrix): a Program never writes a param in place before such a step.
   OpDef& validates_values() { validates_values_ = true; return *this; }
@@ -81,6 +88,7 @@ class OpDef {
   int arity() const { return arity_; }
   const InferFn& infer() const { return infer_; }
   KernelFn kernel() const { return kernel_; }
+  SpanFn span() const { return span_; }
   ViewFn view() const { return view_; }
   AliasIfFn alias_if() const { return alias_if_; }
   const GradFn& grad() const { return grad_; }
@@ -97,6 +105,7 @@ class OpDef {
   int arity_ = 1;
   InferFn infer_;
   KernelFn kernel_ = nullptr;
+  SpanFn span_ = nullptr;
   ViewFn view_ = nullptr;
   AliasIfFn alias_if_ = nullptr;
   GradFn grad_;

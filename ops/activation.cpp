@@ -58,18 +58,20 @@ std::string lower_clip(OnnxLowerCtx& c) {
   return c.op("Clip", {c.in(), c.scalar(c.attrs().get_float("min")), c.scalar(c.attrs().get_float("max"))});
 }
 
-OpDef activation(const char* name, KernelFn kernel, LowerFn onnx) {
-  return OpDef(name).infer(infer::same_floating).kernel(kernel).onnx(onnx).elementwise();
+// F's math as the op's kernel and as its span kernel (for tiled groups).
+template <class F>
+OpDef activation(const char* name, LowerFn onnx) {
+  return OpDef(name).infer(infer::same_floating).kernel(kernels::unary_kernel<F>).span(kernels::unary_span<F>).onnx(onnx);
 }
 
-const OpDef& leaky_relu_op = register_op(activation("leaky_relu", unary_kernel<ew::LeakyReluF>, lower_leaky_relu)
+const OpDef& leaky_relu_op = register_op(activation<ew::LeakyReluF>("leaky_relu", lower_leaky_relu)
     .grad([](const GradCtx& c) { return G{where(gt(c.x(), 0.0), c.dy, c.dy * c.attrs.get_float("negative_slope"))}; }));
 
-const OpDef& elu_op = register_op(activation("elu", unary_kernel<ew::EluF>, lower_elu).grad([](const GradCtx& c) {
+const OpDef& elu_op = register_op(activation<ew::EluF>("elu", lower_elu).grad([](const GradCtx& c) {
   return G{where(gt(c.x(), 0.0), c.dy, c.dy * (c.output + c.attrs.get_float("alpha")))};
 }));
 
-const OpDef& gelu_op = register_op(activation("gelu", unary_kernel<ew::GeluF>, lower_gelu).grad([](const GradCtx& c) {
+const OpDef& gelu_op = register_op(activation<ew::GeluF>("gelu", lower_gelu).grad([](const GradCtx& c) {
   const Var& x = c.x();
   if (c.attrs.get_int("tanh")) {
     const Var t = tanh((x + pow(x, 3.0) * kGeluTanhCubic) * kGeluTanhScale);
@@ -81,12 +83,12 @@ const OpDef& gelu_op = register_op(activation("gelu", unary_kernel<ew::GeluF>, l
   return G{c.dy * (cdf + x * pdf)};
 }));
 
-const OpDef& softplus_op = register_op(activation("softplus", unary_kernel<ew::SoftplusF>, lower_softplus).grad([](const GradCtx& c) {
+const OpDef& softplus_op = register_op(activation<ew::SoftplusF>("softplus", lower_softplus).grad([](const GradCtx& c) {
   return G{c.dy * sigmoid(c.x())};
 }));
 
 // As torch.clamp: the gradient passes where lo <= x <= hi.
-const OpDef& clip_op = register_op(activation("clip", unary_kernel<ew::ClipF>, lower_clip).grad([](const GradCtx& c) {
+const OpDef& clip_op = register_op(activation<ew::ClipF>("clip", lower_clip).grad([](const GradCtx& c) {
   const Var& x = c.x();
   return G{where(ge(x, c.attrs.get_float("min")), where(le(x, c.attrs.get_float("max")), c.dy, 0.0), 0.0)};
 }));

@@ -10,28 +10,30 @@ namespace xgrad {
 
 namespace {
 
-OpDef binary(const char* name, KernelFn kernel, LowerFn onnx) {
-  return OpDef(name).arity(2).infer(infer::broadcast_floating).kernel(kernel).onnx(onnx).elementwise();
+// F's math as the op's kernel and as its span kernel (for tiled groups).
+template <class F>
+OpDef binary(const char* name, LowerFn onnx) {
+  return OpDef(name).arity(2).infer(infer::broadcast_floating).kernel(kernels::binary_kernel<F>).span(kernels::binary_span<F>).onnx(onnx);
 }
 
-const OpDef& add_op = register_op(binary("add", kernels::binary_kernel<ew::AddF>, onnx_same("Add")).grad([](const GradCtx& c) {
+const OpDef& add_op = register_op(binary<ew::AddF>("add", onnx_same("Add")).grad([](const GradCtx& c) {
   return std::vector<Var>{sum_to_like(c.dy, c.x(0)), sum_to_like(c.dy, c.x(1))};
 }));
 
-const OpDef& sub_op = register_op(binary("sub", kernels::binary_kernel<ew::SubF>, onnx_same("Sub")).grad([](const GradCtx& c) {
+const OpDef& sub_op = register_op(binary<ew::SubF>("sub", onnx_same("Sub")).grad([](const GradCtx& c) {
   return std::vector<Var>{sum_to_like(c.dy, c.x(0)), sum_to_like(-c.dy, c.x(1))};
 }));
 
-const OpDef& mul_op = register_op(binary("mul", kernels::binary_kernel<ew::MulF>, onnx_same("Mul")).grad([](const GradCtx& c) {
+const OpDef& mul_op = register_op(binary<ew::MulF>("mul", onnx_same("Mul")).grad([](const GradCtx& c) {
   return std::vector<Var>{sum_to_like(c.dy * c.x(1), c.x(0)), sum_to_like(c.dy * c.x(0), c.x(1))};
 }));
 
-const OpDef& div_op = register_op(binary("div", kernels::binary_kernel<ew::DivF>, onnx_same("Div")).grad([](const GradCtx& c) {
+const OpDef& div_op = register_op(binary<ew::DivF>("div", onnx_same("Div")).grad([](const GradCtx& c) {
   // d(a/b)/db = -a/b^2 = -y/b
   return std::vector<Var>{sum_to_like(c.dy / c.x(1), c.x(0)), sum_to_like(-(c.dy * c.output) / c.x(1), c.x(1))};
 }));
 
-const OpDef& pow_op = register_op(binary("pow", kernels::binary_kernel<ew::PowF>, onnx_same("Pow")).grad([](const GradCtx& c) {
+const OpDef& pow_op = register_op(binary<ew::PowF>("pow", onnx_same("Pow")).grad([](const GradCtx& c) {
   const Var& a = c.x(0);
   const Var& b = c.x(1);
   // d/db a^b = a^b log(a); taken as 0 where a == 0 (the limit for b > 0), as in PyTorch.
@@ -46,11 +48,11 @@ std::vector<Var> select_grad(const GradCtx& c, Var a_wins, Var b_wins) {
   return {sum_to_like(where(a_wins, c.dy, half), c.x(0)), sum_to_like(where(b_wins, c.dy, half), c.x(1))};
 }
 
-const OpDef& maximum_op = register_op(binary("maximum", kernels::binary_kernel<ew::MaxF>, onnx_same("Max")).grad([](const GradCtx& c) {
+const OpDef& maximum_op = register_op(binary<ew::MaxF>("maximum", onnx_same("Max")).grad([](const GradCtx& c) {
   return select_grad(c, gt(c.x(0), c.x(1)), lt(c.x(0), c.x(1)));
 }));
 
-const OpDef& minimum_op = register_op(binary("minimum", kernels::binary_kernel<ew::MinF>, onnx_same("Min")).grad([](const GradCtx& c) {
+const OpDef& minimum_op = register_op(binary<ew::MinF>("minimum", onnx_same("Min")).grad([](const GradCtx& c) {
   return select_grad(c, lt(c.x(0), c.x(1)), gt(c.x(0), c.x(1)));
 }));
 

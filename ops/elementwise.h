@@ -30,6 +30,52 @@ void unary_contiguous(const F& f, const T* x, T* y, std::int64_t n) {
   for (; i < n; ++i) y[i] = f(x[i]);
 }
 
+template <class F, class T>
+void binary_contiguous(const F& f, const T* a, bool a_scalar, const T* b, bool b_scalar, T* y, std::int64_t n) {
+  using B = Batch<T>;
+  constexpr std::int64_t lanes = B::size;
+  std::int64_t i = 0;
+  if (!a_scalar && !b_scalar) {
+    for (; i + lanes <= n; i += lanes) f(B::load_unaligned(a + i), B::load_unaligned(b + i)).store_unaligned(y + i);
+    for (; i < n; ++i) y[i] = f(a[i], b[i]);
+  } else if (!a_scalar) {
+    const B sb(*b);
+    for (; i + lanes <= n; i += lanes) f(B::load_unaligned(a + i), sb).store_unaligned(y + i);
+    for (; i < n; ++i) y[i] = f(a[i], *b);
+  } else if (!b_scalar) {
+    const B sa(*a);
+    for (; i + lanes <= n; i += lanes) f(sa, B::load_unaligned(b + i)).store_unaligned(y + i);
+    for (; i < n; ++i) y[i] = f(*a, b[i]);
+  } else {
+    const T v = f(*a, *b);
+    for (; i < n; ++i) y[i] = v;
+  }
+}
+
+// Span kernels (core/op.h): what tiled groups call per tile.
+template <class F>
+void unary_span(const void* const* in, const bool* scalar, void* out, std::int64_t n, DType dtype, const Attrs& attrs) {
+  const F f = make_functor<F>(attrs);
+  dispatch_floating(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = static_cast<const T*>(in[0]);
+    T* y = static_cast<T*>(out);
+    if (!scalar[0]) return unary_contiguous(f, x, y, n);
+    const T v = f(*x);
+    for (std::int64_t i = 0; i < n; ++i) y[i] = v;
+  });
+}
+
+template <class F>
+void binary_span(const void* const* in, const bool* scalar, void* out, std::int64_t n, DType dtype, const Attrs& attrs) {
+  const F f = make_functor<F>(attrs);
+  dispatch_floating(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    binary_contiguous(f, static_cast<const T*>(in[0]), scalar[0], static_cast<const T*>(in[1]), scalar[1],
+                      static_cast<T*>(out), n);
+  });
+}
+
 template <class F>
 void unary_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const F f = make_functor<F>(attrs);
@@ -56,31 +102,14 @@ void binary_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   const Tensor& b = *in[1];
   dispatch_floating(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    using B = Batch<T>;
-    constexpr std::int64_t lanes = B::size;
     const T* ap = static_cast<const T*>(a.raw_data());
     const T* bp = static_cast<const T*>(b.raw_data());
     T* yp = static_cast<T*>(out.raw_data());
     const std::int64_t n = out.numel();
     const bool a_full = a.shape() == out.shape() && a.is_contiguous();
     const bool b_full = b.shape() == out.shape() && b.is_contiguous();
-    if (a_full && b_full) {
-      std::int64_t i = 0;
-      for (; i + lanes <= n; i += lanes)
-        f(B::load_unaligned(ap + i), B::load_unaligned(bp + i)).store_unaligned(yp + i);
-      for (; i < n; ++i) yp[i] = f(ap[i], bp[i]);
-    } else if (a_full && b.numel() == 1) {
-      const T s = *bp;
-      const B sb(s);
-      std::int64_t i = 0;
-      for (; i + lanes <= n; i += lanes) f(B::load_unaligned(ap + i), sb).store_unaligned(yp + i);
-      for (; i < n; ++i) yp[i] = f(ap[i], s);
-    } else if (b_full && a.numel() == 1) {
-      const T s = *ap;
-      const B sb(s);
-      std::int64_t i = 0;
-      for (; i + lanes <= n; i += lanes) f(sb, B::load_unaligned(bp + i)).store_unaligned(yp + i);
-      for (; i < n; ++i) yp[i] = f(s, bp[i]);
+    if ((a_full || a.numel() == 1) && (b_full || b.numel() == 1) && (a_full || b_full)) {
+      binary_contiguous(f, ap, !a_full, bp, !b_full, yp, n);
     } else {
       const Strides as = broadcast_strides(a.shape(), a.strides(), out.shape());
       const Strides bs = broadcast_strides(b.shape(), b.strides(), out.shape());

@@ -11,57 +11,59 @@ namespace xgrad {
 
 namespace {
 
-OpDef unary(const char* name, KernelFn kernel, LowerFn onnx) {
-  return OpDef(name).arity(1).infer(infer::same_floating).kernel(kernel).onnx(onnx).elementwise();
+// F's math as the op's kernel and as its span kernel (for tiled groups).
+template <class F>
+OpDef unary(const char* name, LowerFn onnx) {
+  return OpDef(name).arity(1).infer(infer::same_floating).kernel(kernels::unary_kernel<F>).span(kernels::unary_span<F>).onnx(onnx);
 }
 
 using kernels::unary_kernel;
 using G = std::vector<Var>;
 constexpr double kTwoOverSqrtPi = 1.1283791670955126;
 
-const OpDef& neg_op = register_op(unary("neg", unary_kernel<ew::NegF>, onnx_same("Neg")).grad([](const GradCtx& c) { return G{-c.dy}; }));
-const OpDef& exp_op = register_op(unary("exp", unary_kernel<ew::ExpF>, onnx_same("Exp")).grad([](const GradCtx& c) { return G{c.dy * c.output}; }));
-const OpDef& log_op = register_op(unary("log", unary_kernel<ew::LogF>, onnx_same("Log")).grad([](const GradCtx& c) { return G{c.dy / c.x()}; }));
-const OpDef& tanh_op = register_op(unary("tanh", unary_kernel<ew::TanhF>, onnx_same("Tanh")).grad([](const GradCtx& c) {
+const OpDef& neg_op = register_op(unary<ew::NegF>("neg", onnx_same("Neg")).grad([](const GradCtx& c) { return G{-c.dy}; }));
+const OpDef& exp_op = register_op(unary<ew::ExpF>("exp", onnx_same("Exp")).grad([](const GradCtx& c) { return G{c.dy * c.output}; }));
+const OpDef& log_op = register_op(unary<ew::LogF>("log", onnx_same("Log")).grad([](const GradCtx& c) { return G{c.dy / c.x()}; }));
+const OpDef& tanh_op = register_op(unary<ew::TanhF>("tanh", onnx_same("Tanh")).grad([](const GradCtx& c) {
   return G{c.dy * (1.0 - square(c.output))};
 }));
-const OpDef& sigmoid_op = register_op(unary("sigmoid", unary_kernel<ew::SigmoidF>, onnx_same("Sigmoid")).grad([](const GradCtx& c) {
+const OpDef& sigmoid_op = register_op(unary<ew::SigmoidF>("sigmoid", onnx_same("Sigmoid")).grad([](const GradCtx& c) {
   return G{c.dy * c.output * (1.0 - c.output)};
 }));
 // where() carries no gradient to its condition, so relu's second derivative is zero, as in PyTorch.
-const OpDef& relu_op = register_op(unary("relu", unary_kernel<ew::ReluF>, onnx_same("Relu")).grad([](const GradCtx& c) {
+const OpDef& relu_op = register_op(unary<ew::ReluF>("relu", onnx_same("Relu")).grad([](const GradCtx& c) {
   return G{where(gt(c.x(), 0.0), c.dy, 0.0)};
 }));
-const OpDef& square_op = register_op(unary("square", unary_kernel<ew::SquareF>, [](OnnxLowerCtx& c) { return c.op("Mul", {c.in(), c.in()}); }).grad([](const GradCtx& c) {
+const OpDef& square_op = register_op(unary<ew::SquareF>("square", [](OnnxLowerCtx& c) { return c.op("Mul", {c.in(), c.in()}); }).grad([](const GradCtx& c) {
   return G{c.dy * c.x() * 2.0};
 }));
-const OpDef& sqrt_op = register_op(unary("sqrt", unary_kernel<ew::SqrtF>, onnx_same("Sqrt")).grad([](const GradCtx& c) {
+const OpDef& sqrt_op = register_op(unary<ew::SqrtF>("sqrt", onnx_same("Sqrt")).grad([](const GradCtx& c) {
   return G{c.dy * 0.5 / c.output};
 }));
-const OpDef& rsqrt_op = register_op(unary("rsqrt", unary_kernel<ew::RsqrtF>, [](OnnxLowerCtx& c) { return c.op("Reciprocal", {c.op("Sqrt", {c.in()})}); }).grad([](const GradCtx& c) {
+const OpDef& rsqrt_op = register_op(unary<ew::RsqrtF>("rsqrt", [](OnnxLowerCtx& c) { return c.op("Reciprocal", {c.op("Sqrt", {c.in()})}); }).grad([](const GradCtx& c) {
   return G{c.dy * -0.5 * c.output * c.output * c.output};
 }));
-const OpDef& abs_op = register_op(unary("abs", unary_kernel<ew::AbsF>, onnx_same("Abs")).grad([](const GradCtx& c) {
+const OpDef& abs_op = register_op(unary<ew::AbsF>("abs", onnx_same("Abs")).grad([](const GradCtx& c) {
   return G{c.dy * sign(c.x())};
 }));
-const OpDef& sign_op = register_op(unary("sign", unary_kernel<ew::SignF>, onnx_same("Sign")).grad([](const GradCtx&) {
+const OpDef& sign_op = register_op(unary<ew::SignF>("sign", onnx_same("Sign")).grad([](const GradCtx&) {
   return G{Var()};  // piecewise constant: zero almost everywhere, as in PyTorch
 }));
-const OpDef& expm1_op = register_op(unary("expm1", unary_kernel<ew::Expm1F>, [](OnnxLowerCtx& c) { return c.op("Sub", {c.op("Exp", {c.in()}), c.scalar(1)}); }).grad([](const GradCtx& c) {
+const OpDef& expm1_op = register_op(unary<ew::Expm1F>("expm1", [](OnnxLowerCtx& c) { return c.op("Sub", {c.op("Exp", {c.in()}), c.scalar(1)}); }).grad([](const GradCtx& c) {
   return G{c.dy * (c.output + 1.0)};
 }));
-const OpDef& log1p_op = register_op(unary("log1p", unary_kernel<ew::Log1pF>, [](OnnxLowerCtx& c) { return c.op("Log", {c.op("Add", {c.in(), c.scalar(1)})}); }).grad([](const GradCtx& c) {
+const OpDef& log1p_op = register_op(unary<ew::Log1pF>("log1p", [](OnnxLowerCtx& c) { return c.op("Log", {c.op("Add", {c.in(), c.scalar(1)})}); }).grad([](const GradCtx& c) {
   return G{c.dy / (c.x() + 1.0)};
 }));
-const OpDef& sin_op = register_op(unary("sin", unary_kernel<ew::SinF>, onnx_same("Sin")).grad([](const GradCtx& c) { return G{c.dy * cos(c.x())}; }));
-const OpDef& cos_op = register_op(unary("cos", unary_kernel<ew::CosF>, onnx_same("Cos")).grad([](const GradCtx& c) { return G{-(c.dy * sin(c.x()))}; }));
-const OpDef& erf_op = register_op(unary("erf", unary_kernel<ew::ErfF>, onnx_same("Erf")).grad([](const GradCtx& c) {
+const OpDef& sin_op = register_op(unary<ew::SinF>("sin", onnx_same("Sin")).grad([](const GradCtx& c) { return G{c.dy * cos(c.x())}; }));
+const OpDef& cos_op = register_op(unary<ew::CosF>("cos", onnx_same("Cos")).grad([](const GradCtx& c) { return G{-(c.dy * sin(c.x()))}; }));
+const OpDef& erf_op = register_op(unary<ew::ErfF>("erf", onnx_same("Erf")).grad([](const GradCtx& c) {
   return G{c.dy * exp(-square(c.x())) * kTwoOverSqrtPi};
 }));
-const OpDef& floor_op = register_op(unary("floor", unary_kernel<ew::FloorF>, onnx_same("Floor")).grad([](const GradCtx&) {
+const OpDef& floor_op = register_op(unary<ew::FloorF>("floor", onnx_same("Floor")).grad([](const GradCtx&) {
   return G{Var()};  // piecewise constant
 }));
-const OpDef& pow_scalar_op = register_op(unary("pow_scalar", unary_kernel<ew::PowScalarF>, [](OnnxLowerCtx& c) {
+const OpDef& pow_scalar_op = register_op(unary<ew::PowScalarF>("pow_scalar", [](OnnxLowerCtx& c) {
   return c.op("Pow", {c.in(), c.scalar(c.attrs().get_float("exponent"))});
 }).grad([](const GradCtx& c) {
   const double p = c.attrs.get_float("exponent");
