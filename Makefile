@@ -102,6 +102,8 @@ notebooks: install ort
 bench: install ort
 	cmake --build $(BUILD) -j $(JOBS) --target bench_infer
 	$(PY) bench/bench_overhead.py
+	$(PY) bench/bench_elementwise.py
+	$(PY) bench/bench_startup.py
 	$(PY) bench/bench_matmul.py
 	$(PY) bench/bench_conv.py
 	$(PY) bench/bench_train.py

@@ -134,15 +134,21 @@ def high_water_mb():
 
 
 def peak_memory_mb(framework):
+    # bench_train imports xgrad: the other frameworks' processes get a stand-in, so their numbers hold none of it.
+    stub = "" if framework == "xgrad" else "import types; sys.modules['xgrad'] = types.ModuleType('xgrad')"
     code = f"""
 import numpy as np, sys
 sys.path[:0] = {sys.path!r}
+{stub}
 import bench_train as b
 X, T = b.data()
 if "{framework}" == "xgrad":
     import xgrad as xg
     step = b.xgrad_step([784, 512, 256, 10], lambda p: xg.optim.Adam(p, lr=1e-3))
     for _ in range(20): step(x=X, t=T)
+elif "{framework}" == "numpy":
+    step = b.numpy_mlp_adam_step([784, 512, 256, 10])
+    for _ in range(20): step(X, T)
 else:
     import torch
     step = b.torch_step([784, 512, 256, 10], lambda p: torch.optim.Adam(p, lr=1e-3))
@@ -153,8 +159,9 @@ print(b.high_water_mb())
     baseline = f"""
 import sys
 sys.path[:0] = {sys.path!r}
+{stub}
 import bench_train as b
-import {'xgrad' if framework == 'xgrad' else 'torch'}
+import {framework}
 print(b.high_water_mb())
 """
     run = lambda c: float(subprocess.run([sys.executable, "-c", c], capture_output=True, text=True, check=True).stdout)
