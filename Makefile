@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BUILD := build
 JOBS ?= $(shell nproc)
 
-APT_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev \
+APT_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev libdnnl-dev \
   pybind11-dev python3-pybind11 python3-dev python3-venv python3-pip python3-setuptools python3-wheel \
   python3-numpy python3-pytest python3-sklearn python3-tqdm libgtest-dev googletest python3-torch \
   libonnx-dev python3-onnx libonnx-testdata libprotobuf-dev protobuf-compiler \

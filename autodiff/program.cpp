@@ -748,6 +748,8 @@ std::string Program::to_string() const {
     os << ")";
     if (!step.attrs.items().empty()) os << " {" << step.attrs.to_string() << "}";
     os << " -> " << xgrad::to_string(p.values[step.out].type);
+    if (step.op->kernel_note() && p.device == Device::cpu)
+      if (const char* note = step.op->kernel_note()(p.values[step.out].type.dtype)) os << " [" << note << "]";
   }
   std::lock_guard<std::mutex> lock(p.plans_mutex);
   for (const auto& [signature, plan] : p.plans) {

@@ -47,7 +47,8 @@ def xgrad_step(sizes, make_opt):
 
 
 def torch_step(sizes, make_opt):
-    import torch
+    from timing import torch_all_cores
+    torch = torch_all_cores()
     layers = []
     for i, (W, B) in enumerate(weights(sizes)):
         lin = torch.nn.Linear(W.shape[0], W.shape[1])
@@ -150,7 +151,8 @@ elif "{framework}" == "numpy":
     step = b.numpy_mlp_adam_step([784, 512, 256, 10])
     for _ in range(20): step(X, T)
 else:
-    import torch
+    from timing import torch_all_cores
+    torch = torch_all_cores()
     step = b.torch_step([784, 512, 256, 10], lambda p: torch.optim.Adam(p, lr=1e-3))
     Xt, Tt = torch.from_numpy(X), torch.from_numpy(T)
     for _ in range(20): step(Xt, Tt)
@@ -169,7 +171,8 @@ print(b.high_water_mb())
 
 
 def main():
-    import torch
+    from timing import torch_all_cores
+    torch = torch_all_cores()
     print(f"xgrad {xg.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}")
     X, T = data()
     Xt, Tt = torch.from_numpy(X), torch.from_numpy(T)

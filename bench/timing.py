@@ -20,3 +20,13 @@ def best_time(fn, min_seconds=0.3, repeats=5):
             fn()
         best = min(best, (time.perf_counter() - t0) / n)
     return best
+
+
+def torch_all_cores():
+    """torch, set to use every core. Debian's PyTorch 1.13 starts with one thread, and it does so by setting the
+    process's OpenMP thread count, which would also hold oneDNN (xgrad's float32 GEMM) to one thread in the same
+    process. Both peers get every core."""
+    import os
+    import torch
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch

@@ -34,6 +34,8 @@ using ViewFn = Tensor (*)(const Tensor* const* inputs, const Shape& out_shape, c
 // output have `dtype`. Tiled groups call it once per tile, with no Tensor in between.
 using SpanFn = void (*)(const void* const* in, const bool* scalar, void* out, std::int64_t n, DType dtype,
                         const Attrs& attrs);
+// What print(program) says about the kernel a step of this dtype runs (the library behind it), or nullptr.
+using KernelNoteFn = const char* (*)(DType dtype);
 // Decides at plan time (given input layouts) whether a view op can alias.
 using AliasIfFn = bool (*)(const Tensor* const* inputs, const Shape& out_shape, const Attrs& attrs);
 
@@ -79,6 +81,7 @@ class OpDef {
   OpDef& span(SpanFn f) { span_ = f; elementwise_ = true; return *this; }
   // The kernel can reject input values (an index out of range, a singular
   // matrix): a Program never writes a param in place before such a step.
+  OpDef& kernel_note(KernelNoteFn f) { kernel_note_ = f; return *this; }
   OpDef& validates_values() { validates_values_ = true; return *this; }
   // The kernel only copies, fills and views through Tensor methods, which work
   // on every device: device Programs run it as it is.
@@ -89,6 +92,7 @@ class OpDef {
   const InferFn& infer() const { return infer_; }
   KernelFn kernel() const { return kernel_; }
   SpanFn span() const { return span_; }
+  KernelNoteFn kernel_note() const { return kernel_note_; }
   ViewFn view() const { return view_; }
   AliasIfFn alias_if() const { return alias_if_; }
   const GradFn& grad() const { return grad_; }
@@ -106,6 +110,7 @@ class OpDef {
   InferFn infer_;
   KernelFn kernel_ = nullptr;
   SpanFn span_ = nullptr;
+  KernelNoteFn kernel_note_ = nullptr;
   ViewFn view_ = nullptr;
   AliasIfFn alias_if_ = nullptr;
   GradFn grad_;

@@ -2,6 +2,14 @@
 
 #include <cblas.h>
 
+#if defined(XGRAD_HAVE_DNNL)
+#include <oneapi/dnnl/dnnl.h>
+
+#include <string>
+
+#include "core/error.h"
+#endif
+
 namespace xgrad::blas {
 
 namespace {
@@ -34,7 +42,25 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, MatrixArg
 }  // namespace
 
 void gemm_f32(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, MatrixArg b, float* c) {
+#if defined(XGRAD_HAVE_DNNL)
+  // oneDNN's sgemm is row-major, like ours; it JITs AVX-512 kernels where the CPU has them.
+  const dnnl_status_t status = dnnl_sgemm(a.transposed ? 'T' : 'N', b.transposed ? 'T' : 'N', m, n, k, 1.0f,
+                                          static_cast<const float*>(a.data), a.ld, static_cast<const float*>(b.data), b.ld,
+                                          0.0f, c, n);
+  if (status != dnnl_success)
+    throw RuntimeError("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(status)) + ") for a " +
+                       std::to_string(m) + "x" + std::to_string(k) + " by " + std::to_string(k) + "x" + std::to_string(n) +
+                       " product");
+#else
   gemm<float>(m, n, k, a, b, c, cblas_sgemm, cblas_sgemv);
+#endif
+}
+
+const char* gemm_library(DType dtype) {
+#if defined(XGRAD_HAVE_DNNL)
+  if (dtype == DType::float32) return "oneDNN sgemm";
+#endif
+  return dtype == DType::float32 ? "OpenBLAS sgemm" : "OpenBLAS dgemm";
 }
 
 void gemm_f64(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, MatrixArg b, double* c) {

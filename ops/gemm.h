@@ -1,4 +1,4 @@
-// Strided-matrix GEMM through OpenBLAS, and how a strided view reaches a
+// Strided-matrix GEMM through oneDNN (float32, when built with it) or OpenBLAS, and how a strided view reaches a
 // BLAS (OpenBLAS here, cuBLAS in cuda/) without a copy. Kept apart from other
 // kernels because OpenBLAS's cblas.h clashes with the one in xtensor-blas.
 #pragma once
@@ -107,6 +107,8 @@ void for_each_gemm(Tensor a, Tensor b, Tensor& out, bool fold_last_batch_axis, G
 // C (m x n, row-major contiguous) = A (m x k) * B (k x n).
 void gemm_f32(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, MatrixArg b, float* c);
 void gemm_f64(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, MatrixArg b, double* c);
+// Which library runs them: "oneDNN sgemm" or "OpenBLAS sgemm"; float64 is always "OpenBLAS dgemm".
+const char* gemm_library(DType dtype);
 
 }  // namespace xgrad::blas
 #pragma GCC visibility pop
