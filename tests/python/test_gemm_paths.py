@@ -6,7 +6,7 @@ import pytest
 
 import xgrad as xg
 
-CASES = [  # (a shape, b shape, transpose a's last two axes, transpose b's)
+GEMM_SHAPES = [  # (a shape, b shape, transpose a's last two axes, transpose b's)
     ((128, 784), (784, 512), False, False),
     ((784, 128), (784, 512), True, False),   # the weight gradient's xᵀ·dy
     ((128, 512), (256, 512), False, True),   # dy·wᵀ
@@ -20,7 +20,7 @@ CASES = [  # (a shape, b shape, transpose a's last two axes, transpose b's)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("a_shape,b_shape,ta,tb", CASES)
+@pytest.mark.parametrize("a_shape,b_shape,ta,tb", GEMM_SHAPES)
 def test_matmul_matches_a_float64_reference(dtype, a_shape, b_shape, ta, tb):
     rng = np.random.default_rng(0)
     A = rng.standard_normal(a_shape).astype(dtype)
