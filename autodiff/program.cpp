@@ -75,8 +75,12 @@ struct Context {
 
 constexpr std::int64_t kTile = 4096;         // elements per tile: a few operands stay in L1/L2
 constexpr std::int64_t kMinTiled = 4 * kTile;  // smaller arrays gain nothing from tiling
-constexpr std::int64_t kTilesPerLane = 8;      // a group is split across threads only above this much work
-constexpr std::int64_t kMinAloneGroup = 64 * kTile;  // a lone elementwise step this large still splits across threads
+// Waking a worker costs tens of microseconds on a virtual machine, so a group is split across threads only when each
+// thread gets at least this many tile-steps (tiles x members): a lone copy-like op from 1M elements, a chain of
+// four from 256K.
+constexpr std::int64_t kTileStepsPerLane = 128;
+constexpr std::int64_t kChunksPerLane = 8;     // a split group's tiles go out in this many chunks per thread
+constexpr std::int64_t kMinAloneGroup = 2 * kTileStepsPerLane * kTile;  // a lone elementwise step this large still splits
 
 std::size_t lanes() { return std::min<std::size_t>(ThreadPool::instance().workers() + 1, 8); }
 
@@ -656,20 +660,29 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
       }
     }
   };
+  // Large groups split their tiles across threads in chunks claimed from a shared counter: each thread that joins
+  // takes a lane (its own tile views and scratch) and claims chunks until none are left. A worker that wakes late
+  // finds the chunks taken, so the caller never waits for a thread's wake-up (tens of microseconds on a VM).
   auto run_group = [&](std::size_t g, std::size_t& current) {
     const std::int64_t total = numel(plan->shapes[p.steps[static_cast<std::size_t>(plan->exec.groups[g][0])].out]);
     const std::int64_t tiles = (total + kTile - 1) / kTile;
-    const auto parts = static_cast<std::size_t>(std::clamp<std::int64_t>(tiles / kTilesPerLane, 1, static_cast<std::int64_t>(ctx->tiles.size())));
+    const std::int64_t work = tiles * static_cast<std::int64_t>(plan->exec.groups[g].size());
+    const auto parts = static_cast<std::size_t>(std::clamp<std::int64_t>(work / kTileStepsPerLane, 1, static_cast<std::int64_t>(ctx->tiles.size())));
     if (parts == 1) return run_tiles(g, 0, 0, tiles, current);
-    const std::int64_t per = (tiles + static_cast<std::int64_t>(parts) - 1) / static_cast<std::int64_t>(parts);
+    const std::int64_t chunks = std::min<std::int64_t>(tiles, static_cast<std::int64_t>(parts) * kChunksPerLane);
+    const std::int64_t per = (tiles + chunks - 1) / chunks;
+    std::atomic<std::int64_t> next_chunk{0};
+    std::atomic<std::size_t> next_lane{0};
     std::vector<std::size_t> step_of(parts, 0);  // each lane's step, for the error message
     std::atomic<std::size_t> failed_lane{0};
     try {
-      ThreadPool::instance().run(parts, [&](std::size_t lane) {
+      ThreadPool::instance().run(parts, [&](std::size_t) {
+        const std::size_t lane = next_lane.fetch_add(1);
         try {
-          run_tiles(g, lane, static_cast<std::int64_t>(lane) * per, static_cast<std::int64_t>(lane + 1) * per, step_of[lane]);
+          for (std::int64_t c; (c = next_chunk.fetch_add(1)) < chunks;) run_tiles(g, lane, c * per, (c + 1) * per, step_of[lane]);
         } catch (...) {
           failed_lane = lane;
+          next_chunk = chunks;  // the others stop at their next claim
           throw;
         }
       });

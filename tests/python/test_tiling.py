@@ -122,7 +122,7 @@ def test_tiled_groups_split_across_threads_stay_correct_under_concurrent_runs():
 
 
 def test_a_lone_large_elementwise_op_splits_across_threads_and_returns_fresh_outputs():
-    n = 4096 * 64 * 3 + 17  # above the lone-step threshold, with a partial last tile
+    n = 4096 * 256 * 2 + 17  # above the lone-step threshold (1M elements), with a partial last tile
     X = np.random.default_rng(2).standard_normal(n).astype(np.float32)
     g = xg.Graph()
     x = g.input("x", (n,))
