@@ -122,6 +122,32 @@ void binary_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   });
 }
 
+// Calls body(std::bool_constant<...>...) with one constant per flag, so that a loop over operands that are either
+// whole arrays (index i) or single elements (index 0) compiles to a plain vectorizable loop for each mix.
+template <class Body>
+void with_flags(Body&& body, bool f0, bool f1) {
+  if (f0) {
+    if (f1) body(std::true_type{}, std::true_type{});
+    else body(std::true_type{}, std::false_type{});
+  } else {
+    if (f1) body(std::false_type{}, std::true_type{});
+    else body(std::false_type{}, std::false_type{});
+  }
+}
+template <class Body>
+void with_flags(Body&& body, bool f0, bool f1, bool f2) {
+  with_flags([&](auto a, auto b) {
+    if (f2) body(a, b, std::true_type{});
+    else body(a, b, std::false_type{});
+  }, f0, f1);
+}
+
+// Whether t is read whole (t's shape is out's, contiguous) or as one element, so a flat loop can run.
+inline bool flat_operand(const Tensor& t, const Tensor& out, bool& whole) {
+  whole = t.shape() == out.shape() && t.is_contiguous();
+  return whole || t.numel() == 1;
+}
+
 // out (bool) = F(a, b) elementwise, broadcasting; inputs of any one dtype.
 template <class F>
 void compare_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
@@ -132,6 +158,14 @@ void compare_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
     const T* ap = static_cast<const T*>(a.raw_data());
     const T* bp = static_cast<const T*>(b.raw_data());
     bool* yp = static_cast<bool*>(out.raw_data());
+    bool a_whole = false, b_whole = false;
+    if (out.is_contiguous() && flat_operand(a, out, a_whole) && flat_operand(b, out, b_whole)) {
+      const std::int64_t n = out.numel();
+      with_flags([&](auto aw, auto bw) {
+        for (std::int64_t i = 0; i < n; ++i) yp[i] = F{}(ap[aw ? i : 0], bp[bw ? i : 0]);
+      }, a_whole, b_whole);
+      return;
+    }
     const Strides as = broadcast_strides(a.shape(), a.strides(), out.shape());
     const Strides bs = broadcast_strides(b.shape(), b.strides(), out.shape());
     strided_loop<3>(out.shape(), {&out.strides(), &as, &bs}, [&](std::int64_t n, const auto& off, const auto& st) {
@@ -151,6 +185,15 @@ inline void where_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
     const T* ap = static_cast<const T*>(a.raw_data());
     const T* bp = static_cast<const T*>(b.raw_data());
     T* yp = static_cast<T*>(out.raw_data());
+    bool c_whole = false, a_whole = false, b_whole = false;
+    if (out.is_contiguous() && flat_operand(c, out, c_whole) && flat_operand(a, out, a_whole) &&
+        flat_operand(b, out, b_whole)) {
+      const std::int64_t n = out.numel();
+      with_flags([&](auto cw, auto aw, auto bw) {
+        for (std::int64_t i = 0; i < n; ++i) yp[i] = cp[cw ? i : 0] ? ap[aw ? i : 0] : bp[bw ? i : 0];
+      }, c_whole, a_whole, b_whole);
+      return;
+    }
     const Strides cs = broadcast_strides(c.shape(), c.strides(), out.shape());
     const Strides as = broadcast_strides(a.shape(), a.strides(), out.shape());
     const Strides bs = broadcast_strides(b.shape(), b.strides(), out.shape());

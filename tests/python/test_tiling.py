@@ -161,3 +161,20 @@ def test_tiled_span_kernels_match_the_untiled_kernels_bit_for_bit(dtype):
         np.testing.assert_array_equal(tiled[start:start + m], small(x=X[start:start + m], s=s))
     # The last 5 elements are a partial SIMD batch in the tiled run (scalar libm math) but not in the small one.
     np.testing.assert_allclose(tiled[-m:], small(x=X[-m:], s=s), rtol=4 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("n", [1000, 4096 * 20 + 3])  # op by op, and tiled
+def test_comparisons_and_where_with_whole_and_single_element_operands(n):
+    rng = np.random.default_rng(4)
+    A, B = rng.standard_normal(n), rng.standard_normal(n)
+    g = xg.Graph()
+    a, b = g.input("a", (n,), dtype=np.float64), g.input("b", (n,), dtype=np.float64)
+    s = g.input("s", (1,), dtype=np.float64)
+    c = g.input("c", (), dtype=xg.bool)
+    outs = [xg.where(a > 0, b, 0.0), xg.where(a < s, 1.5, b), xg.where(c, a, b), xg.where(0.25 >= a, a, b * 2),
+            xg.where(a != b, s, a)]
+    got = g.compile(outs)(a=A, b=B, s=np.array([0.5]), c=np.array(False))
+    want = [np.where(A > 0, B, 0.0), np.where(A < 0.5, 1.5, B), B, np.where(0.25 >= A, A, B * 2),
+            np.where(A != B, 0.5, A)]
+    for x, y in zip(got, want):
+        np.testing.assert_array_equal(x, y)
