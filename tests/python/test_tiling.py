@@ -170,7 +170,7 @@ def test_comparisons_and_where_with_whole_and_single_element_operands(n):
     g = xg.Graph()
     a, b = g.input("a", (n,), dtype=np.float64), g.input("b", (n,), dtype=np.float64)
     s = g.input("s", (1,), dtype=np.float64)
-    c = g.input("c", (), dtype=xg.bool)
+    c = g.input("c", (), dtype=np.bool_)
     outs = [xg.where(a > 0, b, 0.0), xg.where(a < s, 1.5, b), xg.where(c, a, b), xg.where(0.25 >= a, a, b * 2),
             xg.where(a != b, s, a)]
     got = g.compile(outs)(a=A, b=B, s=np.array([0.5]), c=np.array(False))
