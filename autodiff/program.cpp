@@ -503,7 +503,7 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates, Device
       p.feed_values.push_back(v);
     }
     if (node->kind() == NodeKind::op) {
-      Step step{node->op(), {}, v, node->attrs(), kernel_for(*node->op(), Device::cpu)};
+      Step step{node->op(), {}, v, node->attrs(), kernel_for(*node->op(), Device::cpu), node->op()->span()};
       for (const Node* in : node->inputs()) step.inputs.push_back(index.at(in));
       p.steps.push_back(std::move(step));
     }
@@ -533,7 +533,7 @@ void Program::Impl::place_on(Device target) {
   for (Step& step : steps) {
     const bool always_a_view = step.op->view() && !step.op->alias_if();
     step.kernel = kernel_for(*step.op, target);
-    if (target == Device::cpu) step.span = step.op->span();
+    step.span = target == Device::cpu ? step.op->span() : nullptr;
     if (!step.kernel && !always_a_view && missing.find("'" + step.op->name() + "'") == std::string::npos)
       missing += (missing.empty() ? "" : ", ") + ("'" + step.op->name() + "' (node '" + values[step.out].name + "')");
   }
