@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "autodiff/memory_plan.h"
+#include "autodiff/fusion.h"
 #include "autodiff/passes.h"
 #include "autodiff/tiling.h"
 #include "core/error.h"
@@ -477,7 +478,9 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates, Device
       if (updates[j].first == target) throw ValueError("compile: param '" + target.name() + "' is updated twice");
   }
   // Stability rewrites and CSE on everything the program computes.
-  const std::vector<Var> simplified = simplify(std::vector<Var>(roots.begin(), roots.end()));
+  std::vector<Var> simplified = simplify(std::vector<Var>(roots.begin(), roots.end()));
+  // GEMM epilogues (bias, activation) fused into the product; CUDA runs them unfused.
+  if (device == Device::cpu) simplified = fuse_gemm_epilogues(simplified);
   for (std::size_t i = 0; i < roots.size(); ++i) roots[i] = simplified[i].node();
   Impl& p = *impl_;
   p.device = device;
@@ -762,7 +765,8 @@ std::string Program::to_string() const {
     if (!step.attrs.items().empty()) os << " {" << step.attrs.to_string() << "}";
     os << " -> " << xgrad::to_string(p.values[step.out].type);
     if (step.op->kernel_note() && p.device == Device::cpu)
-      if (const char* note = step.op->kernel_note()(p.values[step.out].type.dtype)) os << " [" << note << "]";
+      if (const std::string note = step.op->kernel_note()(p.values[step.out].type.dtype, step.attrs); !note.empty())
+        os << " [" << note << "]";
   }
   std::lock_guard<std::mutex> lock(p.plans_mutex);
   for (const auto& [signature, plan] : p.plans) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/attrs.h"
 #include "core/strided_loop.h"
 #include "core/tensor.h"
 
@@ -109,6 +110,7 @@ void gemm_f32(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, Matri
 void gemm_f64(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, MatrixArg b, double* c);
 // Which library runs them: "oneDNN sgemm" or "OpenBLAS sgemm"; float64 is always "OpenBLAS dgemm".
 const char* gemm_library(DType dtype);
+inline std::string gemm_note(DType dtype, const Attrs&) { return gemm_library(dtype); }  // OpDef::kernel_note
 
 }  // namespace xgrad::blas
 #pragma GCC visibility pop

@@ -89,6 +89,9 @@ Var sum_to_like(Var x, Var like);
 
 // Linear algebra (ops/matmul.cpp).
 Var matmul(Var a, Var b);
+// act(x @ w + b) in one kernel (the epilogue fused into the GEMM): x (m, k), w (k, n), b (n,); activation "" (none),
+// "relu", "tanh" or "sigmoid". compile() also forms it from matmul, add and activation nodes (autodiff/fusion.h).
+Var linear(Var x, Var w, Var b, const std::string& activation = "");
 
 // Shape ops, zero-copy where the layout allows (ops/shape.cpp).
 Var reshape(Var x, const Shape& shape);  // one -1 allowed

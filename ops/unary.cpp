@@ -30,9 +30,11 @@ const OpDef& tanh_op = register_op(unary<ew::TanhF>("tanh", onnx_same("Tanh")).g
 const OpDef& sigmoid_op = register_op(unary<ew::SigmoidF>("sigmoid", onnx_same("Sigmoid")).grad([](const GradCtx& c) {
   return G{c.dy * c.output * (1.0 - c.output)};
 }));
-// where() carries no gradient to its condition, so relu's second derivative is zero, as in PyTorch.
+// where() carries no gradient to its condition, so relu's second derivative is zero, as in PyTorch. The mask
+// reads the output (y > 0 exactly where x > 0), so the backward pass leaves x to relu alone and the compiler can
+// fuse matmul + bias + relu (autodiff/fusion.h).
 const OpDef& relu_op = register_op(unary<ew::ReluF>("relu", onnx_same("Relu")).grad([](const GradCtx& c) {
-  return G{where(gt(c.x(), 0.0), c.dy, 0.0)};
+  return G{where(gt(c.output, 0.0), c.dy, 0.0)};
 }));
 const OpDef& square_op = register_op(unary<ew::SquareF>("square", [](OnnxLowerCtx& c) { return c.op("Mul", {c.in(), c.in()}); }).grad([](const GradCtx& c) {
   return G{c.dy * c.x() * 2.0};

@@ -177,6 +177,12 @@ void bind_ops(py::module_& m) {
   def_binary(m, "maximum", static_cast<BinaryBuilder>(xgrad::maximum), "elementwise larger of a and b; ties split the gradient");
   def_binary(m, "minimum", static_cast<BinaryBuilder>(xgrad::minimum), "elementwise smaller of a and b; ties split the gradient");
   def_binary(m, "matmul", static_cast<BinaryBuilder>(xgrad::matmul), "matrix product");
+  m.def("linear", [](const PyNode& x, const py::object& w, const py::object& b, const py::object& activation) {
+          const std::string act = activation.is_none() ? "" : activation.cast<std::string>();
+          return wrap(x.graph, linear(x.var, as_var(w, x), as_var(b, x), act));
+        }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("activation") = py::none(),
+        "activation(x @ w + b) as one fused kernel: x (m, k), w (k, n), b (n,); activation None, 'relu', 'tanh' or "
+        "'sigmoid'. compile() forms it by itself from x @ w + b followed by one of those activations.");
   def_binary(m, "eq", static_cast<BinaryBuilder>(xgrad::eq), "a == b (bool)");
   def_binary(m, "ne", static_cast<BinaryBuilder>(xgrad::ne), "a != b (bool)");
   def_binary(m, "lt", static_cast<BinaryBuilder>(xgrad::lt), "a < b (bool)");

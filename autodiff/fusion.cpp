@@ -1,0 +1,102 @@
+#include "autodiff/fusion.h"
+
+#include <unordered_map>
+
+#include "ops/ops.h"
+
+namespace xgrad {
+
+namespace {
+
+bool is_op(const Node* n, const char* name) { return n->kind() == NodeKind::op && n->op()->name() == name; }
+
+bool static_dim(std::int64_t d) { return d != kDynamic; }
+
+// Inputs that a step reads only for their shape (gradients reduce to an operand's shape with sum_to_like, and
+// zero-fill like one): they do not keep a fused-away value alive; its fused replacement, of the same shape, serves.
+bool shape_only_use(const Node* reader, std::size_t input) {
+  return (is_op(reader, "sum_to_like") && input == 1) || is_op(reader, "zeros_like");
+}
+
+// The matrix product and bias of add(matmul(x, w), b) or add(b, matmul(x, w)), when the product is 2-D, read only
+// by this add, and b is a row of its width.
+bool match_bias_add(const Node* add, const std::unordered_map<const Node*, int>& readers, const Node*& product,
+                    const Node*& bias) {
+  if (!is_op(add, "add")) return false;
+  for (int side = 0; side < 2; ++side) {
+    const Node* mm = add->inputs()[static_cast<std::size_t>(side)];
+    const Node* b = add->inputs()[static_cast<std::size_t>(1 - side)];
+    if (!is_op(mm, "matmul") || readers.at(mm) != 1) continue;
+    const Shape& ms = mm->type().shape;
+    if (ms.size() != 2 || mm->inputs()[0]->type().shape.size() != 2 || mm->inputs()[1]->type().shape.size() != 2) continue;
+    const Shape& bs = b->type().shape;
+    if (bs.size() != 1 || !static_dim(bs[0]) || bs[0] != ms[1] || b->type().dtype != mm->type().dtype) continue;
+    if (add->type().shape != ms) continue;
+    product = mm;
+    bias = b;
+    return true;
+  }
+  return false;
+}
+
+const char* activation_of(const Node* n) {
+  if (is_op(n, "relu")) return "relu";
+  if (is_op(n, "tanh")) return "tanh";
+  if (is_op(n, "sigmoid")) return "sigmoid";
+  return nullptr;
+}
+
+}  // namespace
+
+std::vector<Var> fuse_gemm_epilogues(const std::vector<Var>& roots) {
+  std::vector<Node*> root_nodes;
+  for (const auto& r : roots) root_nodes.push_back(r.node());
+  const std::vector<Node*> order = topological_order(root_nodes);
+  std::unordered_map<const Node*, int> readers;  // consumers in what the roots compute, roots counting as one each
+  for (Node* node : order) readers.emplace(node, 0);
+  for (Node* node : order)
+    for (std::size_t i = 0; i < node->inputs().size(); ++i)
+      if (!shape_only_use(node, i)) ++readers[node->inputs()[i]];
+  for (Node* r : root_nodes) ++readers[r];
+
+  std::unordered_map<const Node*, Var> mapped;
+  std::unordered_map<const Node*, Var> same_shape;  // fused-away value -> the fused node that replaces it
+  for (Node* node : order) {
+    Var v(node);
+    if (node->kind() == NodeKind::op) {
+      std::vector<Var> inputs;
+      bool changed = false;
+      for (std::size_t i = 0; i < node->inputs().size(); ++i) {
+        const Node* in = node->inputs()[i];
+        const auto twin = shape_only_use(node, i) ? same_shape.find(in) : same_shape.end();
+        inputs.push_back(twin != same_shape.end() ? twin->second : mapped.at(in));
+        changed = changed || inputs.back().node() != in;
+      }
+      const Node *product = nullptr, *bias = nullptr;
+      if (match_bias_add(node, readers, product, bias)) {
+        v = linear(mapped.at(product->inputs()[0]), mapped.at(product->inputs()[1]), mapped.at(bias));
+        same_shape[product] = v;
+      } else if (const char* act = activation_of(node)) {
+        const Node* in = node->inputs()[0];
+        const Var& fused = inputs[0];
+        if (readers.at(in) == 1 && is_op(fused.node(), "linear") && fused->attrs().get_int("activation") == 0) {
+          const auto& args = fused->inputs();
+          v = linear(Var(args[0]), Var(args[1]), Var(args[2]), act);
+          same_shape[in] = v;
+          for (auto& [value, twin] : same_shape)  // the product it had replaced: now this node
+            if (twin.node() == fused.node()) twin = v;
+        } else if (changed) {
+          v = node->graph().apply(*node->op(), inputs, node->attrs());
+        }
+      } else if (changed) {
+        v = node->graph().apply(*node->op(), inputs, node->attrs());
+      }
+    }
+    mapped[node] = v;
+  }
+  std::vector<Var> out;
+  for (const auto& r : roots) out.push_back(mapped.at(r.node()));
+  return out;
+}
+
+}  // namespace xgrad
