@@ -541,8 +541,7 @@ void Program::Impl::place_on(Device target) {
       missing += (missing.empty() ? "" : ", ") + ("'" + step.op->name() + "' (node '" + values[step.out].name + "')");
   }
   if (!device_backend(target))
-    throw RuntimeError(std::string("compile for ") + device_name(target) +
-                       ": this xgrad was built without CUDA (CMake found no nvcc, or XGRAD_CUDA was OFF)");
+    throw RuntimeError(std::string("compile for ") + device_name(target) + ": " + device_backend_missing_reason(target));
   if (!missing.empty())
     throw ValueError(std::string("compile for ") + device_name(target) + ": no " + device_name(target) +
                      " kernel for op " + missing + "; nothing runs on the CPU behind your back, so compile for "

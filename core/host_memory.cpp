@@ -42,7 +42,7 @@ CachingAllocator& large_blocks() {
 }  // namespace
 
 void* host_allocate(std::size_t nbytes) {
-  if (nbytes >= kLargeBlock) return large_blocks().allocate(nbytes);
+  if (nbytes >= kLargeBlock) return large_blocks().allocate(huge_rounded(nbytes));  // buckets = mappings
   const std::size_t rounded = nbytes == 0 ? kSmallAlignment : (nbytes + kSmallAlignment - 1) / kSmallAlignment * kSmallAlignment;
   void* p = std::aligned_alloc(kSmallAlignment, rounded);
   if (!p) throw std::bad_alloc();
@@ -50,7 +50,7 @@ void* host_allocate(std::size_t nbytes) {
 }
 
 void host_release(void* ptr, std::size_t nbytes) noexcept {
-  if (nbytes >= kLargeBlock) large_blocks().release(ptr, nbytes);
+  if (nbytes >= kLargeBlock) large_blocks().release(ptr, huge_rounded(nbytes));
   else std::free(ptr);
 }
 

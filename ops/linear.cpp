@@ -72,10 +72,15 @@ void linear_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   operand(*in[1], w_packed, b);
   const Tensor bias = in[2]->contiguous();  // a param: already contiguous, so no copy
   const std::int64_t m = out.shape()[0], n = out.shape()[1], k = in[0]->shape()[1];
+  if (out.numel() == 0) return;
   kernels::dispatch_floating(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* c = static_cast<T*>(out.raw_data());
     const T* bp = static_cast<const T*>(bias.raw_data());
+    if (k == 0) {  // an empty product: BLAS's gemv would leave c unwritten
+      std::fill(c, c + m * n, T(0));
+      return epilogue(c, bp, m, n, activation);
+    }
     constexpr std::int64_t kPanelBytes = 256 << 10, kMinPanelRows = 64;
     const std::int64_t panel = std::max<std::int64_t>(kMinPanelRows, kPanelBytes / std::max<std::int64_t>(1, n * static_cast<std::int64_t>(sizeof(T))));
     for (std::int64_t r0 = 0; r0 < m; r0 += panel) {

@@ -100,3 +100,18 @@ def test_bad_inputs_name_the_op():
         xg.linear(x, g.param("w", np.ones((5, 2), np.float32)), g.param("b", np.ones(2, np.float32)))
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
         xg.linear(x, g.param("w2", np.ones((4, 2), np.float32)), g.param("b2", np.ones(2, np.float32)), "gelu")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,k,n", [(5, 0, 3), (1, 0, 4), (4, 3, 0), (0, 3, 4), (65, 8, 1), (129, 6, 5)])
+def test_empty_thin_and_one_row_panels(dtype, m, k, n):
+    # k = 0: act(bias) in every row; n = 1 and a last panel of one row take BLAS's gemv path.
+    rng = np.random.default_rng(5)
+    X, W, B = (rng.standard_normal(s).astype(dtype) for s in [(m, k), (k, n), (n,)])
+    g = xg.Graph()
+    x = g.input("x", (None, k), dtype=dtype)
+    y = xg.linear(x, g.param("w", W), g.param("b", B), "sigmoid")
+    got = g.compile(y)(x=X)
+    assert got.shape == (m, n)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-(X.astype(np.float64) @ W + B))), rtol=tol, atol=tol)
