@@ -12,8 +12,6 @@ namespace xgrad {
 
 namespace {
 
-constexpr std::size_t kSmallAlignment = 64;
-
 std::size_t huge_rounded(std::size_t n) { return (n + kHugePage - 1) / kHugePage * kHugePage; }
 
 // Maps n bytes (a multiple of kHugePage) at a kHugePage boundary: over-map by one huge page, trim both ends.
@@ -33,9 +31,8 @@ void* map_huge_aligned(std::size_t n) {
 CachingAllocator& large_blocks() {
   // Never destroyed: tensors released during exit may still return blocks.
   static CachingAllocator* cache = new CachingAllocator(
-      [](std::size_t n) { return map_huge_aligned(huge_rounded(n)); },
-      [](void* p, std::size_t n) { munmap(p, huge_rounded(n)); },
-      CachingAllocator::Buckets::rounded, kMaxCachedHostBytes);
+      map_huge_aligned, [](void* p, std::size_t n) { munmap(p, n); },
+      CachingAllocator::Buckets::exact, kMaxCachedHostBytes);  // sizes arrive rounded to whole huge pages
   return *cache;
 }
 
@@ -43,8 +40,8 @@ CachingAllocator& large_blocks() {
 
 void* host_allocate(std::size_t nbytes) {
   if (nbytes >= kLargeBlock) return large_blocks().allocate(huge_rounded(nbytes));  // buckets = mappings
-  const std::size_t rounded = nbytes == 0 ? kSmallAlignment : (nbytes + kSmallAlignment - 1) / kSmallAlignment * kSmallAlignment;
-  void* p = std::aligned_alloc(kSmallAlignment, rounded);
+  const std::size_t rounded = nbytes == 0 ? kHostAlignment : (nbytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
+  void* p = std::aligned_alloc(kHostAlignment, rounded);
   if (!p) throw std::bad_alloc();
   return p;
 }

@@ -15,6 +15,7 @@ struct HostMemoryStats {
   std::size_t large_bytes_cached = 0;  // released, kept for reuse (at most kMaxCachedHostBytes)
 };
 
+constexpr std::size_t kHostAlignment = 64;  // every block; large ones are kHugePage-aligned
 constexpr std::size_t kLargeBlock = std::size_t{1} << 20;
 constexpr std::size_t kMaxCachedHostBytes = std::size_t{256} << 20;
 constexpr std::size_t kHugePage = std::size_t{2} << 20;

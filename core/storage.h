@@ -7,12 +7,13 @@
 #include <memory>
 
 #include "core/device.h"
+#include "core/host_memory.h"
 
 namespace xgrad {
 
 class Storage {
  public:
-  static constexpr std::size_t kAlignment = 64;
+  static constexpr std::size_t kAlignment = kHostAlignment;
 
   static std::shared_ptr<Storage> allocate(std::size_t nbytes, Device device = Device::cpu);
   static std::shared_ptr<Storage> borrow(void* data, std::size_t nbytes, std::shared_ptr<void> owner);
