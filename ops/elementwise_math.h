@@ -62,11 +62,16 @@ constexpr double kInvSqrt2 = 0.70710678118654752;
 constexpr double kGeluTanhScale = 0.79788456080286536;  // sqrt(2 / pi)
 constexpr double kGeluTanhCubic = 0.044715;
 
+// tanh through a class so that one type can have its own: float SIMD batches use a rational approximation
+// (ops/elementwise.h), as xsimd's tanh evaluates both branches of its formula on every lane. Scalars, double
+// batches and CUDA use the library's tanh.
+template <class V> struct Tanh { static XGRAD_HOST_DEVICE V of(V x) { return tanh(x); } };
+
 // Unary.
 struct NegF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return -x; } };
 struct ExpF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return exp(x); } };
 struct LogF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return log(x); } };
-struct TanhF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return tanh(x); } };
+struct TanhF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return Tanh<V>::of(x); } };
 struct SigmoidF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return V(1) / (V(1) + exp(-x)); } };
 struct ReluF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return nan_max(x, V(0)); } };
 struct SquareF { template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return x * x; } };
@@ -105,7 +110,7 @@ struct GeluF {
   explicit GeluF(const Attrs& a) : tanh_form(a.get_int("tanh") != 0) {}
   bool tanh_form;
   template <class V> XGRAD_HOST_DEVICE V operator()(V x) const {
-    if (tanh_form) return V(0.5) * x * (V(1) + tanh(V(kGeluTanhScale) * (x + V(kGeluTanhCubic) * x * x * x)));
+    if (tanh_form) return V(0.5) * x * (V(1) + Tanh<V>::of(V(kGeluTanhScale) * (x + V(kGeluTanhCubic) * x * x * x)));
     return V(0.5) * x * (V(1) + erf(x * V(kInvSqrt2)));
   }
 };

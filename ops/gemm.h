@@ -105,9 +105,12 @@ void for_each_gemm(Tensor a, Tensor b, Tensor& out, bool fold_last_batch_axis, G
   });
 }
 
-// C (m x n, row-major contiguous) = A (m x k) * B (k x n).
+// C (m x n, row-major contiguous) = A (m x k) * B (k x n), k > 0. Products with one row or one column run
+// xgrad's own matrix-vector kernels (ops/gemv.cpp); the rest go to oneDNN or OpenBLAS.
 void gemm_f32(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, MatrixArg b, float* c);
 void gemm_f64(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, MatrixArg b, double* c);
+template <class T>
+void gemv(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, MatrixArg b, T* c);  // m == 1 or n == 1
 // Which library runs them: "oneDNN sgemm" or "OpenBLAS sgemm"; float64 is always "OpenBLAS dgemm".
 const char* gemm_library(DType dtype);
 inline std::string gemm_note(DType dtype, const Attrs&) { return gemm_library(dtype); }  // OpDef::kernel_note

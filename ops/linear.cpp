@@ -39,6 +39,13 @@ template <class T, class Act>
 void bias_and_activation(T* c, const T* bias, std::int64_t rows, std::int64_t n, const Act& act) {
   using B = kernels::Batch<T>;
   constexpr std::int64_t lanes = B::size;
+  if (n == 1) {  // one column (a regression's X @ w + b): the rows are one contiguous run with one bias
+    const B b(bias[0]);
+    std::int64_t i = 0;
+    for (; i + lanes <= rows; i += lanes) act(B::load_unaligned(c + i) + b).store_unaligned(c + i);
+    for (; i < rows; ++i) c[i] = act(c[i] + bias[0]);
+    return;
+  }
   for (std::int64_t r = 0; r < rows; ++r) {
     T* row = c + r * n;
     std::int64_t j = 0;
