@@ -5,10 +5,8 @@ raw/xgrad shows what xgrad's graph and program layers cost on top of BLAS.
 """
 import ctypes
 import ctypes.util
-import time
-
 import numpy as np
-from timing import torch_all_cores
+from timing import best_time as _best_seconds, torch_all_cores
 torch = torch_all_cores()
 
 import xgrad as xg
@@ -28,14 +26,8 @@ def load_openblas():
     raise RuntimeError("OpenBLAS not found")
 
 
-def best_time(fn, repeats=7):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times) * 1e3
+def best_time(fn):
+    return _best_seconds(fn) * 1e3  # milliseconds
 
 
 def main():
@@ -47,8 +39,8 @@ def main():
     p = ctypes.c_void_p
     sgemm.argtypes = [i, i, i, i, i, i, f, p, i, p, i, f, p, i]
     print(f"torch threads {torch.get_num_threads()}")
-    print(f"{'n':>6} {'xgrad ms':>10} {'sgemm ms':>10} {'numpy ms':>10} {'torch ms':>10} {'sgemm/xgrad':>12} {'torch/xgrad':>12}")
-    for n in (1024, 2048):
+    print(f"{'n':>6} {'xgrad ms':>10} {'sgemm ms':>10} {'numpy ms':>10} {'torch ms':>10} {'sgemm/xgrad':>12} {'torch/xgrad':>12} {'best/xgrad':>11}")
+    for n in (256, 1024, 2048):
         rng = np.random.default_rng(n)
         A = rng.standard_normal((n, n)).astype(np.float32)
         B = rng.standard_normal((n, n)).astype(np.float32)
@@ -68,7 +60,7 @@ def main():
         tr = best_time(raw)
         tn = best_time(lambda: A @ B)
         tt = best_time(lambda: ta @ tb)
-        print(f"{n:>6} {tx:10.2f} {tr:10.2f} {tn:10.2f} {tt:10.2f} {tr / tx:11.3f}x {tt / tx:11.2f}x")
+        print(f"{n:>6} {tx:10.2f} {tr:10.2f} {tn:10.2f} {tt:10.2f} {tr / tx:11.3f}x {tt / tx:11.2f}x {min(tr, tt) / tx:10.2f}x")
 
 
 if __name__ == "__main__":

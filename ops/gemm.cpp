@@ -3,11 +3,14 @@
 #include <cblas.h>
 
 #if defined(XGRAD_HAVE_DNNL)
+#include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include <algorithm>
 #include <string>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #endif
 
 namespace xgrad::blas {
@@ -25,17 +28,90 @@ void blas_gemm(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, Matr
 
 }  // namespace
 
-void gemm_f32(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, MatrixArg b, float* c) {
-  if (m == 1 || n == 1) return gemv(m, n, k, a, b, c);
 #if defined(XGRAD_HAVE_DNNL)
-  // oneDNN's sgemm is row-major, like ours; it JITs AVX-512 kernels where the CPU has them.
+namespace {
+
+// Debian's oneDNN threads its sgemm with OpenMP, whose workers spin for milliseconds after every call: on a
+// small machine they hold the cores that our own pool needs for the elementwise steps between the GEMMs. So
+// xgrad splits a large product over its own pool and runs each part with OpenMP held to one thread for
+// that call (the calling thread's setting only, restored after: other OpenMP users in the process keep
+// theirs). libgomp is already loaded as oneDNN's dependency; its two functions are looked up there.
+struct OpenMpThreads {
+  int (*get_max)() = nullptr;
+  void (*set)(int) = nullptr;
+  OpenMpThreads() {
+    if (void* lib = dlopen("libgomp.so.1", RTLD_LAZY | RTLD_NOLOAD)) {
+      get_max = reinterpret_cast<int (*)()>(dlsym(lib, "omp_get_max_threads"));
+      set = reinterpret_cast<void (*)(int)>(dlsym(lib, "omp_set_num_threads"));
+      if (!get_max || !set) get_max = nullptr, set = nullptr;
+    }
+  }
+  static const OpenMpThreads& get() {
+    static const OpenMpThreads instance;
+    return instance;
+  }
+};
+
+class OneOpenMpThread {
+ public:
+  OneOpenMpThread() : omp_(OpenMpThreads::get()), previous_(omp_.get_max ? omp_.get_max() : 1) {
+    if (previous_ != 1) omp_.set(1);
+  }
+  ~OneOpenMpThread() {
+    if (previous_ != 1) omp_.set(previous_);
+  }
+  OneOpenMpThread(const OneOpenMpThread&) = delete;
+  OneOpenMpThread& operator=(const OneOpenMpThread&) = delete;
+
+ private:
+  const OpenMpThreads& omp_;
+  int previous_;
+};
+
+void dnnl_part(std::int64_t m, std::int64_t n, std::int64_t k, const MatrixArg& a, const MatrixArg& b, float* c, std::int64_t ldc) {
+  OneOpenMpThread one;
   const dnnl_status_t status = dnnl_sgemm(a.transposed ? 'T' : 'N', b.transposed ? 'T' : 'N', m, n, k, 1.0f,
                                           static_cast<const float*>(a.data), a.ld, static_cast<const float*>(b.data), b.ld,
-                                          0.0f, c, n);
+                                          0.0f, c, ldc);
   if (status != dnnl_success)
     throw RuntimeError("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(status)) + ") for a " +
                        std::to_string(m) + "x" + std::to_string(k) + " by " + std::to_string(k) + "x" + std::to_string(n) +
                        " product");
+}
+
+// Products below this many multiply-adds (a few microseconds on one core) run whole on the calling thread.
+constexpr std::int64_t kSplitMultiplyAdds = 1 << 19;
+constexpr std::int64_t kSplitAlign = 16;  // rows or columns per part: a multiple of the AVX-512 float width
+
+}  // namespace
+#endif
+
+void gemm_f32(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, MatrixArg b, float* c) {
+  if (m == 1 || n == 1) return gemv(m, n, k, a, b, c);
+#if defined(XGRAD_HAVE_DNNL)
+  // oneDNN's sgemm is row-major, like ours; it JITs AVX-512 kernels where the CPU has them.
+  ThreadPool& pool = ThreadPool::instance();
+  std::int64_t parts = m * n * k >= kSplitMultiplyAdds ? static_cast<std::int64_t>(pool.workers()) + 1 : 1;
+  // Split the dimension whose parts share the smaller operand: columns of b share all of a (m x k), rows of
+  // a share all of b (k x n).
+  const bool split_columns = n >= 2 * kSplitAlign && (m <= n || m < 2 * kSplitAlign);
+  const std::int64_t extent = split_columns ? n : m;
+  parts = std::min(parts, extent / kSplitAlign);
+  if (parts <= 1) return dnnl_part(m, n, k, a, b, c, n);
+  const std::int64_t chunk = ((extent + parts - 1) / parts + kSplitAlign - 1) / kSplitAlign * kSplitAlign;
+  pool.run(static_cast<std::size_t>(parts), [&](std::size_t p) {
+    const std::int64_t lo = std::min(extent, static_cast<std::int64_t>(p) * chunk), hi = std::min(extent, lo + chunk);
+    if (lo >= hi) return;
+    if (split_columns) {  // columns lo.. of b: ld apart when stored transposed, else adjacent
+      MatrixArg bp = b;
+      bp.data = static_cast<const float*>(b.data) + (b.transposed ? lo * b.ld : lo);
+      dnnl_part(m, hi - lo, k, a, bp, c + lo, n);
+    } else {  // rows lo.. of a
+      MatrixArg ap = a;
+      ap.data = static_cast<const float*>(a.data) + (a.transposed ? lo : lo * a.ld);
+      dnnl_part(hi - lo, n, k, ap, b, c + lo * n, n);
+    }
+  });
 #else
   blas_gemm(m, n, k, a, b, c, cblas_sgemm);
 #endif
