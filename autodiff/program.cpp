@@ -76,10 +76,10 @@ struct Context {
 
 constexpr std::int64_t kTile = 4096;         // elements per tile: a few operands stay in L1/L2
 constexpr std::int64_t kMinTiled = 4 * kTile;  // smaller arrays gain nothing from tiling
-// Waking a worker costs tens of microseconds on a virtual machine, so a group is split across threads only when each
-// thread gets at least this many tile-steps (tiles x members): a lone copy-like op from 1M elements, a chain of
-// four from 256K.
-constexpr std::int64_t kTileStepsPerLane = 128;
+// Handing work to a polling worker costs a microsecond or two (waking a sleeping one, tens), so a group is split
+// across threads only when each thread gets at least this many tile-steps (tiles x members, several
+// microseconds of work): a lone copy-like op from 256K elements, a chain of four from 64K.
+constexpr std::int64_t kTileStepsPerLane = 32;
 constexpr std::int64_t kChunksPerLane = 8;     // a split group's tiles go out in this many chunks per thread
 constexpr std::int64_t kMinAloneGroup = 2 * kTileStepsPerLane * kTile;  // a lone elementwise step this large still splits
 

@@ -8,6 +8,8 @@
 #pragma once
 #include <xsimd/xsimd.hpp>
 
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "core/op.h"
@@ -187,8 +189,10 @@ void compare_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
     bool a_whole = false, b_whole = false;
     if (out.is_contiguous() && flat_operand(a, out, a_whole) && flat_operand(b, out, b_whole)) {
       const std::int64_t n = out.numel();
+      auto* yb = reinterpret_cast<std::uint8_t*>(yp);  // bytes vectorize; bool stores do not
+      const T a0 = ap[0], b0 = bp[0];
       with_flags([&](auto aw, auto bw) {
-        for (std::int64_t i = 0; i < n; ++i) yp[i] = F{}(ap[aw ? i : 0], bp[bw ? i : 0]);
+        for (std::int64_t i = 0; i < n; ++i) yb[i] = static_cast<std::uint8_t>(F{}(aw ? ap[i] : a0, bw ? bp[i] : b0));
       }, a_whole, b_whole);
       return;
     }
@@ -198,6 +202,23 @@ void compare_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
       for (std::int64_t i = 0; i < n; ++i) yp[off[0] + i * st[0]] = F{}(ap[off[1] + i * st[1]], bp[off[2] + i * st[2]]);
     });
   });
+}
+
+// c ? a : b as a bit mask, which compilers vectorize: a branch would mispredict on random masks (a ReLU's
+// gradient) and `c ? a : b` on loaded values still compiles to one. Exact for every value, NaN included.
+template <class T>
+inline T select_bits(std::uint8_t c, T a, T b) {  // c: a bool's byte, 0 or 1
+  using Bits = std::conditional_t<sizeof(T) == 8, std::uint64_t,
+               std::conditional_t<sizeof(T) == 4, std::uint32_t, std::conditional_t<sizeof(T) == 2, std::uint16_t, std::uint8_t>>>;
+  static_assert(sizeof(Bits) == sizeof(T));
+  Bits ab, bb;
+  std::memcpy(&ab, &a, sizeof(T));
+  std::memcpy(&bb, &b, sizeof(T));
+  const Bits mask = static_cast<Bits>(Bits(0) - static_cast<Bits>(c));
+  const Bits r = static_cast<Bits>((ab & mask) | (bb & static_cast<Bits>(~mask)));
+  T out;
+  std::memcpy(&out, &r, sizeof(T));
+  return out;
 }
 
 // out = cond ? a : b, broadcasting all three.
@@ -216,7 +237,10 @@ inline void where_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
         flat_operand(b, out, b_whole)) {
       const std::int64_t n = out.numel();
       with_flags([&](auto cw, auto aw, auto bw) {
-        for (std::int64_t i = 0; i < n; ++i) yp[i] = cp[cw ? i : 0] ? ap[aw ? i : 0] : bp[bw ? i : 0];
+        const auto* cb = reinterpret_cast<const std::uint8_t*>(cp);  // bytes vectorize; bools do not
+        const std::uint8_t c0 = cb[0];
+        const T a0 = ap[0], b0 = bp[0];  // held in registers: stores to yp could alias them
+        for (std::int64_t i = 0; i < n; ++i) yp[i] = select_bits(cw ? cb[i] : c0, aw ? ap[i] : a0, bw ? bp[i] : b0);
       }, c_whole, a_whole, b_whole);
       return;
     }
