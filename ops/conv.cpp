@@ -14,6 +14,8 @@
 #include "ops/conv_geometry.h"
 #include "ops/elementwise.h"
 #include "ops/spatial.h"
+#include "core/thread_pool.h"
+#include "ops/conv_direct.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
 
@@ -171,55 +173,90 @@ void col2im(const T* col, const ConvGeometry& g, T* x) {
       }
 }
 
+// Images are independent, so a batch whose convolution is worth splitting (a few microseconds per thread and
+// more) is cut into contiguous ranges of images, one per thread: fn(first, end, part) for part < parts().
+struct ImageSplit {
+  std::int64_t images, parts;
+  ImageSplit(const ConvGeometry& g) : images(g.n), parts(1) {
+    constexpr std::int64_t kSplitMultiplyAdds = 1 << 19;
+    if (g.n * g.co * g.cols() * g.k() >= kSplitMultiplyAdds)
+      parts = std::min<std::int64_t>(g.n, static_cast<std::int64_t>(ThreadPool::instance().workers()) + 1);
+  }
+  template <class Fn>
+  void run(Fn&& fn) const {
+    if (parts <= 1) return fn(std::int64_t{0}, images, std::int64_t{0});
+    ThreadPool::instance().run(static_cast<std::size_t>(parts), [&](std::size_t p) {
+      const auto part = static_cast<std::int64_t>(p);
+      fn(images * part / parts, images * (part + 1) / parts, part);
+    });
+  }
+};
+
 // Per image and group: y_g (cog x cols) = w_g (cog x k) @ col (k x cols).
 template <class T>
 void conv_forward(const T* x, const T* w, T* y, const ConvGeometry& g) {
   const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
-  T* col = g.direct() ? nullptr : scratch<T>(k * cols);
-  for (std::int64_t n = 0; n < g.n; ++n)
-    for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
-      const T* xg = x + (n * g.c + grp * g.cg()) * g.h * g.w;
-      if (col) im2col(xg, g, col);
-      gemm<T>(cog, cols, k, {w + grp * cog * k, false, k}, {col ? col : xg, false, cols}, y + (n * g.co + grp * cog) * cols);
-    }
+  const bool direct_kernel = direct_conv_applies(g);
+  ImageSplit(g).run([&](std::int64_t first, std::int64_t end, std::int64_t) {
+    if (direct_kernel) return direct_conv_images(x, w, y, g, first, end);
+    T* col = g.direct() ? nullptr : scratch<T>(k * cols);  // this thread's
+    for (std::int64_t n = first; n < end; ++n)
+      for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
+        const T* xg = x + (n * g.c + grp * g.cg()) * g.h * g.w;
+        if (col) im2col(xg, g, col);
+        gemm<T>(cog, cols, k, {w + grp * cog * k, false, k}, {col ? col : xg, false, cols}, y + (n * g.co + grp * cog) * cols);
+      }
+  });
 }
 
 // Per image and group: col (k x cols) = w_g^T @ dy_g, then col2im into dx.
 template <class T>
 void conv_grad_input(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
   const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
-  T* col = g.direct() ? nullptr : scratch<T>(k * cols);
-  if (col) std::fill(dx, dx + g.n * g.c * g.h * g.w, T(0));
-  for (std::int64_t n = 0; n < g.n; ++n)
-    for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
-      T* dxg = dx + (n * g.c + grp * g.cg()) * g.h * g.w;
-      gemm<T>(k, cols, cog, {w + grp * cog * k, true, k}, {dy + (n * g.co + grp * cog) * cols, false, cols}, col ? col : dxg);
-      if (col) col2im(col, g, dxg);
-    }
+  const std::int64_t image = g.c * g.h * g.w;
+  ImageSplit(g).run([&](std::int64_t first, std::int64_t end, std::int64_t) {
+    T* col = g.direct() ? nullptr : scratch<T>(k * cols);
+    if (col) std::fill(dx + first * image, dx + end * image, T(0));
+    for (std::int64_t n = first; n < end; ++n)
+      for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
+        T* dxg = dx + (n * g.c + grp * g.cg()) * g.h * g.w;
+        gemm<T>(k, cols, cog, {w + grp * cog * k, true, k}, {dy + (n * g.co + grp * cog) * cols, false, cols}, col ? col : dxg);
+        if (col) col2im(col, g, dxg);
+      }
+  });
 }
 
-// Per group: dw_g (cog x k) = sum over images of dy_g (cog x cols) @ col^T.
-// BLAS here overwrites its result, so images after the first go through a
-// small accumulator.
+// Per group: dw_g (cog x k) = sum over images of dy_g (cog x cols) @ col^T. BLAS here overwrites its result,
+// so images after a range's first go through a small accumulator; each thread sums its images into its own
+// copy of dw (the first thread's is dw itself), added up at the end.
 template <class T>
 void conv_grad_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
   const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
   std::fill(dw, dw + g.co * k, T(0));
   if (g.n == 0) return;
-  const std::int64_t col_size = g.direct() ? 0 : k * cols;
-  T* buffer = scratch<T>(col_size + cog * k);
-  T* col = g.direct() ? nullptr : buffer;
-  T* acc = buffer + col_size;
-  for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
-    T* dwg = dw + grp * cog * k;
-    for (std::int64_t n = 0; n < g.n; ++n) {
-      const T* xg = x + (n * g.c + grp * g.cg()) * g.h * g.w;
-      if (col) im2col(xg, g, col);
-      T* dst = n == 0 ? dwg : acc;
-      gemm<T>(cog, k, cols, {dy + (n * g.co + grp * cog) * cols, false, cols}, {col ? col : xg, true, cols}, dst);
-      if (n > 0)
-        for (std::int64_t i = 0; i < cog * k; ++i) dwg[i] += acc[i];
+  const ImageSplit split(g);
+  std::vector<T> partials(static_cast<std::size_t>((split.parts - 1) * g.co * k), T(0));
+  split.run([&](std::int64_t first, std::int64_t end, std::int64_t part) {
+    T* mine = part == 0 ? dw : partials.data() + (part - 1) * g.co * k;
+    const std::int64_t col_size = g.direct() ? 0 : k * cols;
+    T* buffer = scratch<T>(col_size + cog * k);
+    T* col = g.direct() ? nullptr : buffer;
+    T* acc = buffer + col_size;
+    for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {
+      T* dwg = mine + grp * cog * k;
+      for (std::int64_t n = first; n < end; ++n) {
+        const T* xg = x + (n * g.c + grp * g.cg()) * g.h * g.w;
+        if (col) im2col(xg, g, col);
+        T* dst = n == first ? dwg : acc;
+        gemm<T>(cog, k, cols, {dy + (n * g.co + grp * cog) * cols, false, cols}, {col ? col : xg, true, cols}, dst);
+        if (n > first)
+          for (std::int64_t i = 0; i < cog * k; ++i) dwg[i] += acc[i];
+      }
     }
+  });
+  for (std::int64_t part = 1; part < split.parts; ++part) {
+    const T* p = partials.data() + (part - 1) * g.co * k;
+    for (std::int64_t i = 0; i < g.co * k; ++i) dw[i] += p[i];
   }
 }
 

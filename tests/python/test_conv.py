@@ -90,6 +90,11 @@ CASES = [
     _conv("conv2d-depthwise", (2, 3, 4, 5), (6, 1, 3, 3), groups=3, padding=1),
     _conv("conv2d-1x1", (2, 3, 4, 3), (5, 3, 1, 1), second_order="strict"),  # reads x as its own column matrix
     _conv("conv2d-1x1-stride2", (2, 3, 5, 4), (2, 3, 1, 1), stride=2),
+    # rows of 8 and more at stride 1 run the direct kernel (ops/conv_direct.cpp): whole and partial chunks of
+    # output pixels, blocks of 8, 4, 2 and 1 output channels, asymmetric padding, a 1x1 kernel
+    _conv("conv2d-direct-rows", (2, 3, 5, 37), (5, 3, 3, 3), padding=1, second_order="strict"),
+    _conv("conv2d-direct-channel-blocks", (1, 2, 4, 9), (15, 2, 2, 3), padding=(0, 2)),
+    _conv("conv2d-direct-1x1", (2, 3, 2, 17), (3, 3, 1, 1)),
     _conv("conv2d-kernel-fills-padded-input", (1, 2, 3, 2), (2, 2, 5, 4), padding=1),
     Case("conv2d-same", "conv2d", lambda x, w: xg.conv2d(x, w, padding="same", dilation=(1, 2)),
          lambda x, w: np_conv2d(x, w, padding=(1, 2), dilation=(1, 2)), [_any(1, 2, 5, 4), _any(3, 2, 3, 3)]),
@@ -185,6 +190,28 @@ def test_conv2d_matches_torch(kw, dtype):
     theirs = _torch_with_grads(lambda x, w, b: F.conv2d(x, w, b, **kw), [x, w, b], R, dtype)
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
     for name, a, t in zip(["y", "dx", "dw", "db"], ours, theirs):
+        np.testing.assert_allclose(a, t, err_msg=name, **tol)
+
+
+DIRECT = [  # (x shape, w shape, padding): batches large enough to split across threads
+    ((32, 3, 32, 32), (16, 3, 3, 3), 1),
+    ((5, 7, 11, 40), (9, 7, 3, 5), (2, 0)),
+    ((4, 20, 8, 8), (8, 20, 3, 3), 1),  # 180 taps: still direct
+    ((3, 40, 9, 9), (6, 40, 3, 3), 1),  # 360 taps: im2col + GEMM
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape,w_shape,padding", DIRECT)
+def test_conv2d_direct_kernel_matches_torch_on_batches(x_shape, w_shape, padding, dtype):
+    F = _torch().nn.functional
+    x, w = _any(*x_shape), _any(*w_shape)
+    ours, R = _run_with_grads(lambda x, w: xg.conv2d(x, w, padding=padding), [x, w], dtype)
+    theirs = _torch_with_grads(lambda x, w: F.conv2d(x, w, padding=padding), [x, w], R, dtype)
+    for name, a, t in zip(["y", "dx", "dw"], ours, theirs):
+        # float32 sums over a whole batch (dw: 32K terms) round at about 1e-5 of their largest term
+        scale = np.abs(t).max()
+        tol = dict(rtol=1e-4, atol=5e-5 * scale) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12 * scale)
         np.testing.assert_allclose(a, t, err_msg=name, **tol)
 
 

@@ -1,0 +1,119 @@
+// Direct convolution for the common case (stride 1, no dilation, one group): each output row of a block of
+// output channels is accumulated in registers, tap by tap, from a zero-padded copy of the image. im2col + GEMM
+// writes and reads a column matrix kh*kw times the image's size for every image; for the small channel
+// counts of early layers (3 input channels: K = 27) that traffic costs as much as the multiply-adds, and GEMM
+// libraries run such thin K poorly. Here the input row stays in L1 and every load feeds OCB FMAs.
+#include "ops/conv_direct.h"
+
+#include <algorithm>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+namespace xgrad {
+
+namespace {
+
+template <class T> using Vec = xsimd::batch<T>;
+
+// One image's input, zero-padded: rows wide enough that every vector load of an output chunk stays inside.
+template <class T>
+struct PaddedImage {
+  std::int64_t rows, width;  // per channel
+  std::vector<T> data;
+
+  PaddedImage(const ConvGeometry& g, std::int64_t chunk)
+      : rows(g.ho + g.kh - 1), width((g.wo + chunk - 1) / chunk * chunk + g.kw - 1) {}
+
+  void fill(const T* x, const ConvGeometry& g) {
+    data.assign(static_cast<std::size_t>(g.c * rows * width), T(0));
+    const auto [ph, pw] = g.p.padding;
+    for (std::int64_t c = 0; c < g.c; ++c)
+      for (std::int64_t ih = 0; ih < g.h; ++ih) {
+        const std::int64_t r = ih + ph;
+        if (r < 0 || r >= rows) continue;
+        const T* src = x + (c * g.h + ih) * g.w;
+        T* dst = data.data() + (c * rows + r) * width;
+        for (std::int64_t iw = 0; iw < g.w; ++iw) {
+          const std::int64_t col = iw + pw;
+          if (col >= 0 && col < width) dst[col] = src[iw];
+        }
+      }
+  }
+  const T* row(std::int64_t c, std::int64_t r) const { return data.data() + (c * rows + r) * width; }
+};
+
+// y[oc0 + o][oh][ow0 : ow0 + count] for o < OCB: two vectors of output pixels per channel, every tap of every
+// input channel accumulated in registers (OCB x 2 accumulators).
+template <class T, int OCB>
+void output_block(const PaddedImage<T>& xp, const T* w, const ConvGeometry& g, std::int64_t oc0, std::int64_t oh,
+                  std::int64_t ow0, std::int64_t count, T* y) {
+  constexpr std::int64_t L = Vec<T>::size;
+  const std::int64_t k = g.c * g.kh * g.kw;
+  Vec<T> lo[OCB], hi[OCB];
+  for (int o = 0; o < OCB; ++o) lo[o] = hi[o] = Vec<T>(T(0));
+  const T* wb = w + oc0 * k;
+  for (std::int64_t c = 0; c < g.c; ++c)
+    for (std::int64_t i = 0; i < g.kh; ++i) {
+      const T* row = xp.row(c, oh + i) + ow0;
+      const T* wt = wb + (c * g.kh + i) * g.kw;
+      for (std::int64_t j = 0; j < g.kw; ++j) {
+        const Vec<T> a = Vec<T>::load_unaligned(row + j), b = Vec<T>::load_unaligned(row + j + L);
+#pragma GCC unroll 8
+        for (int o = 0; o < OCB; ++o) {
+          const Vec<T> wv(wt[o * k + j]);
+          lo[o] = xsimd::fma(wv, a, lo[o]);
+          hi[o] = xsimd::fma(wv, b, hi[o]);
+        }
+      }
+    }
+  const std::int64_t plane = g.ho * g.wo;
+  for (int o = 0; o < OCB; ++o) {
+    T* dst = y + (oc0 + o) * plane + oh * g.wo + ow0;
+    if (count == 2 * L) {
+      lo[o].store_unaligned(dst);
+      hi[o].store_unaligned(dst + L);
+    } else {  // the row's last, partial chunk
+      alignas(64) T tmp[2 * L];
+      lo[o].store_aligned(tmp);
+      hi[o].store_aligned(tmp + L);
+      std::copy(tmp, tmp + count, dst);
+    }
+  }
+}
+
+template <class T>
+void direct_image(const T* x, const T* w, T* y, const ConvGeometry& g, PaddedImage<T>& xp) {
+  constexpr std::int64_t chunk = 2 * Vec<T>::size;
+  xp.fill(x, g);
+  for (std::int64_t oh = 0; oh < g.ho; ++oh)
+    for (std::int64_t ow0 = 0; ow0 < g.wo; ow0 += chunk) {
+      const std::int64_t count = std::min(chunk, g.wo - ow0);
+      std::int64_t oc = 0;
+      for (; oc + 8 <= g.co; oc += 8) output_block<T, 8>(xp, w, g, oc, oh, ow0, count, y);
+      if (oc + 4 <= g.co) output_block<T, 4>(xp, w, g, oc, oh, ow0, count, y), oc += 4;
+      if (oc + 2 <= g.co) output_block<T, 2>(xp, w, g, oc, oh, ow0, count, y), oc += 2;
+      if (oc < g.co) output_block<T, 1>(xp, w, g, oc, oh, ow0, count, y);
+    }
+}
+
+}  // namespace
+
+bool direct_conv_applies(const ConvGeometry& g) {
+  // Wide enough rows to fill most of two vectors, and few enough input channels that im2col's column matrix is
+  // the cost (deep layers have a K that GEMMs run well).
+  return g.p.groups == 1 && g.p.stride == Pair{1, 1} && g.p.dilation == Pair{1, 1} && g.wo >= 8 &&
+         g.c * g.kh * g.kw <= 256 && g.p.padding[0] >= 0 && g.p.padding[1] >= 0;
+}
+
+template <class T>
+void direct_conv_images(const T* x, const T* w, T* y, const ConvGeometry& g, std::int64_t first, std::int64_t end) {
+  PaddedImage<T> xp(g, 2 * Vec<T>::size);
+  for (std::int64_t n = first; n < end; ++n)
+    direct_image(x + n * g.c * g.h * g.w, w, y + n * g.co * g.ho * g.wo, g, xp);
+}
+
+template void direct_conv_images<float>(const float*, const float*, float*, const ConvGeometry&, std::int64_t, std::int64_t);
+template void direct_conv_images<double>(const double*, const double*, double*, const ConvGeometry&, std::int64_t, std::int64_t);
+
+}  // namespace xgrad

@@ -1,0 +1,20 @@
+// Direct convolution (stride 1, no dilation, one group) for the CPU forward kernel: see ops/conv_direct.cpp.
+#pragma once
+#include <cstdint>
+
+#include "ops/conv_geometry.h"
+
+// Internal to the library: not exported from libxgrad.so.
+#pragma GCC visibility push(hidden)
+
+namespace xgrad {
+
+// Whether the direct kernel runs this convolution (else im2col + GEMM).
+bool direct_conv_applies(const ConvGeometry& g);
+
+// y for images [first, end) of the batch: x (n, c, h, w), w (co, c, kh, kw), y (n, co, ho, wo), contiguous.
+template <class T>
+void direct_conv_images(const T* x, const T* w, T* y, const ConvGeometry& g, std::int64_t first, std::int64_t end);
+
+}  // namespace xgrad
+#pragma GCC visibility pop
