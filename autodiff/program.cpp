@@ -763,9 +763,12 @@ std::string Program::to_string() const {
     os << ")";
     if (!step.attrs.items().empty()) os << " {" << step.attrs.to_string() << "}";
     os << " -> " << xgrad::to_string(p.values[step.out].type);
-    if (step.op->kernel_note() && p.device == Device::cpu)
-      if (const std::string note = step.op->kernel_note()(p.values[step.out].type.dtype, step.attrs); !note.empty())
+    if (step.op->kernel_note() && p.device == Device::cpu) {
+      std::vector<TensorType> inputs;
+      for (int v : step.inputs) inputs.push_back(p.values[static_cast<std::size_t>(v)].type);
+      if (const std::string note = step.op->kernel_note()(inputs, p.values[step.out].type, step.attrs); !note.empty())
         os << " [" << note << "]";
+    }
   }
   std::lock_guard<std::mutex> lock(p.plans_mutex);
   for (const auto& [signature, plan] : p.plans) {

@@ -34,8 +34,9 @@ using ViewFn = Tensor (*)(const Tensor* const* inputs, const Shape& out_shape, c
 // output have `dtype`. Tiled groups call it once per tile, with no Tensor in between.
 using SpanFn = void (*)(const void* const* in, const bool* scalar, void* out, std::int64_t n, DType dtype,
                         const Attrs& attrs);
-// What print(program) says about the kernel a step runs (the library behind it, what it fused), or "".
-using KernelNoteFn = std::string (*)(DType dtype, const Attrs& attrs);
+// What print(program) says about the kernel a step runs (the library behind it, what it fused), or "", from
+// the step's static input and output types (a dimension may be dynamic) and attributes.
+using KernelNoteFn = std::string (*)(const std::vector<TensorType>& inputs, const TensorType& out, const Attrs& attrs);
 // Decides at plan time (given input layouts) whether a view op can alias.
 using AliasIfFn = bool (*)(const Tensor* const* inputs, const Shape& out_shape, const Attrs& attrs);
 

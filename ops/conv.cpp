@@ -438,21 +438,34 @@ std::string lower_conv2d_grad_weight(OnnxLowerCtx& c) {  // (x, dy, like w)
 // Gradients follow from T(x, w, dy): the cotangent g takes the place of the
 // argument the op's output stands for.
 
-const OpDef& conv2d_op = register_op(OpDef("conv2d").arity(2).infer(infer_conv2d).kernel(conv2d_kernel).kernel_note(blas::gemm_note).onnx(lower_conv2d)
+// What print(program) says: the direct kernel where the static shapes select it, else im2col and the GEMM library.
+std::string im2col_note(const std::vector<TensorType>&, const TensorType& out, const Attrs&) {
+  return std::string("im2col + ") + blas::gemm_library(out.dtype);
+}
+
+std::string conv2d_note(const std::vector<TensorType>& in, const TensorType& out, const Attrs& attrs) {
+  const Shape &x = in[0].shape, &w = in[1].shape;
+  const bool known = std::all_of(w.begin(), w.end(), [](std::int64_t d) { return d != kDynamic; }) && x[1] != kDynamic &&
+                     out.shape[3] != kDynamic;
+  if (!known) return "xgrad direct convolution or " + im2col_note(in, out, attrs);
+  return direct_conv_applies(conv_geometry(x, w, out.shape, attrs)) ? "xgrad direct convolution" : im2col_note(in, out, attrs);
+}
+
+const OpDef& conv2d_op = register_op(OpDef("conv2d").arity(2).infer(infer_conv2d).kernel(conv2d_kernel).kernel_note(conv2d_note).onnx(lower_conv2d)
     .grad([](const GradCtx& c) {
       const Conv2dParams p = conv_params_of(c.attrs);
       return G{conv2d_grad_input(c.dy, c.x(1), c.x(0), p), conv2d_grad_weight(c.x(0), c.dy, c.x(1), p)};
     }));
 
 const OpDef& conv2d_grad_input_op = register_op(
-    OpDef("conv2d_grad_input").arity(3).infer(infer_grad_input).kernel(conv2d_grad_input_kernel).kernel_note(blas::gemm_note).onnx(lower_conv2d_grad_input)
+    OpDef("conv2d_grad_input").arity(3).infer(infer_grad_input).kernel(conv2d_grad_input_kernel).kernel_note(im2col_note).onnx(lower_conv2d_grad_input)
         .grad([](const GradCtx& c) {  // inputs (dy, w, like)
           const Conv2dParams p = conv_params_of(c.attrs);
           return G{conv2d(c.dy, c.x(1), p), conv2d_grad_weight(c.dy, c.x(0), c.x(1), p), Var()};
         }));
 
 const OpDef& conv2d_grad_weight_op = register_op(
-    OpDef("conv2d_grad_weight").arity(3).infer(infer_grad_weight).kernel(conv2d_grad_weight_kernel).kernel_note(blas::gemm_note)
+    OpDef("conv2d_grad_weight").arity(3).infer(infer_grad_weight).kernel(conv2d_grad_weight_kernel).kernel_note(im2col_note)
         .onnx(lower_conv2d_grad_weight)
         .grad([](const GradCtx& c) {  // inputs (x, dy, like)
           const Conv2dParams p = conv_params_of(c.attrs);

@@ -117,6 +117,19 @@ void gemm_f32(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, Matri
 #endif
 }
 
+std::string product_note(DType dtype, std::int64_t rows, std::int64_t cols) {
+  if (rows == 1 || cols == 1) return "xgrad gemv";
+  std::string note = gemm_library(dtype);
+  if (rows == kDynamic || cols == kDynamic) note += ", xgrad gemv at one row";
+  return note;
+}
+
+std::string matmul_note(const std::vector<TensorType>&, const TensorType& out, const Attrs&) {
+  const Shape& s = out.shape;
+  const std::int64_t rows = s.size() >= 2 ? s[s.size() - 2] : 1, cols = s.empty() ? 1 : s.back();
+  return product_note(out.dtype, rows, cols);
+}
+
 const char* gemm_library(DType dtype) {
 #if defined(XGRAD_HAVE_DNNL)
   if (dtype == DType::float32) return "oneDNN sgemm";

@@ -4,8 +4,11 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "core/attrs.h"
+#include "core/op.h"
 #include "core/strided_loop.h"
 #include "core/tensor.h"
 
@@ -113,7 +116,11 @@ template <class T>
 void gemv(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, MatrixArg b, T* c);  // m == 1 or n == 1
 // Which library runs them: "oneDNN sgemm" or "OpenBLAS sgemm"; float64 is always "OpenBLAS dgemm".
 const char* gemm_library(DType dtype);
-inline std::string gemm_note(DType dtype, const Attrs&) { return gemm_library(dtype); }  // OpDef::kernel_note
+// Which kernel runs a product with output rows x cols (either may be kDynamic): xgrad's gemv for one row or
+// column, else the GEMM library (and gemv again where a dynamic size turns out to be 1).
+std::string product_note(DType dtype, std::int64_t rows, std::int64_t cols);
+// OpDef::kernel_note of matmul.
+std::string matmul_note(const std::vector<TensorType>& inputs, const TensorType& out, const Attrs&);
 
 }  // namespace xgrad::blas
 #pragma GCC visibility pop

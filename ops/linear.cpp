@@ -101,9 +101,10 @@ void linear_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   });
 }
 
-std::string linear_note(DType dtype, const Attrs& attrs) {
+std::string linear_note(const std::vector<TensorType>&, const TensorType& out, const Attrs& attrs) {
   const std::int64_t act = std::clamp<std::int64_t>(attrs.get_int("activation"), kNone, kSigmoid);
-  return std::string(blas::gemm_library(dtype)) + ", epilogue fused: + bias" + (act == kNone ? "" : std::string(", ") + kActivationNames[act]);
+  return blas::product_note(out.dtype, out.shape[0], out.shape[1]) + ", epilogue fused: + bias" +
+         (act == kNone ? "" : std::string(", ") + kActivationNames[act]);
 }
 
 const OpDef& linear_op = register_op(

@@ -55,7 +55,7 @@ Var transpose_last2(Var x) {
   return transpose(x, perm);
 }
 
-const OpDef& matmul_op = register_op(OpDef("matmul").arity(2).infer(infer_matmul).kernel(matmul_kernel).kernel_note(blas::gemm_note).onnx("MatMul")
+const OpDef& matmul_op = register_op(OpDef("matmul").arity(2).infer(infer_matmul).kernel(matmul_kernel).kernel_note(blas::matmul_note).onnx("MatMul")
     .grad([](const GradCtx& c) {
       return G{sum_to_like(matmul(c.dy, transpose_last2(c.x(1))), c.x(0)),
                sum_to_like(matmul(transpose_last2(c.x(0)), c.dy), c.x(1))};

@@ -351,6 +351,18 @@ def _reference_step(x, w, b):
     return [y.detach().numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()]
 
 
+def test_print_names_the_convolution_kernel():
+    g = xg.Graph()
+    x, xs = g.input("x", (None, 3, 32, 32)), g.input("xs", (None, 3, 5, 5))
+    w = g.param("w", np.zeros((16, 3, 3, 3), np.float32))
+    y, ys = xg.conv2d(x, w, padding=1), xg.conv2d(xs, w, padding=1)
+    lines = str(g.compile([y, ys] + xg.grad(xg.sum(y), [x]))).splitlines()
+    notes = [line.rsplit(" [", 1)[1] for line in lines if "= conv2d" in line]
+    assert notes[0].startswith("xgrad direct convolution]"), notes  # rows of 32
+    assert notes[1].startswith("im2col + "), notes  # rows of 5: too short for the direct kernel
+    assert any(n.startswith("im2col + ") for n in notes[2:]), notes  # the gradients
+
+
 def test_program_runs_at_several_batch_sizes():
     prog, w, b = _train_step_program()
     for n in (4, 1, 7, 4):

@@ -38,8 +38,19 @@ def test_matmul_matches_a_float64_reference(dtype, a_shape, b_shape, ta, tb):
     tol = (1e-5 if dtype == np.float32 else 1e-12) * np.sqrt(max(k, 1))
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
     library = "[OpenBLAS dgemm]" if dtype == np.float64 else ("[oneDNN sgemm]", "[OpenBLAS sgemm]")
+    if 1 in want.shape[-2:]:
+        library = "[xgrad gemv]"  # one row or column: xgrad's matrix-vector kernels (test_gemv.py)
     text = next(line for line in str(prog).splitlines() if "= matmul(" in line)
     assert (library in text) if isinstance(library, str) else any(lib in text for lib in library), text
+
+
+def test_print_names_the_kernel_for_dynamic_batches():
+    g = xg.Graph()
+    x = g.input("x", (None, 64))
+    w = g.param("w", np.zeros((64, 32), np.float32))
+    v = g.param("v", np.zeros((64, 1), np.float32))
+    text = str(g.compile([x @ w, x @ v]))
+    assert "sgemm, xgrad gemv at one row]" in text and "[xgrad gemv]" in text, text
 
 
 def test_strided_operands_are_read_in_place_or_packed_correctly():
