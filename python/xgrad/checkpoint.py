@@ -22,8 +22,6 @@ every compiled Program sees them and the outputs are bit-identical to those
 of the graph that was saved.
 """
 import os
-import tempfile
-import zipfile
 
 import numpy as np
 
@@ -72,6 +70,8 @@ def save(path, target):
     """Writes the values of target's params (see ``named_params``) to the .npz file ``path``."""
     params = named_params(target)
     path = os.fspath(path)
+    import tempfile  # here, not at module level: `import xgrad` should not pay for them
+    import zipfile
     fd, tmp = tempfile.mkstemp(prefix=".xgrad-", suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
     os.close(fd)
     os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is an ordinary data file
