@@ -39,6 +39,57 @@ bool match_bias_add(const Node* add, const std::unordered_map<const Node*, int>&
   return false;
 }
 
+// An op's axis attribute `name`, made non-negative for its first input's rank.
+std::int64_t axis_of(const Node* n, const char* name) {
+  const std::int64_t axis = n->attrs().get_int(name);
+  return axis < 0 ? axis + static_cast<std::int64_t>(n->inputs()[0]->type().shape.size()) : axis;
+}
+
+// Whether an index column of `index_rows` can serve `rows` rows: as many, one for all, or known only at run time
+// (where the kernel checks, as take_along_axis would).
+bool rows_match(std::int64_t index_rows, std::int64_t rows) {
+  return index_rows == rows || index_rows == 1 || index_rows == kDynamic || rows == kDynamic;
+}
+
+// log_softmax(x, 1) of a 2-D x.
+bool is_row_log_softmax(const Node* n) {
+  return is_op(n, "log_softmax") && n->type().shape.size() == 2 && axis_of(n, "axis") == 1;
+}
+
+// take_along_axis(log_softmax(x, 1), idx, 1) with idx (N or 1, 1): the logits x.
+const Node* match_log_softmax_take(const Node* n) {
+  if (!is_op(n, "take_along_axis") || axis_of(n, "axis") != 1 || !is_row_log_softmax(n->inputs()[0])) return nullptr;
+  const Shape& idx = n->inputs()[1]->type().shape;
+  const Shape& x = n->inputs()[0]->type().shape;
+  if (idx.size() != 2 || idx[1] != 1 || !rows_match(idx[0], x[0])) return nullptr;
+  return n->inputs()[0]->inputs()[0];
+}
+
+// log_softmax's gradient A - exp(log_softmax(x, 1)) * sum(A, 1, keepdims) where A scatters d into zeros at idx
+// (take_along_axis's gradient): x, idx and d, or false.
+bool match_log_softmax_take_grad(const Node* n, const Node*& x, const Node*& idx, const Node*& d) {
+  if (!is_op(n, "sub")) return false;
+  const Node* a = n->inputs()[0];
+  const Node* product = n->inputs()[1];
+  if (!is_op(a, "take_along_axis_grad") || axis_of(a, "axis") != 1 || !is_op(product, "mul")) return false;
+  const Node* ls = a->inputs()[2];  // the "like" input: the log-probabilities themselves
+  if (!is_row_log_softmax(ls) || n->type().shape != ls->type().shape) return false;
+  for (int side = 0; side < 2; ++side) {
+    const Node* e = product->inputs()[static_cast<std::size_t>(side)];
+    const Node* s = product->inputs()[static_cast<std::size_t>(1 - side)];
+    if (!is_op(e, "exp") || e->inputs()[0] != ls || !is_op(s, "sum") || s->inputs()[0] != a) continue;
+    const auto& axes = s->attrs().get_ints("axes");
+    if (axes.size() != 1 || (axes[0] != 1 && axes[0] != -1) || s->attrs().get_int("keepdims") != 1) continue;
+    const Shape& ix = a->inputs()[1]->type().shape;
+    if (ix.size() != 2 || ix[1] != 1 || !rows_match(ix[0], ls->type().shape[0])) return false;
+    x = ls->inputs()[0];
+    idx = a->inputs()[1];
+    d = a->inputs()[0];
+    return d->type().shape.size() == 2 && d->type().shape[1] == 1;
+  }
+  return false;
+}
+
 const char* activation_of(const Node* n) {
   if (is_op(n, "relu")) return "relu";
   if (is_op(n, "tanh")) return "tanh";
@@ -72,8 +123,12 @@ std::vector<Var> fuse_gemm_epilogues(const std::vector<Var>& roots) {
         inputs.push_back(twin != same_shape.end() ? twin->second : mapped.at(in));
         changed = changed || inputs.back().node() != in;
       }
-      const Node *product = nullptr, *bias = nullptr;
-      if (match_bias_add(node, readers, product, bias)) {
+      const Node *product = nullptr, *bias = nullptr, *x = nullptr, *idx = nullptr, *d = nullptr;
+      if (const Node* logits = match_log_softmax_take(node)) {
+        v = log_softmax_take(mapped.at(logits), mapped.at(node->inputs()[1]));
+      } else if (match_log_softmax_take_grad(node, x, idx, d)) {
+        v = log_softmax_take_grad(mapped.at(x), mapped.at(idx), mapped.at(d));
+      } else if (match_bias_add(node, readers, product, bias)) {
         v = linear(mapped.at(product->inputs()[0]), mapped.at(product->inputs()[1]), mapped.at(bias));
         same_shape[product] = v;
       } else if (const char* act = activation_of(node)) {

@@ -110,6 +110,10 @@ Var log_softmax(Var x, std::int64_t axis = -1);
 // Indexing by int64 tensors (ops/gather.cpp).
 Var take(Var x, Var indices, std::int64_t axis = 0);             // numpy.take
 Var take_along_axis(Var x, Var indices, std::int64_t axis);      // numpy.take_along_axis (gather)
+// take_along_axis(log_softmax(x, 1), indices, 1) for x (N, C), indices (N, 1) int64, in one pass per row, and
+// its gradient d * (onehot(indices) - softmax(x)) for d (N, 1). compile() forms both from the composite.
+Var log_softmax_take(Var x, Var indices);
+Var log_softmax_take_grad(Var x, Var indices, Var d);
 Var one_hot(Var labels, std::int64_t num_classes, DType dtype = DType::float32);
 
 // Losses and helpers composed of the ops above (ops/losses.cpp).

@@ -183,6 +183,12 @@ void bind_ops(py::module_& m) {
         }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("activation") = py::none(),
         "activation(x @ w + b) as one fused kernel: x (m, k), w (k, n), b (n,); activation None, 'relu', 'tanh' or "
         "'sigmoid'. compile() forms it by itself from x @ w + b followed by one of those activations.");
+  m.def("log_softmax_take", [](const PyNode& x, const py::object& indices) {
+          return wrap(x.graph, log_softmax_take(x.var, index_var(indices, x)));
+        }, py::arg("x"), py::arg("indices"),
+        "take_along_axis(log_softmax(x, 1), indices, 1) for x (N, C) and int64 indices (N, 1), in one pass per row "
+        "(the log-probability of each row's target). compile() forms it by itself from that composite, as "
+        "cross_entropy with class indices builds it, and its gradient from the composite's gradient.");
   def_binary(m, "eq", static_cast<BinaryBuilder>(xgrad::eq), "a == b (bool)");
   def_binary(m, "ne", static_cast<BinaryBuilder>(xgrad::ne), "a != b (bool)");
   def_binary(m, "lt", static_cast<BinaryBuilder>(xgrad::lt), "a < b (bool)");

@@ -16,7 +16,8 @@ import numpy as _np
 
 from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, batch_norm, binary_cross_entropy_with_logits,
                      broadcast_to, clip, concat, cos, cross_entropy, div, dropout, elu, embedding, eq, erf, exp, expm1, flatten, floor, ge,
-                     gelu, grad, gt, huber_loss, index_select, layer_norm, le, leaky_relu, log, log1p, log_softmax, logsumexp, lt,
+                     gelu, grad, gt, huber_loss, index_select, layer_norm, le, leaky_relu, log, log1p, log_softmax,
+                     log_softmax_take, logsumexp, lt,
                      linear, matmul, max, maximum, mean, min, minimum, mse_loss, mul, ne, neg, one_hot, pad, pow, prod,
                      registered_ops, relu, reshape, rsqrt, sigmoid, sign, sin, softmax, softplus, sqrt, square, std,
                      split, squeeze, expand_dims, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
@@ -78,7 +79,7 @@ __all__ = [
     # reductions
     "sum", "mean", "max", "min", "prod", "var", "std", "logsumexp", "argmax", "argmin",
     # linear algebra, shapes, indexing
-    "matmul", "linear", "reshape", "transpose", "broadcast_to", "flatten", "squeeze", "expand_dims", "concat", "stack", "split", "pad", "take", "take_along_axis", "index_select", "one_hot",
+    "matmul", "linear", "reshape", "transpose", "broadcast_to", "flatten", "squeeze", "expand_dims", "concat", "stack", "split", "pad", "take", "take_along_axis", "log_softmax_take", "index_select", "one_hot",
     "embedding",
     # neural nets
     "softmax", "log_softmax", "cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "huber_loss",
