@@ -51,9 +51,14 @@ bool rows_match(std::int64_t index_rows, std::int64_t rows) {
   return index_rows == rows || index_rows == 1 || index_rows == kDynamic || rows == kDynamic;
 }
 
-// log_softmax(x, 1) of a 2-D x.
+// log_softmax(x, 1) of a 2-D x with enough classes for the fused cross-entropy kernels to pay: they compute
+// each row's shift in both passes, which for fewer classes than a vector's lanes costs more than the
+// composite's few passes over data that stays in L1.
 bool is_row_log_softmax(const Node* n) {
-  return is_op(n, "log_softmax") && n->type().shape.size() == 2 && axis_of(n, "axis") == 1;
+  constexpr std::int64_t kMinFusedClasses = 16;
+  if (!is_op(n, "log_softmax") || n->type().shape.size() != 2 || axis_of(n, "axis") != 1) return false;
+  const std::int64_t classes = n->type().shape[1];
+  return classes == kDynamic || classes >= kMinFusedClasses;
 }
 
 // take_along_axis(log_softmax(x, 1), idx, 1) with idx (N or 1, 1): the logits x.

@@ -4,14 +4,14 @@
 //   dx = A - softmax(x) * sum(A, 1),  A = take_along_axis_grad(d, idx, x)  (d at the target, 0 elsewhere)
 // so that the forward pass reads each row once and writes one number, instead of writing the (N, C)
 // log-probabilities, and the backward pass writes dx in one pass instead of zero-fill, scatter, exp, sum,
-// multiply and subtract. The forward pass rounds exactly as the composite does; the backward pass within an ulp
-// (its exp is the C library's, the composite's the SIMD one).
+// multiply and subtract. Both use log_softmax's own row arithmetic (ops/softmax_rows.h), so the forward pass
+// rounds as the composite's does, and the backward pass within an ulp.
 #include <cmath>
 
 #include "core/onnx_lowering.h"
-#include "core/thread_pool.h"
 #include "ops/elementwise.h"
 #include "ops/ops.h"
+#include "ops/softmax_rows.h"
 
 namespace xgrad {
 
@@ -48,34 +48,6 @@ std::int64_t target_column(std::int64_t i, std::int64_t classes) {
   return r;
 }
 
-// The row's shift m (its max, 0 for a row of -inf) and log(sum(exp(x - m))), as log_softmax computes them.
-template <class T>
-void row_log_total(const T* x, std::int64_t classes, T& m, T& log_total) {
-  m = x[0];
-  for (std::int64_t j = 1; j < classes; ++j) m = std::max(m, x[j]);
-  if (std::isinf(m) && m < 0) m = 0;
-  double total = 0;
-  for (std::int64_t j = 0; j < classes; ++j) total += std::exp(x[j] - m);
-  log_total = static_cast<T>(std::log(total));
-}
-
-// fn(row) for every row, split across the pool when there are enough classes x rows to be worth it.
-template <class Fn>
-void for_rows(std::int64_t rows, std::int64_t classes, Fn&& fn) {
-  constexpr std::int64_t kSplitElements = 1 << 16;
-  const std::int64_t parts = rows * classes >= kSplitElements
-                                 ? std::min<std::int64_t>(rows, static_cast<std::int64_t>(ThreadPool::instance().workers()) + 1)
-                                 : 1;
-  if (parts <= 1) {
-    for (std::int64_t r = 0; r < rows; ++r) fn(r);
-    return;
-  }
-  ThreadPool::instance().run(static_cast<std::size_t>(parts), [&](std::size_t p) {
-    const auto part = static_cast<std::int64_t>(p);
-    for (std::int64_t r = rows * part / parts; r < rows * (part + 1) / parts; ++r) fn(r);
-  });
-}
-
 void take_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
   const Tensor x = in[0]->contiguous(), idx = in[1]->contiguous();
   const std::int64_t rows = x.shape()[0], classes = x.shape()[1];
@@ -89,12 +61,11 @@ void take_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
     const T* xp = x.data<T>();
     T* yp = static_cast<T*>(out.raw_data());
     const std::int64_t ys = out.strides()[0];
-    for_rows(rows, classes, [&](std::int64_t r) {
+    kernels::for_rows(rows, classes, [&](std::int64_t r) {
       const T* row = xp + r * classes;
       const std::int64_t t = target_column(ip[r * is], classes);
-      T m, log_total;
-      row_log_total(row, classes, m, log_total);
-      yp[r * ys] = (row[t] - m) - log_total;
+      const auto s = kernels::row_shift(row, classes);
+      yp[r * ys] = (row[t] - s.m) - s.log_total;  // log_softmax's value at t, rounded as log_softmax rounds it
     });
   });
 }
@@ -114,15 +85,14 @@ void take_grad_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
     const T* xp = x.data<T>();
     const T* dp = d.data<T>();
     T* yp = static_cast<T*>(dense.raw_data());
-    for_rows(rows, classes, [&](std::int64_t r) {
+    kernels::for_rows(rows, classes, [&](std::int64_t r) {
       const T* row = xp + r * classes;
       T* dst = yp + r * classes;
       const std::int64_t t = target_column(ip[r * is], classes);
-      T m, log_total;
-      row_log_total(row, classes, m, log_total);
+      const auto s = kernels::row_shift(row, classes);
       const T g = dp[r];
-      for (std::int64_t j = 0; j < classes; ++j) dst[j] = -(std::exp((row[j] - m) - log_total) * g);
-      dst[t] = g - std::exp((row[t] - m) - log_total) * g;  // A's one nonzero, and sum(A, 1) = g exactly
+      kernels::row_probabilities(row, classes, s, -g, dst);  // -(p d): A is zero off the target
+      dst[t] += g;  // A's one nonzero, and sum(A, 1) = d exactly
     });
   });
   if (dense.raw_data() != out.raw_data()) out.copy_from(dense);

@@ -4,6 +4,7 @@
 #include "ops/elementwise.h"
 #include "core/onnx_lowering.h"
 #include "ops/ops.h"
+#include "ops/softmax_rows.h"
 
 namespace xgrad {
 
@@ -24,6 +25,18 @@ void softmax_kernel(const Tensor* const* in, Tensor& out, const Attrs& attrs) {
   if (x.numel() == 0) return;
   kernels::dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    const std::int64_t n = x.shape()[axis];
+    if (axis == x.ndim() - 1 && x.is_contiguous() && out.is_contiguous() && n > 0) {
+      // Rows in memory order: SIMD exp along each, rows split across threads.
+      const T* xp = x.data<T>();
+      T* yp = static_cast<T*>(out.raw_data());
+      kernels::for_rows(x.numel() / n, n, [&](std::int64_t r) {
+        const auto s = kernels::row_shift(xp + r * n, n);
+        if (kLog) kernels::row_log_probabilities(xp + r * n, n, s, yp + r * n);
+        else kernels::row_probabilities(xp + r * n, n, s, T(1), yp + r * n);
+      });
+      return;
+    }
     kernels::for_each_lane<T>(x, out, axis, [](const T* xp, std::int64_t xs, T* yp, std::int64_t ys, std::int64_t n) {
       T m = xp[0];
       for (std::int64_t i = 1; i < n; ++i) m = std::max(m, xp[i * xs]);
