@@ -3,6 +3,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/thread_pool.h"
 #include "ops/elementwise.h"
 #include "ops/reduce_util.h"
 #include "core/onnx_lowering.h"
@@ -42,9 +43,9 @@ double sum_run(const T* x, std::int64_t n) {
 }
 
 // out (contiguous, numel = product of kept dims) = sum of x over the axes where
-// `kept` (x's rank, 1 on reduced axes) differs from x's shape.
+// `kept` (x's rank, 1 on reduced axes) differs from x's shape. One thread.
 template <class T>
-void sum_into(const Tensor& x, const Shape& kept, T* out, double scale) {
+void sum_serial(const Tensor& x, const Shape& kept, T* out, double scale) {
   const std::int64_t n_out = numel(kept);
   std::fill(out, out + n_out, T(0));
   const Strides out_strides = broadcast_strides(kept, contiguous_strides(kept), x.shape());
@@ -66,6 +67,36 @@ void sum_into(const Tensor& x, const Shape& kept, T* out, double scale) {
   });
   if (scale != 1.0)
     for (std::int64_t i = 0; i < n_out; ++i) out[i] = static_cast<T>(out[i] * scale);
+}
+
+// sum_serial over the thread pool for large inputs: x is cut along its first axis. Where that axis is kept, each
+// part writes its own rows of out; where it is reduced, each part sums into its own copy of out, and the
+// copies are added in double.
+template <class T>
+void sum_into(const Tensor& x, const Shape& kept, T* out, double scale) {
+  constexpr std::int64_t kSplitElements = 1 << 18;
+  const std::int64_t rows = x.ndim() > 0 ? x.shape()[0] : 0;
+  const std::int64_t parts = x.numel() >= kSplitElements && rows >= 2
+                                 ? std::min<std::int64_t>(rows, static_cast<std::int64_t>(ThreadPool::instance().workers()) + 1)
+                                 : 1;
+  if (parts <= 1) return sum_serial(x, kept, out, scale);
+  const std::int64_t n_out = numel(kept);
+  const bool rows_kept = kept[0] == rows;
+  std::vector<T> partial(rows_kept ? 0 : static_cast<std::size_t>(parts * n_out));
+  ThreadPool::instance().run(static_cast<std::size_t>(parts), [&](std::size_t p) {
+    const auto part = static_cast<std::int64_t>(p);
+    const std::int64_t lo = rows * part / parts, hi = rows * (part + 1) / parts;
+    Shape kept_part = kept;
+    if (rows_kept) kept_part[0] = hi - lo;
+    T* dst = rows_kept ? out + lo * (n_out / rows) : partial.data() + part * n_out;
+    sum_serial(x.slice(0, lo, hi), kept_part, dst, rows_kept ? scale : 1.0);
+  });
+  if (rows_kept) return;
+  for (std::int64_t i = 0; i < n_out; ++i) {
+    double s = 0;
+    for (std::int64_t part = 0; part < parts; ++part) s += static_cast<double>(partial[static_cast<std::size_t>(part * n_out + i)]);
+    out[i] = static_cast<T>(s * scale);
+  }
 }
 
 // out = fold of x over the reduced axes with `combine`, starting from `init`.
