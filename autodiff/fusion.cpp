@@ -90,7 +90,8 @@ bool match_log_softmax_take_grad(const Node* n, const Node*& x, const Node*& idx
     x = ls->inputs()[0];
     idx = a->inputs()[1];
     d = a->inputs()[0];
-    return d->type().shape.size() == 2 && d->type().shape[1] == 1;
+    const Shape& ds = d->type().shape;  // one gradient per row (the kernel does not broadcast it)
+    return ds.size() == 2 && ds[1] == 1 && (ds[0] == ls->type().shape[0] || ds[0] == kDynamic);
   }
   return false;
 }

@@ -51,7 +51,7 @@ struct Job {
 // nanoseconds, and bounds the CPU a worker burns after the last one. (OpenMP runtimes and OpenBLAS do the same.)
 constexpr auto kPollBeforeSleep = std::chrono::microseconds(100);
 
-void cpu_relax() {
+static void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif

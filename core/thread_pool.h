@@ -1,6 +1,9 @@
 // A process-wide pool of worker threads for splitting large kernels. The
-// caller takes part in the work and blocks until every task is done; tasks
-// never wait on other tasks, so runs from many threads can share the pool.
+// caller runs task 0 itself, takes part in the rest and blocks until every
+// task is done. A thread waiting in run() only ever runs tasks of its own job
+// (it never picks up another job's work), so a task may call run() again
+// (nested splits) and runs from many threads can share the pool without
+// deadlock; it also means a task's thread_local scratch is never re-entered.
 #pragma once
 #include <cstddef>
 #include <functional>

@@ -177,7 +177,7 @@ void col2im(const T* col, const ConvGeometry& g, T* x) {
 // more) is cut into contiguous ranges of images, one per thread: fn(first, end, part) for part < parts().
 struct ImageSplit {
   std::int64_t images, parts;
-  ImageSplit(const ConvGeometry& g) : images(g.n), parts(1) {
+  explicit ImageSplit(const ConvGeometry& g) : images(g.n), parts(1) {
     constexpr std::int64_t kSplitMultiplyAdds = 1 << 19;
     if (g.n * g.co * g.cols() * g.k() >= kSplitMultiplyAdds)
       parts = std::min<std::int64_t>(g.n, static_cast<std::int64_t>(ThreadPool::instance().workers()) + 1);

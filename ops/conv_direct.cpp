@@ -102,8 +102,9 @@ void direct_image(const T* x, const T* w, T* y, const ConvGeometry& g, PaddedIma
 bool direct_conv_applies(const ConvGeometry& g) {
   // Wide enough rows to fill most of two vectors, and few enough input channels that im2col's column matrix is
   // the cost (deep layers have a K that GEMMs run well).
+  // (A 1x1 kernel without padding needs no im2col anyway: GEMM reads the image in place.)
   return g.p.groups == 1 && g.p.stride == Pair{1, 1} && g.p.dilation == Pair{1, 1} && g.wo >= 8 &&
-         g.c * g.kh * g.kw <= 256 && g.p.padding[0] >= 0 && g.p.padding[1] >= 0;
+         g.c * g.kh * g.kw <= 256 && g.p.padding[0] >= 0 && g.p.padding[1] >= 0 && !g.direct();
 }
 
 template <class T>

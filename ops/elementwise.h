@@ -189,6 +189,7 @@ void compare_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
     bool a_whole = false, b_whole = false;
     if (out.is_contiguous() && flat_operand(a, out, a_whole) && flat_operand(b, out, b_whole)) {
       const std::int64_t n = out.numel();
+      if (n == 0) return;  // the hoisted loads below read element 0
       auto* yb = reinterpret_cast<std::uint8_t*>(yp);  // bytes vectorize; bool stores do not
       const T a0 = ap[0], b0 = bp[0];
       with_flags([&](auto aw, auto bw) {
@@ -236,6 +237,7 @@ inline void where_kernel(const Tensor* const* in, Tensor& out, const Attrs&) {
     if (out.is_contiguous() && flat_operand(c, out, c_whole) && flat_operand(a, out, a_whole) &&
         flat_operand(b, out, b_whole)) {
       const std::int64_t n = out.numel();
+      if (n == 0) return;  // the hoisted loads below read element 0
       with_flags([&](auto cw, auto aw, auto bw) {
         const auto* cb = reinterpret_cast<const std::uint8_t*>(cp);  // bytes vectorize; bools do not
         const std::uint8_t c0 = cb[0];

@@ -35,17 +35,19 @@ namespace {
 // small machine they hold the cores that our own pool needs for the elementwise steps between the GEMMs. So
 // xgrad splits a large product over its own pool and runs each part with OpenMP held to one thread for
 // that call (the calling thread's setting only, restored after: other OpenMP users in the process keep
-// theirs). libgomp is already loaded as oneDNN's dependency; its two functions are looked up there.
+// theirs). libgomp is already loaded as oneDNN's dependency; its two functions are looked up there (or, for
+// another OpenMP runtime, wherever the process has them). Without them, oneDNN threads each product itself.
 struct OpenMpThreads {
   int (*get_max)() = nullptr;
   void (*set)(int) = nullptr;
   OpenMpThreads() {
-    if (void* lib = dlopen("libgomp.so.1", RTLD_LAZY | RTLD_NOLOAD)) {
-      get_max = reinterpret_cast<int (*)()>(dlsym(lib, "omp_get_max_threads"));
-      set = reinterpret_cast<void (*)(int)>(dlsym(lib, "omp_set_num_threads"));
-      if (!get_max || !set) get_max = nullptr, set = nullptr;
-    }
+    void* lib = dlopen("libgomp.so.1", RTLD_LAZY | RTLD_NOLOAD);
+    void* scope = lib ? lib : RTLD_DEFAULT;
+    get_max = reinterpret_cast<int (*)()>(dlsym(scope, "omp_get_max_threads"));
+    set = reinterpret_cast<void (*)(int)>(dlsym(scope, "omp_set_num_threads"));
+    if (!get_max || !set) get_max = nullptr, set = nullptr;
   }
+  bool found() const { return set != nullptr; }
   static const OpenMpThreads& get() {
     static const OpenMpThreads instance;
     return instance;
@@ -68,8 +70,8 @@ class OneOpenMpThread {
   int previous_;
 };
 
-void dnnl_part(std::int64_t m, std::int64_t n, std::int64_t k, const MatrixArg& a, const MatrixArg& b, float* c, std::int64_t ldc) {
-  OneOpenMpThread one;
+void dnnl_sgemm_checked(std::int64_t m, std::int64_t n, std::int64_t k, const MatrixArg& a, const MatrixArg& b, float* c,
+                        std::int64_t ldc) {
   const dnnl_status_t status = dnnl_sgemm(a.transposed ? 'T' : 'N', b.transposed ? 'T' : 'N', m, n, k, 1.0f,
                                           static_cast<const float*>(a.data), a.ld, static_cast<const float*>(b.data), b.ld,
                                           0.0f, c, ldc);
@@ -77,6 +79,12 @@ void dnnl_part(std::int64_t m, std::int64_t n, std::int64_t k, const MatrixArg& 
     throw RuntimeError("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(status)) + ") for a " +
                        std::to_string(m) + "x" + std::to_string(k) + " by " + std::to_string(k) + "x" + std::to_string(n) +
                        " product");
+}
+
+// One part of a split product, on one OpenMP thread.
+void dnnl_part(std::int64_t m, std::int64_t n, std::int64_t k, const MatrixArg& a, const MatrixArg& b, float* c, std::int64_t ldc) {
+  OneOpenMpThread one;
+  dnnl_sgemm_checked(m, n, k, a, b, c, ldc);
 }
 
 // Products below this many multiply-adds (a few microseconds on one core) run whole on the calling thread.
@@ -91,13 +99,16 @@ void gemm_f32(std::int64_t m, std::int64_t n, std::int64_t k, MatrixArg a, Matri
 #if defined(XGRAD_HAVE_DNNL)
   // oneDNN's sgemm is row-major, like ours; it JITs AVX-512 kernels where the CPU has them.
   ThreadPool& pool = ThreadPool::instance();
-  std::int64_t parts = m * n * k >= kSplitMultiplyAdds ? static_cast<std::int64_t>(pool.workers()) + 1 : 1;
+  const bool large = m * n * k >= kSplitMultiplyAdds;
+  std::int64_t parts = large && OpenMpThreads::get().found() ? static_cast<std::int64_t>(pool.workers()) + 1 : 1;
   // Split the dimension whose parts share the smaller operand: columns of b share all of a (m x k), rows of
   // a share all of b (k x n).
   const bool split_columns = n >= 2 * kSplitAlign && (m <= n || m < 2 * kSplitAlign);
   const std::int64_t extent = split_columns ? n : m;
   parts = std::min(parts, extent / kSplitAlign);
-  if (parts <= 1) return dnnl_part(m, n, k, a, b, c, n);
+  // Unsplit: small products on one OpenMP thread; a large one too thin to split (X^T X of a tall X, both
+  // sides under 32) keeps oneDNN's own threading, which splits k.
+  if (parts <= 1) return large ? dnnl_sgemm_checked(m, n, k, a, b, c, n) : dnnl_part(m, n, k, a, b, c, n);
   const std::int64_t chunk = ((extent + parts - 1) / parts + kSplitAlign - 1) / kSplitAlign * kSplitAlign;
   pool.run(static_cast<std::size_t>(parts), [&](std::size_t p) {
     const std::int64_t lo = std::min(extent, static_cast<std::int64_t>(p) * chunk), hi = std::min(extent, lo + chunk);

@@ -61,7 +61,7 @@ void dot_rows(const T* a, std::int64_t rows, std::int64_t cols, std::int64_t ld,
       for (std::int64_t r = 0; r < L; ++r) s[r] = xsimd::fma(Vec<T>::load_unaligned(a + (i + r) * ld + j), xv, s[r]);
     }
     Vec<T> sums = xsimd::haddp(s);  // lane j: row order[j]
-    if (vector_cols < cols) {  // the last cols % L columns, lane r for row i + r
+    if (vector_cols < cols) {  // the last cols % L columns, in haddp's lanes: lane j for row i + order[j]
       alignas(64) T tail[L];
       for (std::int64_t lane = 0; lane < L; ++lane) {
         const T* row = a + (i + order[lane]) * ld;

@@ -54,13 +54,20 @@ RowShift<T> row_shift(const T* x, std::int64_t n) {
   }
   for (; j < n; ++j) m = std::max(m, x[j]);
   if (std::isinf(m) && m < 0) m = 0;
-  V acc(T(0));
+  // Blocks of 1024 summed on SIMD lanes, the block sums in double (as sum_run does): long rows (vocabularies)
+  // keep float64-like accuracy in the total.
+  constexpr std::int64_t kBlock = 1024;
   const V vm(m);
+  double total = 0;
   j = 0;
-  for (; j + L <= n; j += L) acc += xsimd::exp(V::load_unaligned(x + j) - vm);
-  T total = xsimd::hadd(acc);
+  while (j + L <= n) {
+    V acc(T(0));
+    const std::int64_t block_end = std::min(n, j + kBlock);
+    for (; j + L <= block_end; j += L) acc += xsimd::exp(V::load_unaligned(x + j) - vm);
+    total += static_cast<double>(xsimd::hadd(acc));
+  }
   for (; j < n; ++j) total += std::exp(x[j] - m);
-  return {m, std::log(total)};
+  return {m, static_cast<T>(std::log(total))};
 }
 
 // y[j] = exp((x[j] - m) - log_total) * scale, the row's probabilities (scale 1) or their multiple.
