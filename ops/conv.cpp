@@ -196,9 +196,8 @@ struct ImageSplit {
 template <class T>
 void conv_forward(const T* x, const T* w, T* y, const ConvGeometry& g) {
   const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
-  const bool direct_kernel = direct_conv_applies(g);
+  if (direct_conv_applies(g)) return direct_conv(x, w, y, g);
   ImageSplit(g).run([&](std::int64_t first, std::int64_t end, std::int64_t) {
-    if (direct_kernel) return direct_conv_images(x, w, y, g, first, end);
     T* col = g.direct() ? nullptr : scratch<T>(k * cols);  // this thread's
     for (std::int64_t n = first; n < end; ++n)
       for (std::int64_t grp = 0; grp < g.p.groups; ++grp) {

@@ -10,6 +10,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "core/thread_pool.h"
+
 namespace xgrad {
 
 namespace {
@@ -82,11 +84,13 @@ void output_block(const PaddedImage<T>& xp, const T* w, const ConvGeometry& g, s
   }
 }
 
+// Output rows [oh0, oh1) of one image.
 template <class T>
-void direct_image(const T* x, const T* w, T* y, const ConvGeometry& g, PaddedImage<T>& xp) {
+void direct_image(const T* x, const T* w, T* y, const ConvGeometry& g, PaddedImage<T>& xp, std::int64_t oh0,
+                  std::int64_t oh1) {
   constexpr std::int64_t chunk = 2 * Vec<T>::size;
   xp.fill(x, g);
-  for (std::int64_t oh = 0; oh < g.ho; ++oh)
+  for (std::int64_t oh = oh0; oh < oh1; ++oh)
     for (std::int64_t ow0 = 0; ow0 < g.wo; ow0 += chunk) {
       const std::int64_t count = std::min(chunk, g.wo - ow0);
       std::int64_t oc = 0;
@@ -108,13 +112,31 @@ bool direct_conv_applies(const ConvGeometry& g) {
 }
 
 template <class T>
-void direct_conv_images(const T* x, const T* w, T* y, const ConvGeometry& g, std::int64_t first, std::int64_t end) {
-  PaddedImage<T> xp(g, 2 * Vec<T>::size);
-  for (std::int64_t n = first; n < end; ++n)
-    direct_image(x + n * g.c * g.h * g.w, w, y + n * g.co * g.ho * g.wo, g, xp);
+void direct_conv(const T* x, const T* w, T* y, const ConvGeometry& g) {
+  constexpr std::int64_t kSplitMultiplyAdds = 1 << 19;
+  ThreadPool& pool = ThreadPool::instance();
+  const std::int64_t parts = g.n * g.co * g.cols() * g.k() >= kSplitMultiplyAdds
+                                 ? std::min<std::int64_t>(static_cast<std::int64_t>(pool.workers()) + 1, std::max(g.n, g.ho))
+                                 : 1;
+  const std::int64_t image_in = g.c * g.h * g.w, image_out = g.co * g.ho * g.wo;
+  // A batch of at least one image per thread splits by images; a smaller one (batch-1 inference) by output rows,
+  // each thread padding its own copy of the image.
+  const bool by_images = g.n >= parts;
+  auto part_of = [&](std::int64_t part) {
+    PaddedImage<T> xp(g, 2 * Vec<T>::size);
+    if (by_images) {
+      for (std::int64_t n = g.n * part / parts; n < g.n * (part + 1) / parts; ++n)
+        direct_image(x + n * image_in, w, y + n * image_out, g, xp, 0, g.ho);
+    } else {
+      for (std::int64_t n = 0; n < g.n; ++n)
+        direct_image(x + n * image_in, w, y + n * image_out, g, xp, g.ho * part / parts, g.ho * (part + 1) / parts);
+    }
+  };
+  if (parts <= 1) return part_of(0);
+  pool.run(static_cast<std::size_t>(parts), [&](std::size_t p) { part_of(static_cast<std::int64_t>(p)); });
 }
 
-template void direct_conv_images<float>(const float*, const float*, float*, const ConvGeometry&, std::int64_t, std::int64_t);
-template void direct_conv_images<double>(const double*, const double*, double*, const ConvGeometry&, std::int64_t, std::int64_t);
+template void direct_conv<float>(const float*, const float*, float*, const ConvGeometry&);
+template void direct_conv<double>(const double*, const double*, double*, const ConvGeometry&);
 
 }  // namespace xgrad

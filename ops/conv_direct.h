@@ -12,9 +12,10 @@ namespace xgrad {
 // Whether the direct kernel runs this convolution (else im2col + GEMM).
 bool direct_conv_applies(const ConvGeometry& g);
 
-// y for images [first, end) of the batch: x (n, c, h, w), w (co, c, kh, kw), y (n, co, ho, wo), contiguous.
+// y = conv2d(x, w): x (n, c, h, w), w (co, c, kh, kw), y (n, co, ho, wo), contiguous; split across the thread
+// pool by images, or by output rows for batches smaller than the pool.
 template <class T>
-void direct_conv_images(const T* x, const T* w, T* y, const ConvGeometry& g, std::int64_t first, std::int64_t end);
+void direct_conv(const T* x, const T* w, T* y, const ConvGeometry& g);
 
 }  // namespace xgrad
 #pragma GCC visibility pop

@@ -198,6 +198,8 @@ DIRECT = [  # (x shape, w shape, padding): batches large enough to split across 
     ((5, 7, 11, 40), (9, 7, 3, 5), (2, 0)),
     ((4, 20, 8, 8), (8, 20, 3, 3), 1),  # 180 taps: still direct
     ((3, 40, 9, 9), (6, 40, 3, 3), 1),  # 360 taps: im2col + GEMM
+    ((1, 3, 64, 64), (16, 3, 3, 3), 1),  # batch 1: output rows split across threads
+    ((1, 8, 33, 40), (9, 8, 3, 3), (1, 2)),  # batch 1, an odd number of rows
 ]
 
 
