@@ -208,9 +208,30 @@ void conv_forward(const T* x, const T* w, T* y, const ConvGeometry& g) {
   });
 }
 
-// Per image and group: col (k x cols) = w_g^T @ dy_g, then col2im into dx.
+// At stride 1 without dilation or groups, the input gradient is itself a convolution: dy, padded by
+// kernel - 1 - padding, correlated with the kernel flipped in both spatial axes and with its channel axes
+// swapped. Its geometry, when the direct kernel runs it.
+bool transposed_geometry(const ConvGeometry& g, ConvGeometry& t) {
+  if (g.p.groups != 1 || g.p.stride != Pair{1, 1} || g.p.dilation != Pair{1, 1}) return false;
+  Conv2dParams p;
+  p.padding = {g.kh - 1 - g.p.padding[0], g.kw - 1 - g.p.padding[1]};
+  t = ConvGeometry{g.n, g.co, g.ho, g.wo, g.c, g.kh, g.kw, g.h, g.w, p};
+  return direct_conv_applies(t);
+}
+
+// Per image and group: col (k x cols) = w_g^T @ dy_g, then col2im into dx (or the transposed convolution).
 template <class T>
 void conv_grad_input(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
+  if (ConvGeometry t; transposed_geometry(g, t)) {
+    std::vector<T> flipped(static_cast<std::size_t>(g.c * g.co * g.kh * g.kw));  // (c, co, kh, kw), reversed taps
+    for (std::int64_t o = 0; o < g.co; ++o)
+      for (std::int64_t c = 0; c < g.c; ++c)
+        for (std::int64_t i = 0; i < g.kh; ++i)
+          for (std::int64_t j = 0; j < g.kw; ++j)
+            flipped[static_cast<std::size_t>(((c * g.co + o) * g.kh + (g.kh - 1 - i)) * g.kw + (g.kw - 1 - j))] =
+                w[((o * g.c + c) * g.kh + i) * g.kw + j];
+    return direct_conv(dy, flipped.data(), dx, t);
+  }
   const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
   const std::int64_t image = g.c * g.h * g.w;
   ImageSplit(g).run([&](std::int64_t first, std::int64_t end, std::int64_t) {
@@ -442,6 +463,16 @@ std::string im2col_note(const std::vector<TensorType>&, const TensorType& out, c
   return std::string("im2col + ") + blas::gemm_library(out.dtype);
 }
 
+// conv2d_grad_input (dy, w, like x): the direct kernel where its transposed convolution qualifies.
+std::string grad_input_note(const std::vector<TensorType>& in, const TensorType& out, const Attrs& attrs) {
+  const Shape &dy = in[0].shape, &w = in[1].shape;
+  const auto known = [](const Shape& s) { return std::all_of(s.begin() + 1, s.end(), [](std::int64_t d) { return d != kDynamic; }); };
+  ConvGeometry t;
+  if (known(dy) && known(w) && known(out.shape) && transposed_geometry(conv_geometry(out.shape, w, dy, attrs), t))
+    return "xgrad direct convolution (transposed)";
+  return im2col_note(in, out, attrs);
+}
+
 std::string conv2d_note(const std::vector<TensorType>& in, const TensorType& out, const Attrs& attrs) {
   const Shape &x = in[0].shape, &w = in[1].shape;
   const bool known = std::all_of(w.begin(), w.end(), [](std::int64_t d) { return d != kDynamic; }) && x[1] != kDynamic &&
@@ -457,7 +488,7 @@ const OpDef& conv2d_op = register_op(OpDef("conv2d").arity(2).infer(infer_conv2d
     }));
 
 const OpDef& conv2d_grad_input_op = register_op(
-    OpDef("conv2d_grad_input").arity(3).infer(infer_grad_input).kernel(conv2d_grad_input_kernel).kernel_note(im2col_note).onnx(lower_conv2d_grad_input)
+    OpDef("conv2d_grad_input").arity(3).infer(infer_grad_input).kernel(conv2d_grad_input_kernel).kernel_note(grad_input_note).onnx(lower_conv2d_grad_input)
         .grad([](const GradCtx& c) {  // inputs (dy, w, like)
           const Conv2dParams p = conv_params_of(c.attrs);
           return G{conv2d(c.dy, c.x(1), p), conv2d_grad_weight(c.dy, c.x(0), c.x(1), p), Var()};

@@ -27,19 +27,14 @@ struct PaddedImage {
   PaddedImage(const ConvGeometry& g, std::int64_t chunk)
       : rows(g.ho + g.kh - 1), width((g.wo + chunk - 1) / chunk * chunk + g.kw - 1) {}
 
+  // The padding stays zero from the first fill (the interior is rewritten for every image).
   void fill(const T* x, const ConvGeometry& g) {
-    data.assign(static_cast<std::size_t>(g.c * rows * width), T(0));
-    const auto [ph, pw] = g.p.padding;
+    if (data.empty()) data.assign(static_cast<std::size_t>(g.c * rows * width), T(0));
+    const auto [ph, pw] = g.p.padding;  // non-negative (direct_conv_applies), and the image fits inside
     for (std::int64_t c = 0; c < g.c; ++c)
       for (std::int64_t ih = 0; ih < g.h; ++ih) {
-        const std::int64_t r = ih + ph;
-        if (r < 0 || r >= rows) continue;
         const T* src = x + (c * g.h + ih) * g.w;
-        T* dst = data.data() + (c * rows + r) * width;
-        for (std::int64_t iw = 0; iw < g.w; ++iw) {
-          const std::int64_t col = iw + pw;
-          if (col >= 0 && col < width) dst[col] = src[iw];
-        }
+        std::copy(src, src + g.w, data.data() + (c * rows + ih + ph) * width + pw);
       }
   }
   const T* row(std::int64_t c, std::int64_t r) const { return data.data() + (c * rows + r) * width; }
@@ -95,9 +90,16 @@ void direct_image(const T* x, const T* w, T* y, const ConvGeometry& g, PaddedIma
       const std::int64_t count = std::min(chunk, g.wo - ow0);
       std::int64_t oc = 0;
       for (; oc + 8 <= g.co; oc += 8) output_block<T, 8>(xp, w, g, oc, oh, ow0, count, y);
-      if (oc + 4 <= g.co) output_block<T, 4>(xp, w, g, oc, oh, ow0, count, y), oc += 4;
-      if (oc + 2 <= g.co) output_block<T, 2>(xp, w, g, oc, oh, ow0, count, y), oc += 2;
-      if (oc < g.co) output_block<T, 1>(xp, w, g, oc, oh, ow0, count, y);
+      switch (g.co - oc) {  // the last 1 to 7 channels in one block: each input load feeds all of them
+        case 7: output_block<T, 7>(xp, w, g, oc, oh, ow0, count, y); break;
+        case 6: output_block<T, 6>(xp, w, g, oc, oh, ow0, count, y); break;
+        case 5: output_block<T, 5>(xp, w, g, oc, oh, ow0, count, y); break;
+        case 4: output_block<T, 4>(xp, w, g, oc, oh, ow0, count, y); break;
+        case 3: output_block<T, 3>(xp, w, g, oc, oh, ow0, count, y); break;
+        case 2: output_block<T, 2>(xp, w, g, oc, oh, ow0, count, y); break;
+        case 1: output_block<T, 1>(xp, w, g, oc, oh, ow0, count, y); break;
+        default: break;
+      }
     }
 }
 
