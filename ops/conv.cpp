@@ -252,6 +252,7 @@ void conv_grad_input(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
 template <class T>
 void conv_grad_weight(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
   const std::int64_t k = g.k(), cols = g.cols(), cog = g.cog();
+  if (g.n > 0 && direct_conv_applies(g)) return direct_conv_weight_gradient(x, dy, dw, g);
   std::fill(dw, dw + g.co * k, T(0));
   if (g.n == 0) return;
   const ImageSplit split(g);
@@ -463,6 +464,15 @@ std::string im2col_note(const std::vector<TensorType>&, const TensorType& out, c
   return std::string("im2col + ") + blas::gemm_library(out.dtype);
 }
 
+// conv2d_grad_weight (x, dy, like w): the direct kernel where the forward convolution has it.
+std::string grad_weight_note(const std::vector<TensorType>& in, const TensorType& out, const Attrs& attrs) {
+  const Shape &x = in[0].shape, &dy = in[1].shape;
+  const auto known = [](const Shape& s) { return std::all_of(s.begin() + 1, s.end(), [](std::int64_t d) { return d != kDynamic; }); };
+  if (known(x) && known(dy) && known(out.shape) && direct_conv_applies(conv_geometry(x, out.shape, dy, attrs)))
+    return "xgrad direct convolution (weight gradient)";
+  return im2col_note(in, out, attrs);
+}
+
 // conv2d_grad_input (dy, w, like x): the direct kernel where its transposed convolution qualifies.
 std::string grad_input_note(const std::vector<TensorType>& in, const TensorType& out, const Attrs& attrs) {
   const Shape &dy = in[0].shape, &w = in[1].shape;
@@ -495,7 +505,7 @@ const OpDef& conv2d_grad_input_op = register_op(
         }));
 
 const OpDef& conv2d_grad_weight_op = register_op(
-    OpDef("conv2d_grad_weight").arity(3).infer(infer_grad_weight).kernel(conv2d_grad_weight_kernel).kernel_note(im2col_note)
+    OpDef("conv2d_grad_weight").arity(3).infer(infer_grad_weight).kernel(conv2d_grad_weight_kernel).kernel_note(grad_weight_note)
         .onnx(lower_conv2d_grad_weight)
         .grad([](const GradCtx& c) {  // inputs (x, dy, like)
           const Conv2dParams p = conv_params_of(c.attrs);

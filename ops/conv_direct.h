@@ -17,5 +17,9 @@ bool direct_conv_applies(const ConvGeometry& g);
 template <class T>
 void direct_conv(const T* x, const T* w, T* y, const ConvGeometry& g);
 
+// dw (co, c, kh, kw) = the weight gradient of direct_conv for the output gradient dy, over the whole batch.
+template <class T>
+void direct_conv_weight_gradient(const T* x, const T* dy, T* dw, const ConvGeometry& g);
+
 }  // namespace xgrad
 #pragma GCC visibility pop

@@ -358,12 +358,13 @@ def test_print_names_the_convolution_kernel():
     x, xs = g.input("x", (None, 3, 32, 32)), g.input("xs", (None, 3, 5, 5))
     w = g.param("w", np.zeros((16, 3, 3, 3), np.float32))
     y, ys = xg.conv2d(x, w, padding=1), xg.conv2d(xs, w, padding=1)
-    lines = str(g.compile([y, ys] + xg.grad(xg.sum(y), [x]))).splitlines()
+    lines = str(g.compile([y, ys] + xg.grad(xg.sum(y), [x, w]))).splitlines()
     notes = [line.rsplit(" [", 1)[1] for line in lines if "= conv2d" in line]
     assert notes[0].startswith("xgrad direct convolution]"), notes  # rows of 32
     assert notes[1].startswith("im2col + "), notes  # rows of 5: too short for the direct kernel
     # the input gradient at stride 1 is a convolution too (flipped kernel): the direct kernel runs it
     assert any(n.startswith("xgrad direct convolution (transposed)]") for n in notes[2:]), notes
+    assert any(n.startswith("xgrad direct convolution (weight gradient)]") for n in notes[2:]), notes
 
 
 def test_program_runs_at_several_batch_sizes():
@@ -383,3 +384,21 @@ def test_program_runs_from_several_threads():
             for got, want in zip(pool.map(lambda x: prog(x=x), xs), expected):
                 for a, e in zip(got, want):
                     np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_weight_gradient_keeps_an_infinite_pixel_out_of_taps_it_never_meets(dtype):
+    # the direct kernel runs whole chunks of columns; past the row's end it must add nothing, not 0 * inf
+    X = np.linspace(-1, 1, 20).reshape(1, 1, 1, 20).astype(dtype)
+    X[0, 0, 0, 19] = np.inf  # meets taps j = 1, 2 of a 1x3 kernel with padding 1, never tap j = 0
+    R = np.linspace(0.5, 1.5, 20).reshape(1, 1, 1, 20).astype(dtype)
+    g = xg.Graph()
+    x = g.input("x", X.shape, dtype=dtype)
+    w = g.param("w", np.ones((1, 1, 1, 3), dtype))
+    y = xg.conv2d(x, w, padding=(0, 1))
+    prog = g.compile(xg.grad(xg.sum(y * g.const(R)), [w]))
+    assert "xgrad direct convolution" in str(g.compile(y))
+    (dw,) = prog(x=X)
+    padded = np.concatenate([[0.0], X[0, 0, 0].astype(np.float64), [0.0]])
+    assert np.isfinite(dw[0, 0, 0, 0]) and np.isinf(dw[0, 0, 0, 1]) and np.isinf(dw[0, 0, 0, 2])
+    np.testing.assert_allclose(dw[0, 0, 0, 0], np.dot(R[0, 0, 0], padded[:20]), rtol=1e-5)
