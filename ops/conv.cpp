@@ -17,6 +17,7 @@
 #include "core/thread_pool.h"
 #include "ops/conv_direct.h"
 #include "ops/gemm.h"
+#include "ops/scratch.h"
 #include "ops/ops.h"
 
 namespace xgrad {
@@ -89,17 +90,6 @@ TensorType infer_grad_weight(const std::vector<TensorType>& in, const Attrs& att
 }
 
 // ---- kernels ----------------------------------------------------------------
-
-// One scratch buffer per thread and element type, grown as needed and kept:
-// a Program's steady-state run allocates nothing here, and concurrent runs on
-// other threads get their own. Callers take it once per kernel call, since a
-// second call may move it.
-template <class T>
-T* scratch(std::int64_t count) {
-  thread_local std::vector<T> buffer;
-  if (static_cast<std::int64_t>(buffer.size()) < count) buffer.resize(static_cast<std::size_t>(count));
-  return buffer.data();
-}
 
 template <class T>
 void gemm(std::int64_t m, std::int64_t n, std::int64_t k, blas::MatrixArg a, blas::MatrixArg b, T* c) {

@@ -11,6 +11,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "core/thread_pool.h"
+#include "ops/scratch.h"
 
 namespace xgrad {
 
@@ -18,26 +19,29 @@ namespace {
 
 template <class T> using Vec = xsimd::batch<T>;
 
-// One image's input, zero-padded: rows wide enough that every vector load of an output chunk stays inside.
+// One image's input, zero-padded: rows wide enough that every vector load of an output chunk stays inside. It
+// lives in this thread's scratch buffer (slot 0), zeroed once per kernel call.
 template <class T>
 struct PaddedImage {
   std::int64_t rows, width;  // per channel
-  std::vector<T> data;
+  T* data;
 
   PaddedImage(const ConvGeometry& g, std::int64_t chunk)
-      : rows(g.ho + g.kh - 1), width((g.wo + chunk - 1) / chunk * chunk + g.kw - 1) {}
+      : rows(g.ho + g.kh - 1), width((g.wo + chunk - 1) / chunk * chunk + g.kw - 1),
+        data(scratch<T, 0>(g.c * rows * width)) {
+    std::fill(data, data + g.c * rows * width, T(0));
+  }
 
-  // The padding stays zero from the first fill (the interior is rewritten for every image).
+  // The padding stays zero (the interior is rewritten for every image).
   void fill(const T* x, const ConvGeometry& g) {
-    if (data.empty()) data.assign(static_cast<std::size_t>(g.c * rows * width), T(0));
     const auto [ph, pw] = g.p.padding;  // non-negative (direct_conv_applies), and the image fits inside
     for (std::int64_t c = 0; c < g.c; ++c)
       for (std::int64_t ih = 0; ih < g.h; ++ih) {
         const T* src = x + (c * g.h + ih) * g.w;
-        std::copy(src, src + g.w, data.data() + (c * rows + ih + ph) * width + pw);
+        std::copy(src, src + g.w, data + (c * rows + ih + ph) * width + pw);
       }
   }
-  const T* row(std::int64_t c, std::int64_t r) const { return data.data() + (c * rows + r) * width; }
+  const T* row(std::int64_t c, std::int64_t r) const { return data + (c * rows + r) * width; }
 };
 
 // y[oc0 + o][oh][ow0 : ow0 + count] for o < OCB: two vectors of output pixels per channel, every tap of every
@@ -143,14 +147,14 @@ void direct_conv(const T* x, const T* w, T* y, const ConvGeometry& g) {
 // whole chunks, and the image's lanes past the row's end are zeroed too (0 * inf would be NaN), so the last
 // partial chunk adds nothing.
 template <class T>
-void weight_gradient_image(const PaddedImage<T>& xp, const T* dy, const ConvGeometry& g, std::vector<T>& dy_rows,
+void weight_gradient_image(const PaddedImage<T>& xp, const T* dy, const ConvGeometry& g, T* dy_rows,
                            std::int64_t padded_wo, T* dw) {
   using V = Vec<T>;
   constexpr std::int64_t L = V::size;
   for (std::int64_t o = 0; o < g.co; ++o)
     for (std::int64_t oh = 0; oh < g.ho; ++oh)
       std::copy(dy + (o * g.ho + oh) * g.wo, dy + (o * g.ho + oh + 1) * g.wo,
-                dy_rows.data() + (o * g.ho + oh) * padded_wo);
+                dy_rows + (o * g.ho + oh) * padded_wo);
   const std::int64_t k = g.c * g.kh * g.kw;
   alignas(64) T lane_index[2 * L];
   for (std::int64_t l = 0; l < 2 * L; ++l) lane_index[l] = T(l);
@@ -173,7 +177,7 @@ void weight_gradient_image(const PaddedImage<T>& xp, const T* dy, const ConvGeom
                 x1 = xsimd::select(inside1, x1, V(T(0)));
               }
               for (std::int64_t b = 0; b < ob; ++b) {
-                const T* d = dy_rows.data() + ((o0 + b) * g.ho + oh) * padded_wo + ow0;
+                const T* d = dy_rows + ((o0 + b) * g.ho + oh) * padded_wo + ow0;
                 acc[b][0] = xsimd::fma(V::load_unaligned(d), x0, acc[b][0]);
                 acc[b][1] = xsimd::fma(V::load_unaligned(d + L), x1, acc[b][1]);
               }
@@ -198,7 +202,9 @@ void direct_conv_weight_gradient(const T* x, const T* dy, T* dw, const ConvGeome
   auto part_of = [&](std::int64_t part) {
     T* mine = part == 0 ? dw : partials.data() + (part - 1) * g.co * k;
     PaddedImage<T> xp(g, chunk);
-    std::vector<T> dy_rows(static_cast<std::size_t>(g.co * g.ho * padded_wo), T(0));
+    const std::int64_t dy_size = g.co * g.ho * padded_wo;
+    T* dy_rows = scratch<T, 1>(dy_size);  // the padding columns stay zero: rows are rewritten per image
+    std::fill(dy_rows, dy_rows + dy_size, T(0));
     for (std::int64_t n = g.n * part / parts; n < g.n * (part + 1) / parts; ++n) {
       xp.fill(x + n * g.c * g.h * g.w, g);
       weight_gradient_image(xp, dy + n * g.co * g.ho * g.wo, g, dy_rows, padded_wo, mine);

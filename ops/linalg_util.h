@@ -13,6 +13,7 @@
 #include "ops/elementwise.h"
 #include "ops/lapack.h"
 #include "ops/ops.h"
+#include "ops/scratch.h"
 
 // Internal to the library: not exported from libxgrad.so.
 #pragma GCC visibility push(hidden)
@@ -65,15 +66,6 @@ Var with_vector_rhs(Var b, Fn&& fn) {
 }
 
 // ---- kernels --------------------------------------------------------------------
-
-// A per-thread buffer reused across runs, so a steady-state Program run does
-// not allocate; Slot tells apart buffers one kernel needs at the same time.
-template <class T, int Slot>
-T* scratch(std::int64_t count) {
-  thread_local std::vector<T> buf;
-  if (static_cast<std::int64_t>(buf.size()) < count) buf.resize(static_cast<std::size_t>(count));
-  return buf.data();
-}
 
 inline lapack_int as_lapack_int(std::int64_t v) {
   if (v > INT_MAX) throw ValueError("matrix dimension " + std::to_string(v) + " exceeds LAPACK's 32-bit indexing");

@@ -47,7 +47,7 @@ def test_every_block_width_and_tail(dtype, width):
     check(rng.standard_normal((1, rows)).astype(dtype), rng.standard_normal((rows, width)).astype(dtype))  # x @ W
     check(rng.standard_normal((rows, width)).astype(dtype), rng.standard_normal((rows, 1)).astype(dtype), ta=True)  # Xᵀ r
     check(rng.standard_normal((width, rows)).astype(dtype), rng.standard_normal((rows, 1)).astype(dtype))  # X w (dot rows)
-    check(rng.standard_normal((rows, width)).astype(dtype), rng.standard_normal((width, 1)).astype(dtype))  # 4-row blocks
+    check(rng.standard_normal((rows, width)).astype(dtype), rng.standard_normal((width, 1)).astype(dtype))  # a block of rows + tail rows
 
 
 def test_strided_vectors_and_matrix_views():
