@@ -93,3 +93,28 @@ TEST(ThreadPool, RunsNestAndOverlapFromManyThreads) {
   for (auto& c : callers) c.join();
   EXPECT_EQ(total.load(), 4L * 200 * 3 * 2);
 }
+
+TEST(ThreadPool, MoreTasksThanOneJobCounts) {  // a job's claim word counts 2^20 - 1 tasks; more run in rounds
+  ThreadPool& pool = ThreadPool::instance();
+  const std::size_t tasks = (std::size_t(1) << 20) + 3;
+  std::vector<std::uint8_t> runs(tasks, 0);
+  pool.run(tasks, [&](std::size_t i) { runs[i] += 1; });  // each index is written by one task only
+  std::size_t once = 0;
+  for (auto r : runs) once += r == 1;
+  EXPECT_EQ(once, tasks);
+}
+
+TEST(ThreadPool, SlotsOfEndedThreadsAreReused) {  // callers come and go (a service's request threads)
+  ThreadPool& pool = ThreadPool::instance();
+  std::atomic<long> total{0};
+  for (int round = 0; round < 50; ++round) {
+    std::vector<std::thread> callers;
+    for (int t = 0; t < 3; ++t)
+      callers.emplace_back([&] {
+        for (int rep = 0; rep < 20; ++rep)
+          pool.run(2, [&](std::size_t) { pool.run(3, [&](std::size_t) { total.fetch_add(1); }); });
+      });
+    for (auto& c : callers) c.join();
+  }
+  EXPECT_EQ(total.load(), 50L * 3 * 20 * 2 * 3);
+}
