@@ -27,13 +27,15 @@ class CMakeBuild(build_ext):
         target = self.get_ext_fullpath(ext.name)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(os.path.join(build_dir, built[0]), target)
-        # The CUDA backend, opened from beside the module on the first device request (when it was built).
-        plugin = os.path.join(build_dir, "libxgrad_cuda.so")
-        stale = os.path.join(os.path.dirname(target), "libxgrad_cuda.so")
-        if os.path.exists(plugin):
-            shutil.copyfile(plugin, stale)
-        elif os.path.exists(stale):
-            os.remove(stale)
+        # The CUDA backend (opened on the first device request) and the MPI plugin (opened by
+        # xgrad.distributed), beside the module when they were built.
+        for name in ("libxgrad_cuda.so", "libxgrad_mpi.so"):
+            plugin = os.path.join(build_dir, name)
+            placed = os.path.join(os.path.dirname(target), name)
+            if os.path.exists(plugin):
+                shutil.copyfile(plugin, placed)
+            elif os.path.exists(placed):
+                os.remove(placed)
 
 
 setup(ext_modules=[CMakeExtension("xgrad._xgrad")], cmdclass={"build_ext": CMakeBuild})

@@ -15,6 +15,7 @@
 #include "core/graph.h"
 #include "core/tensor.h"
 #include "core/version.h"
+#include "distributed/distributed.h"
 #include "io/checkpoint.h"
 #include "io/onnx.h"
 #include "ops/conv.h"

@@ -1,5 +1,6 @@
 #include "autodiff/optim.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "autodiff/grad.h"
@@ -64,6 +65,26 @@ Var Optimizer::learning_rate() const {
 }
 
 ParamUpdates Optimizer::minimize(Var loss) { return apply(grad(loss, params_, true)); }
+
+ParamUpdates Optimizer::minimize(Var loss, distributed::Reduce allreduce, std::size_t bucket_bytes) {
+  const std::vector<Var> local = grad(loss, params_, true);
+  // Buckets in the order the backward pass computes the gradients (the last layer's first): nodes are
+  // numbered as they are made, and grad() makes them in that order. A bucket's reduction then starts while
+  // the gradients of earlier layers are still being computed.
+  std::vector<std::size_t> order(params_.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return local[a]->id() < local[b]->id(); });
+  std::vector<Var> ordered;
+  std::vector<std::string> names;
+  for (std::size_t i : order) {
+    ordered.push_back(local[i]);
+    names.push_back(params_[i].name());
+  }
+  const std::vector<Var> reduced = distributed::allreduce_buckets(ordered, allreduce, bucket_bytes, names);
+  std::vector<Var> grads(params_.size());
+  for (std::size_t k = 0; k < order.size(); ++k) grads[order[k]] = reduced[k];
+  return apply(grads);
+}
 
 ParamUpdates Optimizer::apply(const std::vector<Var>& raw_grads) {
   if (raw_grads.size() != params_.size()) throw ValueError(kind_ + ": one gradient per param is needed");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/graph.h"
+#include "distributed/distributed.h"
 
 namespace xgrad::optim {
 
@@ -41,6 +42,10 @@ class Optimizer {
 
   // Gradients of loss, then one update per param plus the optimizer's state.
   ParamUpdates minimize(Var loss);
+  // Data-parallel: each gradient is reduced over all processes (distributed::Reduce::mean averages them)
+  // before the update, in buckets of about bucket_bytes whose reductions overlap the rest of the backward
+  // pass (see distributed::allreduce_buckets).
+  ParamUpdates minimize(Var loss, distributed::Reduce allreduce, std::size_t bucket_bytes = distributed::kDefaultBucketBytes);
   // Updates from given gradients (one per param), e.g. accumulated elsewhere.
   ParamUpdates apply(const std::vector<Var>& grads);
 

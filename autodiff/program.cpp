@@ -11,6 +11,7 @@
 #include "autodiff/fusion.h"
 #include "autodiff/passes.h"
 #include "autodiff/tiling.h"
+#include "autodiff/async_steps.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 
@@ -95,6 +96,7 @@ struct Plan {
   std::vector<bool> stage_update;  // per update: copy the value aside before writing any param
   std::vector<bool> in_place;      // per update: its value is computed straight into the param
   ExecutionOrder exec;              // steps and tiled groups, in the order they run
+  AsyncWaits async;                 // where the run waits for steps that finish later (cross-process reductions)
   std::int64_t arena_bytes = 0;
   std::mutex pool_mutex;
   std::vector<std::unique_ptr<Context>> idle;
@@ -241,6 +243,14 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
     candidates.push_back({tileable, numel(out_shape), step.inputs, step.out});
   }
   plan->exec = plan_tiles(candidates, 48, lanes() > 1 ? kMinAloneGroup : INT64_MAX);
+  {
+    std::vector<TapeStep> tape;
+    for (const Step& step : steps) tape.push_back({step.inputs, step.out, step.op->completion() != nullptr, plan->places[step.out] == Place::view});
+    std::vector<std::vector<int>> instructions;
+    for (const Instruction& ins : plan->exec.order)
+      instructions.push_back(ins.group >= 0 ? plan->exec.groups[static_cast<std::size_t>(ins.group)] : std::vector<int>{ins.step});
+    plan->async = plan_async_waits(tape, instructions, base, outputs);
+  }
   decide_in_place(*plan, base);
   // A value written and read only inside one group never exists whole: one tile of scratch holds it.
   {
@@ -316,6 +326,9 @@ void Program::Impl::decide_in_place(Plan& plan, const std::vector<int>& base) co
       if (steps[static_cast<std::size_t>(members[j])].op->can_reject_values()) last_rejecting = static_cast<int>(pos);
     }
   }
+  // Waiting for a cross-process reduction can fail too (the processes disagree on shapes): before instruction W.
+  for (std::size_t a = 0; a < steps.size(); ++a)
+    if (plan.async.wait.size() > a && plan.async.wait[a] >= 0) last_rejecting = std::max(last_rejecting, plan.async.wait[a] - 1);
   std::vector<int> producer(values.size(), -1);
   for (std::size_t s = 0; s < steps.size(); ++s) producer[static_cast<std::size_t>(steps[s].out)] = static_cast<int>(s);
   for (std::size_t u = 0; u < updates; ++u) {
@@ -512,6 +525,14 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates, Device
     }
     p.values.push_back(std::move(value));
   }
+  // Steps that finish later (cross-process reductions) start as soon as their inputs exist.
+  if (std::any_of(p.steps.begin(), p.steps.end(), [](const Step& s) { return s.op->completion() != nullptr; })) {
+    std::vector<TapeStep> tape;
+    for (const Step& step : p.steps) tape.push_back({step.inputs, step.out, step.op->completion() != nullptr});
+    std::vector<Step> reordered;
+    for (std::size_t s : start_async_early(tape)) reordered.push_back(std::move(p.steps[s]));
+    p.steps = std::move(reordered);
+  }
   // Update values are computed like outputs (into buffers of their own, so no
   // update can clobber another's input) and copied into the params at the end.
   for (Node* root : roots) {
@@ -694,8 +715,16 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
     }
   };
   std::size_t current = 0;  // the step running, for error messages
+  std::size_t position = 0;  // the instruction running
+  auto complete = [&](int a) {
+    current = static_cast<std::size_t>(a);
+    p.steps[current].op->completion()(vals[p.steps[current].out]);
+  };
   try {
-    for (const Instruction& ins : plan->exec.order) {
+    for (; position < plan->exec.order.size(); ++position) {
+      const Instruction& ins = plan->exec.order[position];
+      if (plan->async.any)
+        for (int a : plan->async.before[position]) complete(a);
       if (ins.group >= 0) {
         run_group(static_cast<std::size_t>(ins.group), current);
       } else {
@@ -703,12 +732,28 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
         run_step(current);
       }
     }
-  } catch (const TypeError& e) {
-    throw TypeError(p.where(p.steps[current], &plan->shapes) + e.what());
-  } catch (const ValueError& e) {
-    throw ValueError(p.where(p.steps[current], &plan->shapes) + e.what());
-  } catch (const RuntimeError& e) {
-    throw RuntimeError(p.where(p.steps[current], &plan->shapes) + e.what());
+    for (int a : plan->async.at_end) complete(a);
+  } catch (...) {
+    // Work still in flight writes into this run's buffers: it finishes before they go back to the pool.
+    if (plan->async.any)
+      for (std::size_t a = 0; a < p.steps.size(); ++a) {
+        const int launched = plan->async.launch[a];
+        if (launched >= 0 && static_cast<std::size_t>(launched) <= position && static_cast<std::size_t>(plan->async.wait[a]) >= position) {
+          try {
+            p.steps[a].op->completion()(vals[p.steps[a].out]);
+          } catch (...) {
+          }
+        }
+      }
+    try {
+      throw;
+    } catch (const TypeError& e) {
+      throw TypeError(p.where(p.steps[current], &plan->shapes) + e.what());
+    } catch (const ValueError& e) {
+      throw ValueError(p.where(p.steps[current], &plan->shapes) + e.what());
+    } catch (const RuntimeError& e) {
+      throw RuntimeError(p.where(p.steps[current], &plan->shapes) + e.what());
+    }
   }
 
   std::vector<Tensor> result;

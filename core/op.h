@@ -37,6 +37,10 @@ using SpanFn = void (*)(const void* const* in, const bool* scalar, void* out, st
 // What print(program) says about the kernel a step runs (the library behind it, what it fused), or "", from
 // the step's static input and output types (a dimension may be dynamic) and attributes.
 using KernelNoteFn = std::string (*)(const std::vector<TensorType>& inputs, const TensorType& out, const Attrs& attrs);
+// For a kernel that starts work which finishes later (a reduction across processes, on the communication
+// thread): waits for it to finish, throwing what it failed with. The Program calls it before the first step
+// that reads the output, and before the run returns or rethrows.
+using CompleteFn = void (*)(Tensor& out);
 // Decides at plan time (given input layouts) whether a view op can alias.
 using AliasIfFn = bool (*)(const Tensor* const* inputs, const Shape& out_shape, const Attrs& attrs);
 
@@ -87,6 +91,7 @@ class OpDef {
   // The kernel only copies, fills and views through Tensor methods, which work
   // on every device: device Programs run it as it is.
   OpDef& any_device() { any_device_ = true; return *this; }
+  OpDef& completes(CompleteFn f) { complete_ = f; return *this; }
 
   const std::string& name() const { return name_; }
   int arity() const { return arity_; }
@@ -104,6 +109,7 @@ class OpDef {
   bool is_elementwise() const { return elementwise_; }
   bool can_reject_values() const { return validates_values_; }
   bool runs_on_any_device() const { return any_device_; }
+  CompleteFn completion() const { return complete_; }  // nullptr: the kernel is done when it returns
 
  private:
   std::string name_;
@@ -112,6 +118,7 @@ class OpDef {
   KernelFn kernel_ = nullptr;
   SpanFn span_ = nullptr;
   KernelNoteFn kernel_note_ = nullptr;
+  CompleteFn complete_ = nullptr;
   ViewFn view_ = nullptr;
   AliasIfFn alias_if_ = nullptr;
   GradFn grad_;

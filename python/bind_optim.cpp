@@ -2,6 +2,7 @@
 #include <pybind11/stl.h>
 
 #include "autodiff/optim.h"
+#include "distributed/distributed.h"
 #include "python/convert.h"
 
 namespace xgrad::python {
@@ -61,7 +62,12 @@ py::list as_pairs(const std::shared_ptr<Graph>& g, const ParamUpdates& updates) 
 
 void bind_optim(py::module_& m) {
   py::class_<PyOptimizer>(m, "_Optimizer")
-      .def("minimize", [](const PyOptimizer& o, const PyNode& loss) { return as_pairs(o.graph, o.impl->minimize(loss.var)); })
+      .def("minimize", [](const PyOptimizer& o, const PyNode& loss, const py::object& allreduce, std::size_t bucket_bytes) {
+            if (allreduce.is_none()) return as_pairs(o.graph, o.impl->minimize(loss.var));
+            if (!py::isinstance<py::str>(allreduce))
+              throw TypeError("minimize: allreduce must be None, 'sum' or 'mean', got " + py::repr(allreduce).cast<std::string>());
+            return as_pairs(o.graph, o.impl->minimize(loss.var, distributed::parse_reduce(allreduce.cast<std::string>()), bucket_bytes));
+          }, py::arg("loss"), py::arg("allreduce") = py::none(), py::arg("bucket_bytes") = distributed::kDefaultBucketBytes)
       .def("apply", [](const PyOptimizer& o, const std::vector<PyNode>& grads) {
             std::vector<Var> vars;
             for (const auto& g : grads) vars.push_back(g.var);

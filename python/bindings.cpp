@@ -255,6 +255,7 @@ PYBIND11_MODULE(_xgrad, m) {
   bind_linalg(m);
   bind_conv(m);
   bind_device(m);
+  bind_distributed(m);
   m.def("grad", [](const PyNode& y, const py::object& xs, bool allow_unused) -> py::object {
           std::vector<Var> vars;
           const bool single = py::isinstance<PyNode>(xs);

@@ -56,5 +56,6 @@ void bind_linalg(py::module_& m);  // python/bind_linalg.cpp: the xgrad.linalg s
 void bind_conv(py::module_& m);  // python/bind_conv.cpp
 void bind_onnx(py::module_& m);  // python/bind_onnx.cpp
 void bind_device(py::module_& m);  // python/bind_device.cpp: the xgrad.cuda submodule
+void bind_distributed(py::module_& m);  // python/bind_distributed.cpp: behind xgrad.distributed
 
 }  // namespace xgrad::python

@@ -28,7 +28,7 @@ from ._xgrad import avg_pool2d, conv2d, max_pool2d
 from . import onnx, optim
 from .gradcheck import GradcheckError, gradcheck
 # The training toolkit (pure Python over the ops above): initializers, layers, minibatches, checkpoints, a fit loop.
-from . import data, init, nn
+from . import data, distributed, init, nn
 from .checkpoint import load, save
 from .training import fit, progress
 
@@ -92,4 +92,6 @@ __all__ = [
     "conv2d", "max_pool2d", "avg_pool2d",
     # training toolkit: xg.init, xg.nn, xg.data modules; checkpoints; the fit loop
     "init", "nn", "data", "save", "load", "fit", "progress",
+    # data-parallel training over MPI
+    "distributed",
 ]

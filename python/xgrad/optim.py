@@ -47,9 +47,13 @@ class _Compiled:
     def __init__(self, params, **options):
         self._impl = _xgrad._make_optimizer(self._kind, list(params), options)
 
-    def minimize(self, loss):
-        """(param, new value) pairs for the gradients of loss: pass them to compile(..., updates=...)."""
-        return self._impl.minimize(loss)
+    def minimize(self, loss, allreduce=None, bucket_bytes=1 << 20):
+        """(param, new value) pairs for the gradients of loss: pass them to compile(..., updates=...).
+
+        allreduce="mean" (data-parallel training, see xgrad.distributed): each gradient is averaged over all
+        processes before the update ("sum": summed), in buckets of about bucket_bytes whose reductions run
+        while the rest of the backward pass is computed (print(program) lists them)."""
+        return self._impl.minimize(loss, allreduce, bucket_bytes)
 
     def apply(self, grads):
         """Update pairs from given gradient nodes (one per param)."""

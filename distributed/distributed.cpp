@@ -1,0 +1,305 @@
+#include "distributed/distributed.h"
+
+#include <dlfcn.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "core/error.h"
+#include "distributed/collectives.h"
+#include "distributed/communicator.h"
+
+namespace xgrad::distributed {
+
+namespace {
+
+Communicator*& registered() {
+  static Communicator* communicator = nullptr;
+  return communicator;
+}
+
+std::string& load_error() {
+  static std::string error;
+  return error;
+}
+
+// libxgrad_mpi.so lives beside the library that holds this code (libxgrad.so, or the Python module). It is
+// opened RTLD_GLOBAL: Open MPI loads its own components (mca_*.so) with dlopen, and they bind to libmpi's
+// symbols, which must therefore be global. As with the CUDA plugin, this library first makes its own symbols
+// global, so that the plugin's references to xgrad bind to whichever of the two loaded it.
+void load_plugin() {
+#if defined(XGRAD_HAVE_MPI)
+  Dl_info self{};
+  if (!dladdr(reinterpret_cast<void*>(&load_plugin), &self) || !self.dli_fname) {
+    load_error() = "cannot locate the xgrad library to find libxgrad_mpi.so beside it";
+    return;
+  }
+  std::string dir(self.dli_fname);
+  const std::size_t slash = dir.rfind('/');
+  dir = slash == std::string::npos ? "." : dir.substr(0, slash);
+  const std::string plugin = dir + "/libxgrad_mpi.so";
+  if (!dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL)) {
+    load_error() = std::string("cannot make xgrad's symbols visible to the MPI plugin: ") + dlerror();
+    return;
+  }
+  if (!dlopen(plugin.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
+    load_error() = std::string("the MPI plugin could not be loaded: ") + dlerror();
+    return;
+  }
+  if (!registered()) load_error() = plugin + " loaded but registered no communicator";
+#else
+  load_error() = "this xgrad was built without MPI (CMake found no MPI; install libopenmpi-dev and rebuild)";
+#endif
+}
+
+Communicator* plugin() {
+  static std::once_flag loaded;
+  std::call_once(loaded, load_plugin);
+  return registered();
+}
+
+// How many processes the launcher started, from its environment (Open MPI's mpirun, PMI launchers, srun);
+// 1 when none says. Only read to refuse running as a world of one inside a larger job.
+int launched_size() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"})
+    if (const char* v = std::getenv(var)) {
+      const int n = std::atoi(v);
+      if (n > 1) return n;
+    }
+  return 1;
+}
+
+// ---- the communication thread ----
+
+struct Job {
+  std::function<void()> fn;
+  bool done = false;
+  std::exception_ptr error;
+};
+
+struct Executor {
+  std::mutex mutex;
+  std::condition_variable work, finished;
+  std::deque<std::shared_ptr<Job>> queue;
+  std::thread thread;
+  bool stopping = false;
+
+  Executor() {
+    thread = std::thread([this] {
+      std::unique_lock<std::mutex> lock(mutex);
+      while (true) {
+        work.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) return;  // stopping, and nothing left
+        auto job = queue.front();
+        queue.pop_front();
+        lock.unlock();
+        try {
+          job->fn();
+        } catch (...) {
+          job->error = std::current_exception();
+        }
+        lock.lock();
+        job->done = true;
+        finished.notify_all();
+      }
+    });
+  }
+  ~Executor() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stopping = true;
+    }
+    work.notify_all();
+    thread.join();
+  }
+  std::shared_ptr<Job> submit(std::function<void()> fn) {
+    auto job = std::make_shared<Job>();
+    job->fn = std::move(fn);
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      queue.push_back(job);
+    }
+    work.notify_one();
+    return job;
+  }
+  void wait(const std::shared_ptr<Job>& job) {
+    std::unique_lock<std::mutex> lock(mutex);
+    finished.wait(lock, [&] { return job->done; });
+  }
+};
+
+struct World {
+  std::mutex mutex;
+  bool initialized = false;
+  Communicator* comm = nullptr;  // null: a world of one
+  std::unique_ptr<Executor> executor;  // when MPI takes calls from any thread
+  // Reductions started and not yet finished, by buffer.
+  std::mutex pending_mutex;
+  std::unordered_map<void*, std::shared_ptr<Job>> pending;
+};
+
+World& world() {
+  static World* w = new World;  // never destroyed: the communication thread may outlive static destructors
+  return *w;
+}
+
+template <class T>
+void scale(void* data, std::int64_t count, double factor) {
+  T* p = static_cast<T*>(data);
+  const T f = static_cast<T>(factor);
+  for (std::int64_t i = 0; i < count; ++i) p[i] *= f;
+}
+
+}  // namespace
+
+void register_communicator(Communicator* communicator) { registered() = communicator; }
+
+Reduce parse_reduce(const std::string& name) {
+  if (name == "sum") return Reduce::sum;
+  if (name == "mean") return Reduce::mean;
+  throw ValueError("allreduce: op must be 'sum' or 'mean', got '" + name + "'");
+}
+
+const char* reduce_name(Reduce op) { return op == Reduce::sum ? "sum" : "mean"; }
+
+bool is_available() { return plugin() != nullptr; }
+
+std::string why_unavailable() {
+  plugin();
+  return registered() ? std::string() : load_error();
+}
+
+void init() {
+  World& w = world();
+  std::lock_guard<std::mutex> lock(w.mutex);
+  if (w.initialized) return;
+  Communicator* comm = plugin();
+  if (!comm) {
+    if (const int n = launched_size(); n > 1)
+      throw RuntimeError("distributed.init: this process was started as one of " + std::to_string(n) +
+                         " processes, but " + load_error());
+    w.initialized = true;  // a world of one
+    return;
+  }
+  comm->init();
+  w.comm = comm;
+  if (comm->size() > 1 && comm->any_thread()) w.executor = std::make_unique<Executor>();
+  w.initialized = true;
+}
+
+bool is_initialized() {
+  World& w = world();
+  std::lock_guard<std::mutex> lock(w.mutex);
+  return w.initialized;
+}
+
+int rank() {
+  init();
+  return world().comm ? world().comm->rank() : 0;
+}
+
+int world_size() {
+  init();
+  return world().comm ? world().comm->size() : 1;
+}
+
+std::string library() {
+  Communicator* comm = plugin();
+  return comm ? comm->library() : "no MPI: " + load_error();
+}
+
+void barrier() {
+  init();
+  if (world_size() > 1) detail::run_collective([] { world().comm->barrier(); });
+}
+
+void abort(int code) {
+  World& w = world();
+  if (w.comm && w.comm->size() > 1) w.comm->abort(code);
+  std::exit(code);
+}
+
+namespace detail {
+
+Communicator* communicator() {
+  init();
+  return world().comm;
+}
+
+void run_collective(const std::function<void()>& fn) {
+  World& w = world();
+  if (!w.executor) return fn();
+  auto job = w.executor->submit(fn);
+  w.executor->wait(job);
+  if (job->error) std::rethrow_exception(job->error);
+}
+
+void start_allreduce(void* data, std::int64_t count, DType dtype, Reduce op, std::int64_t signature, std::string description) {
+  init();
+  World& w = world();
+  if (!w.comm || w.comm->size() == 1) return;
+  Communicator* comm = w.comm;
+  auto reduce = [=, description = std::move(description)] {
+    // Agree on what is reduced before reducing it: the maximum of (s, -s) is (s, -s) everywhere only when
+    // every process has the same s.
+    std::int64_t check[4] = {signature, -signature, count, -count};
+    comm->allreduce_max(check, 4);
+    if (check[0] != signature || check[1] != -signature || check[2] != count || check[3] != -count) {
+      constexpr std::size_t kWidth = 400;
+      char mine[kWidth] = {};
+      std::strncpy(mine, description.c_str(), kWidth - 1);
+      std::string all(kWidth * static_cast<std::size_t>(comm->size()), '\0');
+      comm->allgather(mine, kWidth, all.data());
+      std::string ranks;
+      for (int r = 0; r < comm->size(); ++r)
+        ranks += "\n  rank " + std::to_string(r) + ": " + std::string(all.c_str() + kWidth * static_cast<std::size_t>(r));
+      throw ValueError("allreduce: the processes disagree on what to reduce (shapes or dtypes differ), so nothing "
+                       "was reduced:" + ranks);
+    }
+    comm->allreduce_sum(data, count, dtype);
+    if (op == Reduce::mean) {
+      const double f = 1.0 / comm->size();
+      if (dtype == DType::float32) scale<float>(data, count, f);
+      else if (dtype == DType::float64) scale<double>(data, count, f);
+      else throw TypeError("allreduce: mean needs a floating dtype");
+    }
+  };
+  std::shared_ptr<Job> job;
+  if (w.executor) {
+    job = w.executor->submit(std::move(reduce));
+  } else {  // MPI takes calls from the initialising thread only: reduce now
+    job = std::make_shared<Job>();
+    try {
+      reduce();
+    } catch (...) {
+      job->error = std::current_exception();
+    }
+    job->done = true;
+  }
+  std::lock_guard<std::mutex> lock(w.pending_mutex);
+  w.pending[data] = std::move(job);
+}
+
+void finish_allreduce(void* data) {
+  World& w = world();
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> lock(w.pending_mutex);
+    auto found = w.pending.find(data);
+    if (found == w.pending.end()) return;
+    job = std::move(found->second);
+    w.pending.erase(found);
+  }
+  if (w.executor) w.executor->wait(job);
+  if (job->error) std::rethrow_exception(job->error);
+}
+
+}  // namespace detail
+
+}  // namespace xgrad::distributed
