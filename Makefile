@@ -8,7 +8,8 @@ APT_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev xtl
   pybind11-dev python3-pybind11 python3-dev python3-venv python3-pip python3-setuptools python3-wheel \
   python3-numpy python3-pytest python3-sklearn python3-tqdm libgtest-dev googletest python3-torch \
   libonnx-dev python3-onnx libonnx-testdata libprotobuf-dev protobuf-compiler \
-  python3-matplotlib python3-nbclient python3-nbformat python3-ipykernel python3-graphviz graphviz
+  python3-matplotlib python3-nbclient python3-nbformat python3-ipykernel python3-graphviz graphviz \
+  libopenmpi-dev openmpi-bin python3-mpi4py zlib1g-dev
 
 .PHONY: deps venv install build demo test test-cpp test-python test-tsan test-cuda-emulator notebooks bench clean ort
 

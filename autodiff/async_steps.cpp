@@ -1,46 +1,70 @@
 #include "autodiff/async_steps.h"
 
 #include <algorithm>
-#include <unordered_set>
+#include <unordered_map>
 
 namespace xgrad {
 
 std::vector<std::size_t> start_async_early(const std::vector<TapeStep>& tape) {
+  std::unordered_map<int, std::size_t> producer;  // value -> the step computing it
+  for (std::size_t s = 0; s < tape.size(); ++s) producer[tape[s].out] = s;
   std::vector<std::size_t> order;
   order.reserve(tape.size());
-  std::unordered_set<int> produced_by_tape;  // values some step computes
-  for (const TapeStep& s : tape) produced_by_tape.insert(s.out);
-  std::unordered_set<int> ready;             // values computed so far in the new order
-  std::vector<std::size_t> waiting;          // async steps not placed yet, in tape order
-  for (std::size_t s = 0; s < tape.size(); ++s)
-    if (tape[s].async) waiting.push_back(s);
-  auto can_run = [&](std::size_t s) {
-    for (int in : tape[s].inputs)
-      if (produced_by_tape.count(in) && !ready.count(in)) return false;
-    return true;
-  };
-  // Places every waiting async step whose inputs are all computed (placing one may ready another).
-  auto place_ready = [&] {
-    for (bool placed = true; placed;) {
-      placed = false;
-      for (auto it = waiting.begin(); it != waiting.end(); ++it)
-        if (can_run(*it)) {
-          order.push_back(*it);
-          ready.insert(tape[*it].out);
-          waiting.erase(it);
-          placed = true;
-          break;
-        }
+  std::vector<bool> placed(tape.size(), false);
+  // Places step s after the steps it needs that are not placed yet (depth first, with an explicit stack).
+  auto place = [&](std::size_t root) {
+    std::vector<std::pair<std::size_t, std::size_t>> stack{{root, 0}};  // step, next input to visit
+    while (!stack.empty()) {
+      auto& [s, next] = stack.back();
+      if (placed[s]) {
+        stack.pop_back();
+        continue;
+      }
+      if (next < tape[s].inputs.size()) {
+        const auto found = producer.find(tape[s].inputs[next++]);
+        if (found != producer.end() && !placed[found->second]) stack.emplace_back(found->second, 0);
+        continue;
+      }
+      placed[s] = true;
+      order.push_back(s);
+      stack.pop_back();
     }
   };
-  place_ready();
-  for (std::size_t s = 0; s < tape.size(); ++s) {
-    if (tape[s].async) continue;
-    order.push_back(s);
-    ready.insert(tape[s].out);
-    if (!waiting.empty()) place_ready();
+  // How many steps `root` still needs (itself included): the async step that needs the fewest is the one the
+  // backward pass would finish first.
+  auto unplaced_cone = [&](std::size_t root) {
+    std::size_t count = 0;
+    std::vector<bool> seen(tape.size(), false);
+    std::vector<std::size_t> stack{root};
+    seen[root] = true;
+    while (!stack.empty()) {
+      const std::size_t s = stack.back();
+      stack.pop_back();
+      ++count;
+      for (int in : tape[s].inputs) {
+        const auto found = producer.find(in);
+        if (found != producer.end() && !placed[found->second] && !seen[found->second]) {
+          seen[found->second] = true;
+          stack.push_back(found->second);
+        }
+      }
+    }
+    return count;
+  };
+  std::vector<std::size_t> async;
+  for (std::size_t s = 0; s < tape.size(); ++s)
+    if (tape[s].async) async.push_back(s);
+  while (!async.empty()) {
+    std::size_t best = 0, best_cone = 0;
+    for (std::size_t k = 0; k < async.size(); ++k) {
+      const std::size_t cone = unplaced_cone(async[k]);
+      if (k == 0 || cone < best_cone || (cone == best_cone && tape[async[k]].priority < tape[async[best]].priority))
+        best = k, best_cone = cone;
+    }
+    place(async[best]);
+    async.erase(async.begin() + static_cast<std::ptrdiff_t>(best));
   }
-  for (std::size_t s : waiting) order.push_back(s);  // unreachable for a topological tape; kept for safety
+  for (std::size_t s = 0; s < tape.size(); ++s) place(s);
   return order;
 }
 

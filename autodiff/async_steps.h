@@ -1,6 +1,8 @@
 // Steps whose kernel starts work that finishes later (OpDef::completes: a bucket's reduction across processes
 // on the communication thread). Two plan-time passes make that work overlap the rest of the step:
-//   start early: the tape is reordered so that each such step runs right after its last input is computed;
+//   start early: the tape is reordered so that each such step runs as soon as it can: first the async step that
+//                needs the fewest steps (a data-parallel optimizer's bucket for the last layer), with those
+//                steps, then the next one, and so on;
 //   wait late:   the Program waits for it only before the first instruction that reads its result.
 #pragma once
 #include <cstddef>
@@ -13,10 +15,11 @@ struct TapeStep {
   int out;                  // value id
   bool async;
   bool view = false;  // an alias of its input: reads no data
+  int priority = 0;   // async steps needing as many steps: the lower starts first (the graph node's number)
 };
 
-// A new order of a topological tape (indices into `tape`) in which every async step comes right after the
-// last step that produces one of its inputs (first, when none does), everything else in its old order.
+// A new topological order of a topological tape (indices into `tape`): async steps in turn, the one needing
+// the fewest steps not yet placed first, each just after those steps; then the rest in their old order.
 std::vector<std::size_t> start_async_early(const std::vector<TapeStep>& tape);
 
 struct AsyncWaits {

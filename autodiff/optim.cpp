@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_set>
 
 #include "autodiff/grad.h"
 #include "core/error.h"
@@ -11,6 +12,19 @@ namespace xgrad::optim {
 
 namespace {
 constexpr double kPi = 3.14159265358979323846;
+
+// How many nodes `root` depends on, itself included.
+std::size_t ancestors(const Node* root) {
+  std::unordered_set<const Node*> seen{root};
+  std::vector<const Node*> stack{root};
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    for (const Node* in : n->inputs())
+      if (seen.insert(in).second) stack.push_back(in);
+  }
+  return seen.size();
+}
 
 // A fresh name for an optimizer-owned param (two optimizers may share a graph).
 std::string unique_name(Graph& g, const std::string& base) {
@@ -68,12 +82,14 @@ ParamUpdates Optimizer::minimize(Var loss) { return apply(grad(loss, params_, tr
 
 ParamUpdates Optimizer::minimize(Var loss, distributed::Reduce allreduce, std::size_t bucket_bytes) {
   const std::vector<Var> local = grad(loss, params_, true);
-  // Buckets in the order the backward pass computes the gradients (the last layer's first): nodes are
-  // numbered as they are made, and grad() makes them in that order. A bucket's reduction then starts while
-  // the gradients of earlier layers are still being computed.
+  // Buckets in the order the backward pass can finish the gradients (the last layer's first): by how many
+  // nodes each gradient depends on. A bucket's reduction then starts while the gradients of earlier layers
+  // are still being computed (the Program starts it as soon as its gradients exist).
+  std::vector<std::size_t> cone(params_.size());
+  for (std::size_t i = 0; i < local.size(); ++i) cone[i] = ancestors(local[i].node());
   std::vector<std::size_t> order(params_.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return local[a]->id() < local[b]->id(); });
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cone[a] < cone[b]; });
   std::vector<Var> ordered;
   std::vector<std::string> names;
   for (std::size_t i : order) {

@@ -502,9 +502,11 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates, Device
     p.graph_input_types.push_back(in->type());
   }
   std::unordered_map<const Node*, int> index;
+  std::vector<int> node_id;  // per value: its graph node's number (nodes are numbered as they are made)
   for (Node* node : topological_order(roots)) {
     const int v = static_cast<int>(p.values.size());
     index[node] = v;
+    node_id.push_back(node->id());
     Value value{node->kind(), node->name(), node->type(), {}};
     if (node->kind() == NodeKind::param) {
       value.param = node;
@@ -528,7 +530,8 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates, Device
   // Steps that finish later (cross-process reductions) start as soon as their inputs exist.
   if (std::any_of(p.steps.begin(), p.steps.end(), [](const Step& s) { return s.op->completion() != nullptr; })) {
     std::vector<TapeStep> tape;
-    for (const Step& step : p.steps) tape.push_back({step.inputs, step.out, step.op->completion() != nullptr});
+    for (const Step& step : p.steps)
+      tape.push_back({step.inputs, step.out, step.op->completion() != nullptr, false, node_id[static_cast<std::size_t>(step.out)]});
     std::vector<Step> reordered;
     for (std::size_t s : start_async_early(tape)) reordered.push_back(std::move(p.steps[s]));
     p.steps = std::move(reordered);

@@ -67,7 +67,23 @@ def _check_param(node):
 
 
 def save(path, target):
-    """Writes the values of target's params (see ``named_params``) to the .npz file ``path``."""
+    """Writes the values of target's params (see ``named_params``) to the .npz file ``path``.
+
+    In data-parallel training (``xgrad.distributed`` initialised, several processes) call it on every process:
+    rank 0 writes the file (the params are equal on every process) and the others wait until it is written."""
+    from . import distributed
+    world = distributed._shard_of_world()
+    if world is not None and world[1] > 1:
+        try:
+            if world[0] == 0:
+                _write(path, target)
+        finally:
+            distributed.barrier()  # also when rank 0 failed: nobody waits forever (rank 0 raises)
+        return
+    _write(path, target)
+
+
+def _write(path, target):
     params = named_params(target)
     path = os.fspath(path)
     import tempfile  # here, not at module level: `import xgrad` should not pay for them

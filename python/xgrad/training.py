@@ -61,7 +61,8 @@ def fit(step, data, epochs=1, *, names=None, feeds=None, progress=True, desc="fi
         with ``names`` naming the input each array feeds.
     feeds: extra feeds for every step (a learning rate input, say).
     The graph's "training" input (xg.nn's train/eval switch) is fed True unless the batch or feeds give it.
-    progress: a tqdm bar over all steps showing the loss; False hides it.
+    progress: a tqdm bar over all steps showing the loss; False hides it (in data-parallel training only rank 0
+        shows one).
     history: "epoch" gives the mean loss of each epoch, "step" every step's loss.
     callback: called as callback(epoch, mean_loss) after each epoch (evaluate, save a checkpoint, log);
         returning True stops training there.
@@ -79,7 +80,9 @@ def fit(step, data, epochs=1, *, names=None, feeds=None, progress=True, desc="fi
         total = epochs * len(batches)
     except TypeError:
         total = None
-    bar = _progress_bar(progress, total, desc)
+    from . import distributed
+    world = distributed._shard_of_world()
+    bar = _progress_bar(progress and (world is None or world[0] == 0), total, desc)  # data-parallel: rank 0 shows it
     step_losses, epoch_losses = [], []
     last_shown = 0.0
     try:
