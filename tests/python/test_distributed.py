@@ -164,3 +164,19 @@ def test_joins_mpi_initialised_by_mpi4py(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     for rank in (0, 1):
         assert "joins an MPI that mpi4py initialised" in (tmp_path / f"rank{rank}.log").read_text()
+
+
+def test_python_example_trains_digits_on_two_processes(tmp_path):
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "distributed", "train_digits.py")
+    mpirun = shutil.which("mpirun")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="self,vader",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+    checkpoint = tmp_path / "digits.npz"
+    r = subprocess.run([mpirun, "-np", "2", sys.executable, example, str(checkpoint)], env=env, capture_output=True,
+                       text=True, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    accuracies = [float(line.rsplit(" ", 1)[1]) for line in r.stdout.splitlines() if "test accuracy" in line]
+    assert len(accuracies) == 2 and accuracies[0] == accuracies[1] >= 0.9, r.stdout  # same weights everywhere
+    assert "2 processes" in r.stdout and "bucket of" in r.stdout, r.stdout
+    assert r.stderr.count("digits:   0%") == 1, r.stderr  # one progress bar: rank 0's
+    assert checkpoint.exists()
