@@ -1,6 +1,9 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -233,8 +236,19 @@ struct ThreadPool::State {
   }
 };
 
+// The cores this process may run on: a process bound to one core (mpirun binds each rank to its own) gets no
+// workers, where counting the machine's cores would put a spinning worker on another process's core.
+std::size_t usable_cores() {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
 ThreadPool& ThreadPool::instance() {
-  static ThreadPool pool(std::max(1u, std::thread::hardware_concurrency()) - 1);
+  static ThreadPool pool(usable_cores() - 1);
   return pool;
 }
 

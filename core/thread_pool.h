@@ -12,7 +12,7 @@ namespace xgrad {
 
 class ThreadPool {
  public:
-  static ThreadPool& instance();  // hardware threads - 1 workers (none on one core)
+  static ThreadPool& instance();  // usable cores (the process's CPU affinity) - 1 workers; none on one core
   std::size_t workers() const;
 
   // Runs fn(0) ... fn(tasks - 1) on the workers and the calling thread; rethrows

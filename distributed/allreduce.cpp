@@ -43,6 +43,8 @@ std::int64_t signature_of(const Tensor* const* in, std::size_t count, const Tens
   return static_cast<std::int64_t>(h & 0x3fffffffffffffffULL);  // its negation never overflows
 }
 
+// MPI reads and writes host memory: a device program packs the bucket on the device, copies it to a host
+// buffer, reduces that, and copies the result back when it is waited for (OpDef::completes).
 void allreduce_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
   const auto count = static_cast<std::size_t>(a.get_int("count"));
   std::int64_t offset = 0;
@@ -54,8 +56,11 @@ void allreduce_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
     offset += n;
     types += (i ? ", " : "") + to_string(TensorType{x.dtype(), x.shape()});
   }
-  detail::start_allreduce(out.raw_data(), out.numel(), out.dtype(), reduce_of(a), signature_of(in, count, out, reduce_of(a)),
-                          "allreduce of " + a.get_string("label") + ": " + types);
+  const Reduce op = reduce_of(a);
+  std::string description = "allreduce of " + a.get_string("label") + ": " + types;
+  if (out.device() == Device::cpu)
+    return detail::start_allreduce(out.raw_data(), out.numel(), out.dtype(), op, signature_of(in, count, out, op), std::move(description));
+  detail::start_allreduce_through_host(out.to(Device::cpu), out, op, signature_of(in, count, out, op), std::move(description));
 }
 
 void allreduce_complete(Tensor& out) { detail::finish_allreduce(out.raw_data()); }
@@ -90,7 +95,7 @@ std::vector<Var> unpack(Var bucket, const std::vector<Var>& values) {
 }
 
 const OpDef& allreduce_op = register_op(OpDef("allreduce").arity(-1).infer(infer_allreduce).kernel(allreduce_kernel)
-    .completes(allreduce_complete).kernel_note(allreduce_note).onnx(lower_allreduce).nondeterministic()
+    .completes(allreduce_complete).kernel_note(allreduce_note).onnx(lower_allreduce).nondeterministic().any_device()
     .grad([](const GradCtx& c) {
       // The result is the same on every process, and each process's input feeds it once: the gradient of an
       // input is the reduction (same op) of the gradient every process has for the result.

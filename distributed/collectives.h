@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/dtype.h"
+#include "core/tensor.h"
 #include "distributed/distributed.h"
 
 namespace xgrad::distributed {
@@ -25,6 +26,9 @@ void run_collective(const std::function<void()>& fn);
 // (dtype and shapes) must match on every process and `description` says what it is for the error that names
 // each rank's. In a world of one: nothing to do (the buffer already holds the sum and the mean).
 void start_allreduce(void* data, std::int64_t count, DType dtype, Reduce op, std::int64_t signature, std::string description);
+// For a result on a device: `host` (a CPU tensor holding the packed values) is reduced and, when finished,
+// copied into `device_out`; the job is known by device_out's address.
+void start_allreduce_through_host(Tensor host, Tensor device_out, Reduce op, std::int64_t signature, std::string description);
 // Waits for the reduction of `data` (a no-op when none was started); ValueError when the processes disagreed.
 void finish_allreduce(void* data);
 

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -11,7 +12,9 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/device.h"
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "distributed/collectives.h"
 #include "distributed/communicator.h"
 
@@ -81,6 +84,7 @@ struct Job {
   std::function<void()> fn;
   bool done = false;
   std::exception_ptr error;
+  Tensor host, device_out;  // a device result: reduced in `host`, copied to device_out when finished
 };
 
 struct Executor {
@@ -142,11 +146,23 @@ struct World {
   // Reductions started and not yet finished, by buffer.
   std::mutex pending_mutex;
   std::unordered_map<void*, std::shared_ptr<Job>> pending;
+  std::mutex stats_mutex;
+  Stats stats;
 };
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 World& world() {
   static World* w = new World;  // never destroyed: the communication thread may outlive static destructors
   return *w;
+}
+
+// The packed host values into a (contiguous) result on a device.
+void copy_to_device(Tensor& device_out, const Tensor& host) {
+  require_device(device_out.device())
+      .copy_to_device(device_out.raw_data(), host.raw_data(), static_cast<std::size_t>(host.numel()) * itemsize(host.dtype()));
 }
 
 template <class T>
@@ -189,7 +205,10 @@ void init() {
   }
   comm->init();
   w.comm = comm;
-  if (comm->size() > 1 && comm->any_thread()) w.executor = std::make_unique<Executor>();
+  // The communication thread needs a core of its own to overlap anything: MPI busy-polls while it waits for
+  // the other processes, and on a process bound to one core (mpirun's default for a rank per core) that
+  // polling would take the core from the step it is meant to overlap. There the reductions run inline.
+  if (comm->size() > 1 && comm->any_thread() && ThreadPool::instance().workers() > 0) w.executor = std::make_unique<Executor>();
   w.initialized = true;
 }
 
@@ -219,6 +238,18 @@ void barrier() {
   if (world_size() > 1) detail::run_collective([] { world().comm->barrier(); });
 }
 
+Stats stats() {
+  World& w = world();
+  std::lock_guard<std::mutex> lock(w.stats_mutex);
+  return w.stats;
+}
+
+void reset_stats() {
+  World& w = world();
+  std::lock_guard<std::mutex> lock(w.stats_mutex);
+  w.stats = Stats{};
+}
+
 void abort(int code) {
   World& w = world();
   if (w.comm && w.comm->size() > 1) w.comm->abort(code);
@@ -240,12 +271,41 @@ void run_collective(const std::function<void()>& fn) {
   if (job->error) std::rethrow_exception(job->error);
 }
 
+namespace {
+std::shared_ptr<Job> submit_allreduce(void* data, std::int64_t count, DType dtype, Reduce op, std::int64_t signature,
+                                      std::string description);
+}
+
 void start_allreduce(void* data, std::int64_t count, DType dtype, Reduce op, std::int64_t signature, std::string description) {
   init();
   World& w = world();
   if (!w.comm || w.comm->size() == 1) return;
+  auto job = submit_allreduce(data, count, dtype, op, signature, std::move(description));
+  std::lock_guard<std::mutex> lock(w.pending_mutex);
+  w.pending[data] = std::move(job);
+}
+
+void start_allreduce_through_host(Tensor host, Tensor device_out, Reduce op, std::int64_t signature, std::string description) {
+  init();
+  World& w = world();
+  if (!w.comm || w.comm->size() == 1) {  // nothing to reduce: the packed values are the result
+    copy_to_device(device_out, host);
+    return;
+  }
+  auto job = submit_allreduce(host.raw_data(), host.numel(), host.dtype(), op, signature, std::move(description));
+  job->host = std::move(host);
+  job->device_out = device_out;
+  std::lock_guard<std::mutex> lock(w.pending_mutex);
+  w.pending[device_out.raw_data()] = std::move(job);
+}
+
+namespace {
+std::shared_ptr<Job> submit_allreduce(void* data, std::int64_t count, DType dtype, Reduce op, std::int64_t signature,
+                                      std::string description) {
+  World& w = world();
   Communicator* comm = w.comm;
-  auto reduce = [=, description = std::move(description)] {
+  auto reduce = [=, &w, description = std::move(description)] {
+    const auto t0 = std::chrono::steady_clock::now();
     // Agree on what is reduced before reducing it: the maximum of (s, -s) is (s, -s) everywhere only when
     // every process has the same s.
     std::int64_t check[4] = {signature, -signature, count, -count};
@@ -269,22 +329,22 @@ void start_allreduce(void* data, std::int64_t count, DType dtype, Reduce op, std
       else if (dtype == DType::float64) scale<double>(data, count, f);
       else throw TypeError("allreduce: mean needs a floating dtype");
     }
+    std::lock_guard<std::mutex> lock(w.stats_mutex);
+    ++w.stats.reductions;
+    w.stats.bytes += count * static_cast<long long>(itemsize(dtype));
+    w.stats.communicating_seconds += seconds_since(t0);
   };
-  std::shared_ptr<Job> job;
-  if (w.executor) {
-    job = w.executor->submit(std::move(reduce));
-  } else {  // MPI takes calls from the initialising thread only: reduce now
-    job = std::make_shared<Job>();
-    try {
-      reduce();
-    } catch (...) {
-      job->error = std::current_exception();
-    }
-    job->done = true;
+  if (w.executor) return w.executor->submit(std::move(reduce));
+  auto job = std::make_shared<Job>();  // one core, or MPI takes calls from the initialising thread only: reduce now
+  try {
+    reduce();
+  } catch (...) {
+    job->error = std::current_exception();
   }
-  std::lock_guard<std::mutex> lock(w.pending_mutex);
-  w.pending[data] = std::move(job);
+  job->done = true;
+  return job;
 }
+}  // namespace
 
 void finish_allreduce(void* data) {
   World& w = world();
@@ -296,8 +356,14 @@ void finish_allreduce(void* data) {
     job = std::move(found->second);
     w.pending.erase(found);
   }
-  if (w.executor) w.executor->wait(job);
+  if (w.executor) {
+    const auto t0 = std::chrono::steady_clock::now();
+    w.executor->wait(job);
+    std::lock_guard<std::mutex> lock(w.stats_mutex);
+    w.stats.waiting_seconds += seconds_since(t0);
+  }
   if (job->error) std::rethrow_exception(job->error);
+  if (job->device_out.defined()) copy_to_device(job->device_out, job->host);
 }
 
 }  // namespace detail

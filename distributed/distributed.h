@@ -56,6 +56,19 @@ std::vector<Var> allreduce_buckets(const std::vector<Var>& values, Reduce op, st
 // on every process).
 void broadcast_params(const std::vector<Var>& params, int root = 0);
 void barrier();
+
+// What this process's reductions cost since the last reset: how many, how many bytes, seconds the
+// communication thread spent reducing (MPI), and seconds the Programs waited for a result (the part the rest
+// of the step did not hide).
+struct Stats {
+  long long reductions = 0;
+  long long bytes = 0;
+  double communicating_seconds = 0;
+  double waiting_seconds = 0;
+};
+Stats stats();
+void reset_stats();
+
 // Ends every process of the job with this exit code (MPI_Abort); exits this process in a world of one.
 [[noreturn]] void abort(int code);
 

@@ -22,6 +22,16 @@ void bind_distributed(py::module_& m) {
     py::gil_scoped_release nogil;
     distributed::barrier();
   });
+  d.def("stats", [] {
+    const distributed::Stats s = distributed::stats();
+    py::dict out;
+    out["reductions"] = s.reductions;
+    out["bytes"] = s.bytes;
+    out["communicating_seconds"] = s.communicating_seconds;
+    out["waiting_seconds"] = s.waiting_seconds;
+    return out;
+  });
+  d.def("reset_stats", [] { distributed::reset_stats(); });
   d.def("abort", [](int code) { distributed::abort(code); });
   d.def("allreduce", [](const PyNode& x, const std::string& op) {
     return wrap(x.graph, distributed::allreduce(x.var, distributed::parse_reduce(op)));

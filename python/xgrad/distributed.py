@@ -69,6 +69,17 @@ def barrier():
     _d.barrier()
 
 
+def stats():
+    """This process's reductions since the last reset_stats(): {"reductions", "bytes", "communicating_seconds"
+    (the communication thread inside MPI), "waiting_seconds" (Programs blocked on a result: the part of the
+    communication the rest of the step did not hide)}."""
+    return _d.stats()
+
+
+def reset_stats():
+    _d.reset_stats()
+
+
 def allreduce(node, op="sum"):
     """A graph op: the elementwise sum ("sum") or mean ("mean") of node over all processes. Differentiable:
     its gradient is the allreduce of the incoming gradient with the same op. A node whose shape or dtype
@@ -106,4 +117,4 @@ def _shard_of_world():
 
 
 __all__ = ["init", "is_available", "why_unavailable", "is_initialized", "rank", "world_size", "library", "barrier",
-           "allreduce", "broadcast_params"]
+           "allreduce", "broadcast_params", "stats", "reset_stats"]

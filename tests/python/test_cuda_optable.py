@@ -19,7 +19,7 @@ from test_ops import _all_table_cases
 # linear (the fused GEMM + epilogue): compile() forms it only for the CPU, so CUDA programs of matmul + add + relu
 # run unfused; a graph that calls xg.linear itself is refused for CUDA until it gets a kernel there.
 NOT_ON_CUDA = {"cholesky", "triangular_solve", "solve", "inv", "lstsq", "det", "det_sign", "logabsdet", "linear",
-               "log_softmax_take", "log_softmax_take_grad", "allreduce"}
+               "log_softmax_take", "log_softmax_take_grad"}
 
 CASES = []  # this module adds no op table of its own
 _CUDA_CASES = [c for c in _all_table_cases() if c.op not in ("dropout",)]
