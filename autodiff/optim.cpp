@@ -155,14 +155,16 @@ Var Adam::update(std::size_t i, Var w, Var g, Var lr, ParamUpdates& state_update
   if (decoupled) w = w * (1.0 - lr * options().weight_decay);
   else if (options().weight_decay > 0) g = g + w * options().weight_decay;
   const Var m = state_for(i, "m", 0.0), v = state_for(i, "v", 0.0);
-  const Var m_next = m * beta1 + g * (1.0 - beta1);
-  const Var v_next = v * beta2 + square(g) * (1.0 - beta2);
+  const Var m_next = lerp(m, g, 1.0 - beta1);          // m b1 + g (1 - b1), as torch's m.lerp_(g, 1 - b1)
+  const Var v_next = lerp_square(v, g, 1.0 - beta2);   // v b2 + g^2 (1 - b2)
   state_updates.emplace_back(m, m_next);
   state_updates.emplace_back(v, v_next);
   const Var t = step_count() + 1.0;
   const Var correction1 = 1.0 - exp(t * std::log(beta1));
-  const Var correction2 = 1.0 - exp(t * std::log(beta2));
-  return w - lr / correction1 * m_next / (sqrt(v_next) / sqrt(correction2) + eps);
+  const Var root2 = sqrt(1.0 - exp(t * std::log(beta2)));
+  // lr / c1 * m / (sqrt(v) / sqrt(c2) + eps), with the per-step scalars folded: three passes over the param
+  // (sqrt + eps, divide, scale and subtract) instead of five.
+  return w - (lr * root2 / correction1) * (m_next / (sqrt(v_next) + root2 * eps));
 }
 
 // ---- RMSProp ----
@@ -173,12 +175,12 @@ RMSProp::RMSProp(std::vector<Var> params, Options options, double alpha_, double
 Var RMSProp::update(std::size_t i, Var w, Var g, Var lr, ParamUpdates& state_updates) {
   if (options().weight_decay > 0) g = g + w * options().weight_decay;
   const Var sq = state_for(i, "square_avg", 0.0);
-  const Var sq_next = sq * alpha + square(g) * (1.0 - alpha);
+  const Var sq_next = lerp_square(sq, g, 1.0 - alpha);
   state_updates.emplace_back(sq, sq_next);
   Var avg = sq_next;
   if (centered) {
     const Var ga = state_for(i, "grad_avg", 0.0);
-    const Var ga_next = ga * alpha + g * (1.0 - alpha);
+    const Var ga_next = lerp(ga, g, 1.0 - alpha);
     state_updates.emplace_back(ga, ga_next);
     avg = avg - square(ga_next);
   }

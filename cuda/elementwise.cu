@@ -165,6 +165,7 @@ const bool registered = [] {
       {"softplus", unary<ew::SoftplusF>}, {"clip", unary<ew::ClipF>},
       {"add", binary<ew::AddF>}, {"sub", binary<ew::SubF>}, {"mul", binary<ew::MulF>}, {"div", binary<ew::DivF>},
       {"pow", binary<ew::PowF>}, {"maximum", binary<ew::MaxF>}, {"minimum", binary<ew::MinF>},
+      {"lerp", binary<ew::LerpF>}, {"lerp_square", binary<ew::LerpSquareF>},
       {"eq", compare<ew::EqF>}, {"ne", compare<ew::NeF>}, {"lt", compare<ew::LtF>}, {"le", compare<ew::LeF>},
       {"gt", compare<ew::GtF>}, {"ge", compare<ew::GeF>}, {"where", where}, {"astype", astype},
       {"dropout_mask", dropout_mask},

@@ -58,7 +58,27 @@ const OpDef& minimum_op = register_op(binary<ew::MinF>("minimum", onnx_same("Min
 
 Var scalar_like(Var like, double value) { return like.graph().scalar(value, like.dtype()); }
 
+std::string lower_lerp(OnnxLowerCtx& c, bool square) {
+  const std::string b = square ? c.op("Mul", {c.in(1), c.in(1)}) : c.in(1);
+  return c.op("Add", {c.in(0), c.op("Mul", {c.scalar(c.attrs().get_float("weight")), c.op("Sub", {b, c.in(0)})})});
+}
+
+const OpDef& lerp_op = register_op(binary<ew::LerpF>("lerp", [](OnnxLowerCtx& c) { return lower_lerp(c, false); })
+    .grad([](const GradCtx& c) {
+      const double w = c.attrs.get_float("weight");
+      return std::vector<Var>{sum_to_like(c.dy * (1.0 - w), c.x(0)), sum_to_like(c.dy * w, c.x(1))};
+    }));
+
+const OpDef& lerp_square_op = register_op(binary<ew::LerpSquareF>("lerp_square", [](OnnxLowerCtx& c) { return lower_lerp(c, true); })
+    .grad([](const GradCtx& c) {
+      const double w = c.attrs.get_float("weight");
+      return std::vector<Var>{sum_to_like(c.dy * (1.0 - w), c.x(0)), sum_to_like(c.dy * c.x(1) * (2.0 * w), c.x(1))};
+    }));
+
 }  // namespace
+
+Var lerp(Var a, Var b, double weight) { return a.graph().apply(lerp_op, {a, b}, {{"weight", weight}}); }
+Var lerp_square(Var a, Var b, double weight) { return a.graph().apply(lerp_square_op, {a, b}, {{"weight", weight}}); }
 
 Var pow(Var base, Var exponent) { return base.graph().apply(pow_op, {base, exponent}); }
 Var maximum(Var a, Var b) { return a.graph().apply(maximum_op, {a, b}); }

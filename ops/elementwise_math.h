@@ -124,6 +124,18 @@ struct ClipF {
   template <class V> XGRAD_HOST_DEVICE V operator()(V x) const { return nan_min(nan_max(x, V(lo)), V(hi)); }
 };
 
+// Moving averages, as the optimizers keep their moments: a + w (b - a) and a + w (b^2 - a), one pass each.
+struct LerpF {
+  explicit LerpF(const Attrs& at) : w(at.get_float("weight")) {}
+  double w;
+  template <class V> XGRAD_HOST_DEVICE V operator()(V a, V b) const { return a + V(w) * (b - a); }
+};
+struct LerpSquareF {
+  explicit LerpSquareF(const Attrs& at) : w(at.get_float("weight")) {}
+  double w;
+  template <class V> XGRAD_HOST_DEVICE V operator()(V a, V b) const { return a + V(w) * (b * b - a); }
+};
+
 // Binary (broadcasting is the kernels' business).
 struct AddF { template <class V> XGRAD_HOST_DEVICE V operator()(V a, V b) const { return a + b; } };
 struct SubF { template <class V> XGRAD_HOST_DEVICE V operator()(V a, V b) const { return a - b; } };

@@ -21,6 +21,10 @@ Var div(Var a, Var b);
 Var pow(Var base, Var exponent);
 Var maximum(Var a, Var b);  // ties split the gradient evenly, as in PyTorch
 Var minimum(Var a, Var b);
+// a + weight * (b - a) (torch.lerp with a number weight), and a + weight * (b^2 - a): the optimizers'
+// moving averages in one pass each.
+Var lerp(Var a, Var b, double weight);
+Var lerp_square(Var a, Var b, double weight);
 
 // Comparisons: bool out, not differentiable (ops/compare.cpp). Scalars take a's dtype.
 Var eq(Var a, Var b);

@@ -177,6 +177,15 @@ void bind_ops(py::module_& m) {
   def_binary(m, "maximum", static_cast<BinaryBuilder>(xgrad::maximum), "elementwise larger of a and b; ties split the gradient");
   def_binary(m, "minimum", static_cast<BinaryBuilder>(xgrad::minimum), "elementwise smaller of a and b; ties split the gradient");
   def_binary(m, "matmul", static_cast<BinaryBuilder>(xgrad::matmul), "matrix product");
+  m.def("lerp", [](const py::object& a, const py::object& b, double weight) {
+          const PyNode& like = py::isinstance<PyNode>(a) ? a.cast<const PyNode&>() : b.cast<const PyNode&>();
+          return wrap(like.graph, lerp(as_var(a, like), as_var(b, like), weight));
+        }, py::arg("a"), py::arg("b"), py::arg("weight"),
+        "a + weight * (b - a), broadcasting (torch.lerp with a number weight): a moving average in one pass");
+  m.def("lerp_square", [](const py::object& a, const py::object& b, double weight) {
+          const PyNode& like = py::isinstance<PyNode>(a) ? a.cast<const PyNode&>() : b.cast<const PyNode&>();
+          return wrap(like.graph, lerp_square(as_var(a, like), as_var(b, like), weight));
+        }, py::arg("a"), py::arg("b"), py::arg("weight"), "a + weight * (b**2 - a), broadcasting: a moving average of squares");
   m.def("linear", [](const PyNode& x, const py::object& w, const py::object& b, const py::object& activation) {
           const std::string act = activation.is_none() ? "" : activation.cast<std::string>();
           return wrap(x.graph, linear(x.var, as_var(w, x), as_var(b, x), act));
