@@ -109,6 +109,7 @@ bench: install ort
 	$(PY) bench/bench_conv.py
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_serve.py
+	$(PY) bench/bench_distributed.py
 	$(PY) bench/bench_cuda.py
 
 clean:

@@ -80,10 +80,21 @@ int launched_size() {
 
 // ---- the communication thread ----
 
+// One buffer to reduce over every process, and what the processes must agree on first.
+struct Reduction {
+  void* data = nullptr;
+  std::int64_t count = 0;
+  DType dtype = DType::float32;
+  Reduce op = Reduce::sum;
+  std::int64_t signature = 0;
+  std::string description;
+};
+
 struct Job {
   std::function<void()> fn;
   bool done = false;
   std::exception_ptr error;
+  Reduction reduction;
   Tensor host, device_out;  // a device result: reduced in `host`, copied to device_out when finished
 };
 
@@ -125,12 +136,15 @@ struct Executor {
   std::shared_ptr<Job> submit(std::function<void()> fn) {
     auto job = std::make_shared<Job>();
     job->fn = std::move(fn);
+    enqueue(job);
+    return job;
+  }
+  void enqueue(const std::shared_ptr<Job>& job) {
     {
       std::lock_guard<std::mutex> lock(mutex);
       queue.push_back(job);
     }
     work.notify_one();
-    return job;
   }
   void wait(const std::shared_ptr<Job>& job) {
     std::unique_lock<std::mutex> lock(mutex);
@@ -146,6 +160,7 @@ struct World {
   // Reductions started and not yet finished, by buffer.
   std::mutex pending_mutex;
   std::unordered_map<void*, std::shared_ptr<Job>> pending;
+  std::vector<std::shared_ptr<Job>> deferred;  // without a communication thread: reduced at the first wait
   std::mutex stats_mutex;
   Stats stats;
 };
@@ -263,9 +278,16 @@ Communicator* communicator() {
   return world().comm;
 }
 
+namespace {
+void run_deferred(World& w);
+}
+
 void run_collective(const std::function<void()>& fn) {
   World& w = world();
-  if (!w.executor) return fn();
+  if (!w.executor) {
+    run_deferred(w);  // MPI calls keep the order they were made in
+    return fn();
+  }
   auto job = w.executor->submit(fn);
   w.executor->wait(job);
   if (job->error) std::rethrow_exception(job->error);
@@ -300,48 +322,97 @@ void start_allreduce_through_host(Tensor host, Tensor device_out, Reduce op, std
 }
 
 namespace {
+// Agree on what is reduced before reducing it: the maximum of (s, -s) is (s, -s) everywhere only when every
+// process has the same s. One call checks a batch of reductions; the error of each that disagrees names every
+// rank's description of it (all processes see the same maxima, so they all gather the same ones).
+std::vector<std::exception_ptr> check_agreement(Communicator* comm, const std::vector<const Reduction*>& batch) {
+  std::vector<std::int64_t> check;
+  for (const Reduction* r : batch) check.insert(check.end(), {r->signature, -r->signature, r->count, -r->count});
+  comm->allreduce_max(check.data(), static_cast<int>(check.size()));
+  std::vector<std::exception_ptr> errors(batch.size());
+  for (std::size_t k = 0; k < batch.size(); ++k) {
+    const Reduction& r = *batch[k];
+    const std::int64_t* c = check.data() + 4 * k;
+    if (c[0] == r.signature && c[1] == -r.signature && c[2] == r.count && c[3] == -r.count) continue;
+    constexpr std::size_t kWidth = 400;
+    char mine[kWidth] = {};
+    std::strncpy(mine, r.description.c_str(), kWidth - 1);
+    std::string all(kWidth * static_cast<std::size_t>(comm->size()), '\0');
+    comm->allgather(mine, kWidth, all.data());
+    std::string ranks;
+    for (int rank = 0; rank < comm->size(); ++rank)
+      ranks += "\n  rank " + std::to_string(rank) + ": " + std::string(all.c_str() + kWidth * static_cast<std::size_t>(rank));
+    errors[k] = std::make_exception_ptr(ValueError(
+        "allreduce: the processes disagree on what to reduce (shapes or dtypes differ), so nothing was reduced:" + ranks));
+  }
+  return errors;
+}
+
+void reduce(Communicator* comm, const Reduction& r) {
+  World& w = world();
+  const auto t0 = std::chrono::steady_clock::now();
+  comm->allreduce_sum(r.data, r.count, r.dtype);
+  if (r.op == Reduce::mean) {
+    const double f = 1.0 / comm->size();
+    if (r.dtype == DType::float32) scale<float>(r.data, r.count, f);
+    else if (r.dtype == DType::float64) scale<double>(r.data, r.count, f);
+    else throw TypeError("allreduce: mean needs a floating dtype");
+  }
+  std::lock_guard<std::mutex> lock(w.stats_mutex);
+  ++w.stats.reductions;
+  w.stats.bytes += r.count * static_cast<long long>(itemsize(r.dtype));
+  w.stats.communicating_seconds += seconds_since(t0);
+}
+
+// Every deferred reduction, in the order they were started (the same on every process): one agreement check
+// for all, then the reductions back to back. Reducing them together costs one wait for the slowest process
+// instead of one per bucket; with no second core nothing could overlap them anyway.
+void run_deferred(World& w) {
+  std::vector<std::shared_ptr<Job>> batch;
+  batch.swap(w.deferred);
+  if (batch.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<const Reduction*> reductions;
+  for (const auto& job : batch) reductions.push_back(&job->reduction);
+  std::vector<std::exception_ptr> errors;
+  try {
+    errors = check_agreement(w.comm, reductions);
+  } catch (...) {
+    errors.assign(batch.size(), std::current_exception());
+  }
+  {
+    std::lock_guard<std::mutex> lock(w.stats_mutex);
+    w.stats.communicating_seconds += seconds_since(t0);
+  }
+  for (std::size_t k = 0; k < batch.size(); ++k) {
+    batch[k]->error = errors[k];
+    if (!errors[k]) {
+      try {
+        reduce(w.comm, batch[k]->reduction);
+      } catch (...) {
+        batch[k]->error = std::current_exception();
+      }
+    }
+    batch[k]->done = true;
+  }
+}
+
 std::shared_ptr<Job> submit_allreduce(void* data, std::int64_t count, DType dtype, Reduce op, std::int64_t signature,
                                       std::string description) {
   World& w = world();
-  Communicator* comm = w.comm;
-  auto reduce = [=, &w, description = std::move(description)] {
-    const auto t0 = std::chrono::steady_clock::now();
-    // Agree on what is reduced before reducing it: the maximum of (s, -s) is (s, -s) everywhere only when
-    // every process has the same s.
-    std::int64_t check[4] = {signature, -signature, count, -count};
-    comm->allreduce_max(check, 4);
-    if (check[0] != signature || check[1] != -signature || check[2] != count || check[3] != -count) {
-      constexpr std::size_t kWidth = 400;
-      char mine[kWidth] = {};
-      std::strncpy(mine, description.c_str(), kWidth - 1);
-      std::string all(kWidth * static_cast<std::size_t>(comm->size()), '\0');
-      comm->allgather(mine, kWidth, all.data());
-      std::string ranks;
-      for (int r = 0; r < comm->size(); ++r)
-        ranks += "\n  rank " + std::to_string(r) + ": " + std::string(all.c_str() + kWidth * static_cast<std::size_t>(r));
-      throw ValueError("allreduce: the processes disagree on what to reduce (shapes or dtypes differ), so nothing "
-                       "was reduced:" + ranks);
-    }
-    comm->allreduce_sum(data, count, dtype);
-    if (op == Reduce::mean) {
-      const double f = 1.0 / comm->size();
-      if (dtype == DType::float32) scale<float>(data, count, f);
-      else if (dtype == DType::float64) scale<double>(data, count, f);
-      else throw TypeError("allreduce: mean needs a floating dtype");
-    }
-    std::lock_guard<std::mutex> lock(w.stats_mutex);
-    ++w.stats.reductions;
-    w.stats.bytes += count * static_cast<long long>(itemsize(dtype));
-    w.stats.communicating_seconds += seconds_since(t0);
-  };
-  if (w.executor) return w.executor->submit(std::move(reduce));
-  auto job = std::make_shared<Job>();  // one core, or MPI takes calls from the initialising thread only: reduce now
-  try {
-    reduce();
-  } catch (...) {
-    job->error = std::current_exception();
+  auto job = std::make_shared<Job>();
+  job->reduction = Reduction{data, count, dtype, op, signature, std::move(description)};
+  if (!w.executor) {  // one core, or MPI takes calls from the initialising thread only: at the first wait
+    w.deferred.push_back(job);
+    return job;
   }
-  job->done = true;
+  Communicator* comm = w.comm;
+  const Reduction* r = &job->reduction;  // the job owns its function: r lives as long as the function can run
+  job->fn = [comm, r] {
+    if (auto error = check_agreement(comm, {r})[0]) std::rethrow_exception(error);
+    reduce(comm, *r);
+  };
+  w.executor->enqueue(job);
   return job;
 }
 }  // namespace
@@ -356,6 +427,7 @@ void finish_allreduce(void* data) {
     job = std::move(found->second);
     w.pending.erase(found);
   }
+  if (!job->done && !w.executor) run_deferred(w);
   if (w.executor) {
     const auto t0 = std::chrono::steady_clock::now();
     w.executor->wait(job);

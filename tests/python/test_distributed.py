@@ -131,17 +131,20 @@ def test_sharded_batches_are_disjoint_and_equal_in_count():
             xg.data.batches(X, seed=0, shard=bad)
 
 
-def _mpirun(*scenarios, tmp_path, timeout=240):
+def _mpirun(*scenarios, tmp_path, timeout=240, bind="core"):
     mpirun = shutil.which("mpirun")
     assert mpirun, "mpirun is missing: make deps installs openmpi-bin"
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="self,vader",
                OMPI_MCA_rmaps_base_oversubscribe="1")
-    return subprocess.run([mpirun, "-np", "2", sys.executable, WORKER, str(tmp_path), *scenarios], env=env,
+    return subprocess.run([mpirun, "-np", "2", "--bind-to", bind, sys.executable, WORKER, str(tmp_path), *scenarios], env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_two_processes_train_as_one(tmp_path):
-    r = _mpirun("allreduce", "train", "mismatch", "toolkit", tmp_path=tmp_path)
+# Bound to a core each, a process reduces inline at its first wait; unbound (both cores), on its communication
+# thread while the step goes on.
+@pytest.mark.parametrize("bind", ["core", "none"])
+def test_two_processes_train_as_one(tmp_path, bind):
+    r = _mpirun("allreduce", "train", "mismatch", "toolkit", tmp_path=tmp_path, bind=bind)
     assert r.returncode == 0, r.stdout + r.stderr
     for rank in (0, 1):
         logged = (tmp_path / f"rank{rank}.log").read_text()
@@ -149,6 +152,10 @@ def test_two_processes_train_as_one(tmp_path):
                      "allreduce forward, gradient and second order match", "mismatches are ValueErrors on every process",
                      "shards, progress bar and checkpoint behave", "done"):
             assert line in logged, logged
+        if bind == "core" or len(os.sched_getaffinity(0)) == 1:
+            assert "1 cores for this process" in logged, logged  # no worker, no communication thread: inline
+        else:
+            assert "1 cores for this process" not in logged, logged
 
 
 def test_a_process_that_dies_ends_the_job(tmp_path):

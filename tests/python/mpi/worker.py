@@ -44,6 +44,7 @@ def scenario_train():
     """Two processes on half the data each, gradients averaged == one process on the whole batch."""
     rank, world = D.rank(), D.world_size()
     assert world == 2, world
+    log(f"{len(os.sched_getaffinity(0))} cores for this process")
     X, T = data()
     for name, make in [("SGD", lambda p: xg.optim.SGD(p, lr=0.3, momentum=0.9)),
                        ("Adam", lambda p: xg.optim.Adam(p, lr=0.05))]:
