@@ -87,13 +87,15 @@ EMU_BUILD := build-cuda-emulator
 test-cuda-emulator: venv
 	cmake -S . -B $(EMU_BUILD) -DXGRAD_CUDA_EMULATOR=ON -DXGRAD_BUILD_EXAMPLES=OFF -DPython_EXECUTABLE=$(CURDIR)/$(PY) \
 	  -DXGRAD_PYTHON_OUTPUT_DIR=$(CURDIR)/$(EMU_BUILD)/python/xgrad >/dev/null
-	cmake --build $(EMU_BUILD) -j $(JOBS) --target xgrad_cuda_emulator_tests xgrad_device_tests _xgrad
+	cmake --build $(EMU_BUILD) -j $(JOBS) --target xgrad_cuda_emulator_tests xgrad_device_tests _xgrad xgrad_mpi
 	cp python/xgrad/*.py $(EMU_BUILD)/python/xgrad/
 	$(EMU_BUILD)/xgrad_cuda_emulator_tests
 	$(EMU_BUILD)/xgrad_device_tests
 	PYTHONPATH=$(CURDIR)/$(EMU_BUILD)/python $(PY) -c "import xgrad; assert xgrad.cuda.is_emulated(), xgrad.__file__"
 	PYTHONPATH=$(CURDIR)/$(EMU_BUILD)/python $(PY) -m pytest -q -p no:cacheprovider tests/python/test_cuda.py \
 	  tests/python/test_cuda_optable.py tests/python/test_cuda_kernels.py
+	@# device programs reducing through host buffers across two processes (mpirun), on the emulated GPU
+	PYTHONPATH=$(CURDIR)/$(EMU_BUILD)/python $(PY) -m pytest -q -p no:cacheprovider tests/python/test_distributed.py -k device_programs
 
 # Runs the notebooks in notebooks/ in the venv's kernel (also part of `make test`); executed copies and their
 # plots go to build/notebooks/.

@@ -189,3 +189,13 @@ def test_python_example_trains_digits_on_two_processes(tmp_path):
     assert "2 processes" in r.stdout and "bucket of" in r.stdout, r.stdout
     assert r.stderr.count("digits:   0%") == 1, r.stderr  # one progress bar: rank 0's
     assert checkpoint.exists()
+
+
+def test_device_programs_reduce_through_host_buffers(tmp_path):
+    """Runs where CUDA can be used (a GPU, or the emulator build: make test-cuda-emulator runs this test)."""
+    if not xg.cuda.is_available():
+        pytest.skip(f"no CUDA device: {xg.cuda.why_unavailable()} (make test-cuda-emulator runs it on the emulator)")
+    r = _mpirun("device", tmp_path=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for rank in (0, 1):
+        assert "device programs reduce through host buffers" in (tmp_path / f"rank{rank}.log").read_text()

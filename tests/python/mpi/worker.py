@@ -197,6 +197,26 @@ def scenario_dies():
     raise AssertionError("rank 0 trained on without its peer")
 
 
+def scenario_device():
+    """A Program compiled for CUDA: its buckets go through host buffers (packed on the device, reduced on the
+    host, copied back where first read); the result equals the same training on the CPU."""
+    rank, world = D.rank(), D.world_size()
+    X, T = data()
+    half = len(X) // world
+    mine = dict(x=X[rank * half:(rank + 1) * half], t=T[rank * half:(rank + 1) * half])
+    results = []
+    for device in ("cpu", "cuda"):
+        g, params, loss = mlp()
+        step = g.compile(loss, updates=xg.optim.Adam(params, lr=0.05).minimize(loss, allreduce="mean", bucket_bytes=200),
+                         device=device)
+        for _ in range(3):
+            step(mine)
+        results.append([np.asarray(p.value).copy() for p in params])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    log("device programs reduce through host buffers")
+
+
 def scenario_mpi4py_first():
     from mpi4py import MPI  # initialises MPI before xgrad does
     D.init()
