@@ -1,6 +1,5 @@
 // broadcast_params: every process gets root's param values. Types are compared first (one allgather of a
 // small signature), so a mismatch is an error on every process instead of a hang or a torn buffer.
-#include <cstring>
 #include <functional>
 
 #include "core/error.h"
@@ -30,16 +29,9 @@ void broadcast_params(const std::vector<Var>& params, int root) {
     std::int64_t check[2] = {static_cast<std::int64_t>(h & 0x3fffffffffffffffULL), -static_cast<std::int64_t>(h & 0x3fffffffffffffffULL)};
     const std::int64_t expect = check[0];
     comm->allreduce_max(check, 2);
-    if (check[0] != expect || check[1] != -expect) {
-      constexpr std::size_t kWidth = 400;
-      char text[kWidth] = {};
-      std::strncpy(text, mine.c_str(), kWidth - 1);
-      std::string all(kWidth * static_cast<std::size_t>(size), '\0');
-      comm->allgather(text, kWidth, all.data());
-      std::string ranks;
-      for (int r = 0; r < size; ++r) ranks += "\n  rank " + std::to_string(r) + ": " + std::string(all.c_str() + kWidth * static_cast<std::size_t>(r));
-      throw ValueError("broadcast_params: the processes hold different params (names, shapes or dtypes), so nothing was sent:" + ranks);
-    }
+    if (check[0] != expect || check[1] != -expect)
+      throw ValueError("broadcast_params: the processes hold different params (names, shapes or dtypes), so nothing was "
+                       "sent:" + detail::describe_ranks(comm, mine));
     for (const Var& p : params) {
       Tensor host = p.node()->value().device() == Device::cpu ? p.node()->value() : p.node()->value().to(Device::cpu);
       if (!host.is_contiguous()) host = host.copy();

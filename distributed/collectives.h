@@ -29,6 +29,9 @@ void start_allreduce(void* data, std::int64_t count, DType dtype, Reduce op, std
 // For a result on a device: `host` (a CPU tensor holding the packed values) is reduced and, when finished,
 // copied into `device_out`; the job is known by device_out's address.
 void start_allreduce_through_host(Tensor host, Tensor device_out, Reduce op, std::int64_t signature, std::string description);
+// Every process's `description` ("\n  rank r: ..." lines), for an error that all processes raise alike (a
+// collective call: every process makes it).
+std::string describe_ranks(Communicator* comm, const std::string& description);
 // Waits for the reduction of `data` (a no-op when none was started); ValueError when the processes disagreed.
 void finish_allreduce(void* data);
 

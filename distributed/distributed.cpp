@@ -282,6 +282,18 @@ namespace {
 void run_deferred(World& w);
 }
 
+std::string describe_ranks(Communicator* comm, const std::string& description) {
+  constexpr std::size_t kWidth = 400;  // each process's text, cut to a fixed size for one allgather
+  char mine[kWidth] = {};
+  std::strncpy(mine, description.c_str(), kWidth - 1);
+  std::string all(kWidth * static_cast<std::size_t>(comm->size()), '\0');
+  comm->allgather(mine, kWidth, all.data());
+  std::string ranks;
+  for (int rank = 0; rank < comm->size(); ++rank)
+    ranks += "\n  rank " + std::to_string(rank) + ": " + std::string(all.c_str() + kWidth * static_cast<std::size_t>(rank));
+  return ranks;
+}
+
 void run_collective(const std::function<void()>& fn) {
   World& w = world();
   if (!w.executor) {
@@ -334,16 +346,8 @@ std::vector<std::exception_ptr> check_agreement(Communicator* comm, const std::v
     const Reduction& r = *batch[k];
     const std::int64_t* c = check.data() + 4 * k;
     if (c[0] == r.signature && c[1] == -r.signature && c[2] == r.count && c[3] == -r.count) continue;
-    constexpr std::size_t kWidth = 400;
-    char mine[kWidth] = {};
-    std::strncpy(mine, r.description.c_str(), kWidth - 1);
-    std::string all(kWidth * static_cast<std::size_t>(comm->size()), '\0');
-    comm->allgather(mine, kWidth, all.data());
-    std::string ranks;
-    for (int rank = 0; rank < comm->size(); ++rank)
-      ranks += "\n  rank " + std::to_string(rank) + ": " + std::string(all.c_str() + kWidth * static_cast<std::size_t>(rank));
-    errors[k] = std::make_exception_ptr(ValueError(
-        "allreduce: the processes disagree on what to reduce (shapes or dtypes differ), so nothing was reduced:" + ranks));
+    errors[k] = std::make_exception_ptr(ValueError("allreduce: the processes disagree on what to reduce (shapes or "
+                                                   "dtypes differ), so nothing was reduced:" + describe_ranks(comm, r.description)));
   }
   return errors;
 }
