@@ -105,7 +105,7 @@ const char* activation_of(const Node* n) {
 
 }  // namespace
 
-std::vector<Var> fuse_gemm_epilogues(const std::vector<Var>& roots) {
+std::vector<Var> fuse_cpu_kernels(const std::vector<Var>& roots) {
   std::vector<Node*> root_nodes;
   for (const auto& r : roots) root_nodes.push_back(r.node());
   const std::vector<Node*> order = topological_order(root_nodes);

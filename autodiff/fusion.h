@@ -15,6 +15,6 @@
 
 namespace xgrad {
 
-std::vector<Var> fuse_gemm_epilogues(const std::vector<Var>& roots);
+std::vector<Var> fuse_cpu_kernels(const std::vector<Var>& roots);
 
 }  // namespace xgrad

@@ -80,8 +80,8 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates, Device
   }
   // Stability rewrites and CSE on everything the program computes.
   std::vector<Var> simplified = simplify(std::vector<Var>(roots.begin(), roots.end()));
-  // GEMM epilogues (bias, activation) fused into the product; CUDA runs them unfused.
-  if (device == Device::cpu) simplified = fuse_gemm_epilogues(simplified);
+  // CPU-only fused kernels: GEMM epilogues (bias, activation) and softmax-cross-entropy; CUDA runs them unfused.
+  if (device == Device::cpu) simplified = fuse_cpu_kernels(simplified);
   for (std::size_t i = 0; i < roots.size(); ++i) roots[i] = simplified[i].node();
   Impl& p = *impl_;
   p.device = device;
