@@ -75,6 +75,7 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
     const Place at = plan->places[step.out];
     // Tiles keep operands in the CPU's caches; a device runs each kernel over the whole array.
     bool tileable = device == Device::cpu && step.op->is_elementwise() && (at == Place::arena || at == Place::fresh) &&
+                    (!step.span || step.inputs.size() <= kMaxSpanInputs) &&
                     numel(out_shape) >= kMinTiled;
     for (int i : step.inputs)
       tileable = tileable && ((numel(plan->shapes[i]) == 1 && plan->shapes[i].size() <= 1) ||

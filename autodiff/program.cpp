@@ -246,10 +246,9 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
         const Step& step = p.steps[current];
         TileMember& m = members[j];
         if (step.span) {  // raw pointers into the operands: no Tensor re-pointed per tile
-          constexpr std::size_t kMaxSpanInputs = 4;
-          const void* in[kMaxSpanInputs];
+          const void* in[kMaxSpanInputs];  // the plan tiles only steps with at most this many inputs
           bool scalar[kMaxSpanInputs];
-          for (std::size_t a = 0; a < step.inputs.size() && a < kMaxSpanInputs; ++a) {
+          for (std::size_t a = 0; a < step.inputs.size(); ++a) {
             scalar[a] = m.input_is_scalar[a];
             const Tensor& whole = vals[step.inputs[a]];
             in[a] = scalar[a] ? whole.raw_data()
