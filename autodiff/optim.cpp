@@ -162,9 +162,8 @@ Var Adam::update(std::size_t i, Var w, Var g, Var lr, ParamUpdates& state_update
   const Var t = step_count() + 1.0;
   const Var correction1 = 1.0 - exp(t * std::log(beta1));
   const Var root2 = sqrt(1.0 - exp(t * std::log(beta2)));
-  // lr / c1 * m / (sqrt(v) / sqrt(c2) + eps), with the per-step scalars folded: three passes over the param
-  // (sqrt + eps, divide, scale and subtract) instead of five.
-  return w - (lr * root2 / correction1) * (m_next / (sqrt(v_next) + root2 * eps));
+  // w - lr / c1 * m / (sqrt(v) / sqrt(c2) + eps), with the per-step scalars folded: one pass over the param.
+  return adam_update(w, m_next, v_next, lr * root2 / correction1, root2 * eps);
 }
 
 // ---- RMSProp ----

@@ -85,7 +85,7 @@ constexpr std::int64_t kTileStepsPerLane = 32;
 constexpr std::int64_t kChunksPerLane = 8;     // a split group's tiles go out in this many chunks per thread
 constexpr std::int64_t kMinAloneGroup = 2 * kTileStepsPerLane * kTile;  // a lone elementwise step this large still splits
 
-constexpr std::size_t kMaxSpanInputs = 4;  // operands of a step inside a tiled group (its span kernel's arrays)
+constexpr std::size_t kMaxSpanInputs = 5;  // operands of a step inside a tiled group (its span kernel's arrays)
 
 inline std::size_t lanes() { return std::min<std::size_t>(ThreadPool::instance().workers() + 1, 8); }
 

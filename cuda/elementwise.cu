@@ -1,8 +1,10 @@
 // CUDA kernels for the elementwise ops: unary, binary with numpy broadcasting,
 // comparisons and where. The math is ops/elementwise_math.h's functors, the
 // same structs the CPU kernels run, so their formulas are tested on the CPU.
+#include <cmath>
 #include <cstdint>
 
+#include "core/error.h"
 #include "core/op.h"
 #include "core/strided_loop.h"
 #include "cuda/context.h"
@@ -154,6 +156,25 @@ void dropout_mask(const Tensor* const*, Tensor& out, const Attrs& a) {
   check_launch("dropout_mask kernel");
 }
 
+template <class T>
+__global__ void adam_update_packed(const T* w, const T* m, const T* v, const T* k, const T* e, T* y, std::int64_t n) {
+  XGRAD_GRID_STRIDE(i, n) y[i] = w[i] - k[0] * (m[i] / (std::sqrt(v[i]) + e[0]));
+}
+
+// w - k m / (sqrt(v) + e) (ops/adam_update.cpp): params and their moments are contiguous, k and e single values.
+void adam_update(const Tensor* const* in, Tensor& out, const Attrs&) {
+  const std::int64_t n = out.numel();
+  if (n == 0) return;
+  for (int i = 0; i < 3; ++i)
+    if (!packed_like(*in[i], out) || !out.is_contiguous()) throw RuntimeError("adam_update on CUDA needs contiguous w, m and v");
+  kernels::dispatch_floating(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    auto p = [&](int i) { return static_cast<const T*>(in[i]->raw_data()); };
+    XGRAD_LAUNCH(blocks_for(n), kThreads, adam_update_packed)(p(0), p(1), p(2), p(3), p(4), static_cast<T*>(out.raw_data()), n);
+  });
+  check_launch("adam_update kernel");
+}
+
 const bool registered = [] {
   const std::pair<const char*, KernelFn> kernels[] = {
       {"neg", unary<ew::NegF>}, {"exp", unary<ew::ExpF>}, {"log", unary<ew::LogF>}, {"tanh", unary<ew::TanhF>},
@@ -165,7 +186,7 @@ const bool registered = [] {
       {"softplus", unary<ew::SoftplusF>}, {"clip", unary<ew::ClipF>},
       {"add", binary<ew::AddF>}, {"sub", binary<ew::SubF>}, {"mul", binary<ew::MulF>}, {"div", binary<ew::DivF>},
       {"pow", binary<ew::PowF>}, {"maximum", binary<ew::MaxF>}, {"minimum", binary<ew::MinF>},
-      {"lerp", binary<ew::LerpF>}, {"lerp_square", binary<ew::LerpSquareF>},
+      {"lerp", binary<ew::LerpF>}, {"lerp_square", binary<ew::LerpSquareF>}, {"adam_update", adam_update},
       {"eq", compare<ew::EqF>}, {"ne", compare<ew::NeF>}, {"lt", compare<ew::LtF>}, {"le", compare<ew::LeF>},
       {"gt", compare<ew::GtF>}, {"ge", compare<ew::GeF>}, {"where", where}, {"astype", astype},
       {"dropout_mask", dropout_mask},

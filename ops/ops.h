@@ -25,6 +25,8 @@ Var minimum(Var a, Var b);
 // moving averages in one pass each.
 Var lerp(Var a, Var b, double weight);
 Var lerp_square(Var a, Var b, double weight);
+// w - k * m / (sqrt(v) + e), k and e single values: Adam's parameter step in one pass.
+Var adam_update(Var w, Var m, Var v, Var k, Var e);
 
 // Comparisons: bool out, not differentiable (ops/compare.cpp). Scalars take a's dtype.
 Var eq(Var a, Var b);

@@ -186,6 +186,10 @@ void bind_ops(py::module_& m) {
           const PyNode& like = py::isinstance<PyNode>(a) ? a.cast<const PyNode&>() : b.cast<const PyNode&>();
           return wrap(like.graph, lerp_square(as_var(a, like), as_var(b, like), weight));
         }, py::arg("a"), py::arg("b"), py::arg("weight"), "a + weight * (b**2 - a), broadcasting: a moving average of squares");
+  m.def("adam_update", [](const PyNode& w, const py::object& m_, const py::object& v, const py::object& k, const py::object& e) {
+          return wrap(w.graph, adam_update(w.var, as_var(m_, w), as_var(v, w), as_var(k, w), as_var(e, w)));
+        }, py::arg("w"), py::arg("m"), py::arg("v"), py::arg("k"), py::arg("e"),
+        "w - k * m / (sqrt(v) + e) with single values k and e: Adam's parameter step in one pass (xg.optim.Adam uses it)");
   m.def("linear", [](const PyNode& x, const py::object& w, const py::object& b, const py::object& activation) {
           const std::string act = activation.is_none() ? "" : activation.cast<std::string>();
           return wrap(x.graph, linear(x.var, as_var(w, x), as_var(b, x), act));

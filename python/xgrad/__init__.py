@@ -17,7 +17,7 @@ import numpy as _np
 from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, batch_norm, binary_cross_entropy_with_logits,
                      broadcast_to, clip, concat, cos, cross_entropy, div, dropout, elu, embedding, eq, erf, exp, expm1, flatten, floor, ge,
                      gelu, grad, gt, huber_loss, index_select, layer_norm, le, leaky_relu, log, log1p, log_softmax,
-                     lerp, lerp_square, log_softmax_take, logsumexp, lt,
+                     adam_update, lerp, lerp_square, log_softmax_take, logsumexp, lt,
                      linear, matmul, max, maximum, mean, min, minimum, mse_loss, mul, ne, neg, one_hot, pad, pow, prod,
                      registered_ops, relu, reshape, rsqrt, sigmoid, sign, sin, softmax, softplus, sqrt, square, std,
                      split, squeeze, expand_dims, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
@@ -71,7 +71,7 @@ Node.squeeze = lambda self, axis=None: squeeze(self, axis)
 __all__ = [
     "Graph", "Node", "Program", "grad", "gradcheck", "GradcheckError", "registered_ops", "onnx", "optim", "float32", "float64", "int64", "bool_",
     # elementwise
-    "add", "sub", "mul", "div", "pow", "maximum", "minimum", "lerp", "lerp_square", "neg", "abs", "sign", "exp", "expm1", "log", "log1p",
+    "add", "sub", "mul", "div", "pow", "maximum", "minimum", "lerp", "lerp_square", "adam_update", "neg", "abs", "sign", "exp", "expm1", "log", "log1p",
     "sqrt", "rsqrt", "square", "sin", "cos", "erf", "floor", "tanh", "sigmoid", "relu", "leaky_relu", "elu", "gelu",
     "softplus", "clip", "astype", "stop_gradient",
     # comparisons
