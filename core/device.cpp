@@ -1,10 +1,9 @@
 #include "core/device.h"
 
-#include <dlfcn.h>
-
 #include <mutex>
 
 #include "core/error.h"
+#include "core/plugin.h"
 
 namespace xgrad {
 
@@ -21,29 +20,11 @@ std::string& plugin_error() {
   return error;
 }
 
-// The CUDA backend lives in libxgrad_cuda.so beside the library that holds this code (libxgrad.so, or the
-// Python module), so that a CPU user never loads the CUDA runtime or cuBLAS. The plugin is linked against
-// neither: its references to xgrad's symbols bind to whichever of the two loaded it. Python opens
-// extension modules RTLD_LOCAL, so this library first makes its own symbols global.
+// The CUDA backend lives in libxgrad_cuda.so (core/plugin.h), so that a CPU user never loads the CUDA runtime
+// or cuBLAS.
 void load_cuda_plugin() {
-  Dl_info self{};
-  if (!dladdr(reinterpret_cast<void*>(&load_cuda_plugin), &self) || !self.dli_fname) {
-    plugin_error() = "cannot locate the xgrad library to find libxgrad_cuda.so beside it";
-    return;
-  }
-  std::string dir(self.dli_fname);
-  const std::size_t slash = dir.rfind('/');
-  dir = slash == std::string::npos ? "." : dir.substr(0, slash);
-  const std::string plugin = dir + "/libxgrad_cuda.so";
-  if (!dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL)) {
-    plugin_error() = std::string("cannot make xgrad's symbols visible to the CUDA backend: ") + dlerror();
-    return;
-  }
-  if (!dlopen(plugin.c_str(), RTLD_NOW | RTLD_LOCAL)) {
-    plugin_error() = std::string("the CUDA backend could not be loaded: ") + dlerror();
-    return;
-  }
-  if (!cuda_backend()) plugin_error() = plugin + " loaded but registered no backend";
+  plugin_error() = open_plugin("libxgrad_cuda.so", "the CUDA backend", false);
+  if (plugin_error().empty() && !cuda_backend()) plugin_error() = "libxgrad_cuda.so loaded but registered no backend";
 }
 #endif
 

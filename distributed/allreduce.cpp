@@ -48,16 +48,16 @@ std::int64_t signature_of(const Tensor* const* in, std::size_t count, const Tens
 void allreduce_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
   const auto count = static_cast<std::size_t>(a.get_int("count"));
   std::int64_t offset = 0;
-  std::string types;
   for (std::size_t i = 0; i < count; ++i) {
     const Tensor& x = *in[i];
     const std::int64_t n = x.numel();
     out.slice(0, offset, offset + n).reshape(x.shape()).copy_from(x);
     offset += n;
-    types += (i ? ", " : "") + to_string(TensorType{x.dtype(), x.shape()});
   }
+  if (!detail::reducing()) return;  // a world of one: the packed values are the sum and the mean
   const Reduce op = reduce_of(a);
-  std::string description = "allreduce of " + a.get_string("label") + ": " + types;
+  std::string description = "allreduce of " + a.get_string("label") + ": ";
+  for (std::size_t i = 0; i < count; ++i) description += (i ? ", " : "") + to_string(TensorType{in[i]->dtype(), in[i]->shape()});
   if (out.device() == Device::cpu)
     return detail::start_allreduce(out.raw_data(), out.numel(), out.dtype(), op, signature_of(in, count, out, op), std::move(description));
   detail::start_allreduce_through_host(out.to(Device::cpu), out, op, signature_of(in, count, out, op), std::move(description));

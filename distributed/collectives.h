@@ -18,6 +18,9 @@ namespace xgrad::distributed::detail {
 // The communicator once init() ran with MPI present; nullptr in a world of one.
 Communicator* communicator();
 
+// Whether there are other processes to reduce with (false in a world of one: a bucket is its own result).
+bool reducing();
+
 // Runs fn with the communicator on the communication thread, in submission order, and waits for it
 // (exceptions come back). Inline on this thread when MPI allows calls from one thread only.
 void run_collective(const std::function<void()>& fn);

@@ -1,7 +1,5 @@
 #include "distributed/distributed.h"
 
-#include <dlfcn.h>
-
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -14,6 +12,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/plugin.h"
 #include "core/thread_pool.h"
 #include "distributed/collectives.h"
 #include "distributed/communicator.h"
@@ -32,30 +31,12 @@ std::string& load_error() {
   return error;
 }
 
-// libxgrad_mpi.so lives beside the library that holds this code (libxgrad.so, or the Python module). It is
-// opened RTLD_GLOBAL: Open MPI loads its own components (mca_*.so) with dlopen, and they bind to libmpi's
-// symbols, which must therefore be global. As with the CUDA plugin, this library first makes its own symbols
-// global, so that the plugin's references to xgrad bind to whichever of the two loaded it.
+// libxgrad_mpi.so (core/plugin.h), opened RTLD_GLOBAL: Open MPI loads its own components (mca_*.so) with
+// dlopen, and they bind to libmpi's symbols, which must therefore be global.
 void load_plugin() {
 #if defined(XGRAD_HAVE_MPI)
-  Dl_info self{};
-  if (!dladdr(reinterpret_cast<void*>(&load_plugin), &self) || !self.dli_fname) {
-    load_error() = "cannot locate the xgrad library to find libxgrad_mpi.so beside it";
-    return;
-  }
-  std::string dir(self.dli_fname);
-  const std::size_t slash = dir.rfind('/');
-  dir = slash == std::string::npos ? "." : dir.substr(0, slash);
-  const std::string plugin = dir + "/libxgrad_mpi.so";
-  if (!dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL)) {
-    load_error() = std::string("cannot make xgrad's symbols visible to the MPI plugin: ") + dlerror();
-    return;
-  }
-  if (!dlopen(plugin.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
-    load_error() = std::string("the MPI plugin could not be loaded: ") + dlerror();
-    return;
-  }
-  if (!registered()) load_error() = plugin + " loaded but registered no communicator";
+  load_error() = open_plugin("libxgrad_mpi.so", "the MPI plugin", true);
+  if (load_error().empty() && !registered()) load_error() = "libxgrad_mpi.so loaded but registered no communicator";
 #else
   load_error() = "this xgrad was built without MPI (CMake found no MPI; install libopenmpi-dev and rebuild)";
 #endif
@@ -273,6 +254,11 @@ void abort(int code) {
 
 namespace detail {
 
+bool reducing() {
+  init();
+  return world().comm && world().comm->size() > 1;
+}
+
 Communicator* communicator() {
   init();
   return world().comm;
@@ -322,10 +308,7 @@ void start_allreduce(void* data, std::int64_t count, DType dtype, Reduce op, std
 void start_allreduce_through_host(Tensor host, Tensor device_out, Reduce op, std::int64_t signature, std::string description) {
   init();
   World& w = world();
-  if (!w.comm || w.comm->size() == 1) {  // nothing to reduce: the packed values are the result
-    copy_to_device(device_out, host);
-    return;
-  }
+  if (!w.comm || w.comm->size() == 1) return;  // nothing to reduce: device_out holds the packed values
   auto job = submit_allreduce(host.raw_data(), host.numel(), host.dtype(), op, signature, std::move(description));
   job->host = std::move(host);
   job->device_out = device_out;
