@@ -9,6 +9,7 @@
 #include "core/onnx_lowering.h"
 #include "core/op.h"
 #include "distributed/collectives.h"
+#include "distributed/communicator.h"
 #include "distributed/distributed.h"
 #include "ops/ops.h"
 
@@ -45,22 +46,57 @@ std::int64_t signature_of(const Tensor* const* in, std::size_t count, const Tens
 
 // MPI reads and writes host memory: a device program packs the bucket on the device, copies it to a host
 // buffer, reduces that, and copies the result back when it is waited for (OpDef::completes).
+template <class T>
+void scale(T* p, std::int64_t n, double factor) {
+  const T f = static_cast<T>(factor);
+  for (std::int64_t i = 0; i < n; ++i) p[i] *= f;
+}
+
+template <class T>
+void copy_scaled(const T* src, T* dst, std::int64_t n, double factor) {
+  const T f = static_cast<T>(factor);
+  for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] * f;
+}
+
+// Packs x into part (a contiguous slice of the bucket), times `factor`: a host mean divides while it packs,
+// which saves a pass over the bucket after the reduction.
+void pack(const Tensor& x, Tensor part, double factor) {
+  if (factor == 1.0) return part.reshape(x.shape()).copy_from(x);
+  if (!x.is_contiguous() || x.dtype() != part.dtype()) {
+    part.reshape(x.shape()).copy_from(x);
+    if (part.dtype() == DType::float32) scale(part.data<float>(), part.numel(), factor);
+    else scale(part.data<double>(), part.numel(), factor);
+    return;
+  }
+  if (part.dtype() == DType::float32) copy_scaled(x.data<float>(), part.data<float>(), x.numel(), factor);
+  else copy_scaled(x.data<double>(), part.data<double>(), x.numel(), factor);
+}
+
 void allreduce_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
   const auto count = static_cast<std::size_t>(a.get_int("count"));
+  const Reduce op = reduce_of(a);
+  const bool reducing = detail::reducing();  // in a world of one the packed values are the sum and the mean
+  const bool on_host = out.device() == Device::cpu;
+  // On the host, a mean is a sum of values divided by the process count as they are packed.
+  const bool divide_while_packing = reducing && on_host && op == Reduce::mean &&
+                                    (out.dtype() == DType::float32 || out.dtype() == DType::float64);
+  const double factor = divide_while_packing ? 1.0 / detail::communicator()->size() : 1.0;
   std::int64_t offset = 0;
   for (std::size_t i = 0; i < count; ++i) {
     const Tensor& x = *in[i];
     const std::int64_t n = x.numel();
-    out.slice(0, offset, offset + n).reshape(x.shape()).copy_from(x);
+    if (on_host) pack(x, out.slice(0, offset, offset + n), factor);
+    else out.slice(0, offset, offset + n).reshape(x.shape()).copy_from(x);
     offset += n;
   }
-  if (!detail::reducing()) return;  // a world of one: the packed values are the sum and the mean
-  const Reduce op = reduce_of(a);
+  if (!reducing) return;
   std::string description = "allreduce of " + a.get_string("label") + ": ";
   for (std::size_t i = 0; i < count; ++i) description += (i ? ", " : "") + to_string(TensorType{in[i]->dtype(), in[i]->shape()});
-  if (out.device() == Device::cpu)
-    return detail::start_allreduce(out.raw_data(), out.numel(), out.dtype(), op, signature_of(in, count, out, op), std::move(description));
-  detail::start_allreduce_through_host(out.to(Device::cpu), out, op, signature_of(in, count, out, op), std::move(description));
+  const std::int64_t signature = signature_of(in, count, out, op);
+  if (on_host)
+    return detail::start_allreduce(out.raw_data(), out.numel(), out.dtype(), divide_while_packing ? Reduce::sum : op,
+                                   signature, std::move(description));
+  detail::start_allreduce_through_host(out.to(Device::cpu), out, op, signature, std::move(description));
 }
 
 void allreduce_complete(Tensor& out) { detail::finish_allreduce(out.raw_data()); }
