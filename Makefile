@@ -9,9 +9,10 @@ APT_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev xtl
   python3-numpy python3-pytest python3-sklearn python3-tqdm libgtest-dev googletest python3-torch \
   libonnx-dev python3-onnx libonnx-testdata libprotobuf-dev protobuf-compiler \
   python3-matplotlib python3-nbclient python3-nbformat python3-ipykernel python3-graphviz graphviz \
-  libopenmpi-dev openmpi-bin python3-mpi4py zlib1g-dev
+  libopenmpi-dev openmpi-bin python3-mpi4py zlib1g-dev \
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev python3-hypothesis
 
-.PHONY: deps venv install build demo test test-cpp test-python test-tsan test-cuda-emulator notebooks bench clean ort
+.PHONY: deps venv install build demo test test-cpp test-python test-tsan test-asan asan-build fuzz test-cuda-emulator notebooks bench clean ort
 
 # Installs the Debian packages that are missing (apt-get update only when needed).
 deps:
@@ -63,6 +64,7 @@ demo: install
 
 test: build ort
 	$(MAKE) test-tsan
+	$(MAKE) test-asan
 	$(MAKE) test-cuda-emulator
 	cd $(BUILD) && ctest --output-on-failure
 	$(PY) -m pytest -q tests/python
@@ -78,6 +80,49 @@ test-tsan: deps
 	norandom=$$(setarch $$(uname -m) -R true 2>/dev/null && echo "setarch $$(uname -m) -R"); \
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	  $$norandom $(TSAN_BUILD)/xgrad_concurrency_tests
+
+# AddressSanitizer + UndefinedBehaviorSanitizer (clang-14), in its own build tree: the library, the C++ tests
+# and examples under ctest, the Python tests that feed the library the most varied input (the op table, ONNX
+# export and import, checkpoints, bad input) against the instrumented extension in the uninstrumented
+# interpreter (the ASan runtime preloaded; Python's own allocations are not leak-checked), and each libFuzzer
+# target for 30 seconds. Any report stops the program: halt_on_error, no recovery from undefined behaviour.
+ASAN_BUILD := build-asan
+ASAN_ENV = ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=0:detect_stack_use_after_return=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+FUZZ_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+FUZZERS := fuzz_onnx_import fuzz_npz fuzz_program
+FUZZ_SECONDS ?= 30
+FUZZ_RUNS ?= -1
+asan-build: venv
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DXGRAD_SANITIZE=address,undefined -DXGRAD_FUZZ=ON -DXGRAD_CUDA=OFF -DXGRAD_MPI=OFF \
+	  -DPython_EXECUTABLE=$(CURDIR)/$(PY) -DXGRAD_PYTHON_OUTPUT_DIR=$(CURDIR)/$(ASAN_BUILD)/python/xgrad >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cp python/xgrad/*.py $(ASAN_BUILD)/python/xgrad/
+
+test-asan: asan-build ort
+	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -E install_and_consume
+	runtime=$$(clang++-14 -print-resource-dir)/lib/linux/libclang_rt.asan-x86_64.so; \
+	PYTHONPATH=$(CURDIR)/$(ASAN_BUILD)/python LD_PRELOAD=$$runtime $(ASAN_ENV) $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/python/test_ops.py tests/python/test_onnx.py tests/python/test_import.py tests/python/test_checkpoint_errors.py tests/python/test_failed_runs.py \
+	  tests/python/test_checkpoint_interop.py tests/python/test_api.py tests/python/test_linear.py
+	$(MAKE) fuzz FUZZ_SECONDS=30
+
+# Each libFuzzer target for FUZZ_SECONDS (default 30; `make fuzz FUZZ_SECONDS=600 FUZZ_RUNS=1000000` for the
+# long run), from the seed corpora (tests/fuzz/seeds.py: ONNX backend models, checkpoints, feeds) plus what
+# earlier runs found (build-asan/fuzz/<target>/corpus). Prints each target's executions and coverage; any
+# crash, leak, timeout or sanitizer report fails, and the input is left in build-asan/fuzz/<target>/.
+fuzz: asan-build
+	$(PY) tests/fuzz/seeds.py $(ASAN_BUILD)/fuzz
+	@for f in $(FUZZERS); do \
+	  d=$(ASAN_BUILD)/fuzz/$$f; mkdir -p $$d/corpus; \
+	  $(FUZZ_ENV) $(ASAN_BUILD)/$$f $$d/corpus $$d/seeds -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) \
+	    -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix=$$d/ > $$d/log.txt 2>&1 \
+	    || { tail -60 $$d/log.txt; echo "$$f FAILED: input and log in $$d"; exit 1; }; \
+	  echo "$$f: $$(grep -o 'stat::number_of_executed_units: [0-9]*' $$d/log.txt | grep -o '[0-9]*$$') executions," \
+	    "$$(grep -E '^#[0-9]+.*(DONE|pulse)' $$d/log.txt | tail -1 | grep -o 'cov: [0-9]* ft: [0-9]*')," \
+	    "corpus $$(ls $$d/corpus | wc -l) inputs"; \
+	done
 
 # The CUDA backend on the CPU emulator of CUDA (cuda/emulator/), in its own build tree: the emulator's own checks,
 # the C++ device tests and the Python CUDA tests (every op-table case on "cuda" against the CPU). Kernels really
@@ -115,4 +160,4 @@ bench: install ort
 	$(PY) bench/bench_cuda.py
 
 clean:
-	rm -rf $(BUILD) $(TSAN_BUILD) $(EMU_BUILD) $(VENV) python/xgrad.egg-info
+	rm -rf $(BUILD) $(TSAN_BUILD) $(ASAN_BUILD) $(EMU_BUILD) $(VENV) python/xgrad.egg-info

@@ -74,7 +74,8 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
     const Shape& out_shape = plan->shapes[step.out];
     const Place at = plan->places[step.out];
     // Tiles keep operands in the CPU's caches; a device runs each kernel over the whole array.
-    bool tileable = device == Device::cpu && step.op->is_elementwise() && (at == Place::arena || at == Place::fresh) &&
+    // The finite-value watch sees every value whole, so it runs each step alone.
+    bool tileable = !check_finite && device == Device::cpu && step.op->is_elementwise() && (at == Place::arena || at == Place::fresh) &&
                     (!step.span || step.inputs.size() <= kMaxSpanInputs) &&
                     numel(out_shape) >= kMinTiled;
     for (int i : step.inputs)
@@ -156,7 +157,8 @@ void Program::Impl::decide_in_place(Plan& plan, const std::vector<int>& base) co
   plan.in_place.assign(updates, false);
   // When each step runs: (position in the order, index within its tiled group).
   std::vector<std::pair<int, int>> when(steps.size());
-  int last_rejecting = -1;
+  // The finite-value watch may stop a run after any step: then no update is computed into its param.
+  int last_rejecting = check_finite ? static_cast<int>(plan.exec.order.size()) : -1;
   for (std::size_t pos = 0; pos < plan.exec.order.size(); ++pos) {
     const Instruction& ins = plan.exec.order[pos];
     const std::vector<int> single{ins.step};

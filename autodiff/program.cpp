@@ -2,6 +2,7 @@
 #include "autodiff/program.h"
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <sstream>
 #include <unordered_map>
@@ -23,6 +24,36 @@ void check_feed(const std::string& name, const Tensor& tensor, const TensorType&
   if (!ok)
     throw ValueError("feed '" + name + "' has shape " + xgrad::to_string(tensor.shape()) + ", but input '" + name +
                      "' expects " + xgrad::to_string(want.shape));
+}
+
+template <class T>
+std::int64_t first_non_finite(const T* data, std::int64_t n, std::int64_t& count) {
+  std::int64_t first = -1;
+  for (std::int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(data[i])) {
+      if (first < 0) first = i;
+      ++count;
+    }
+  return first;
+}
+
+// For the finite-value watch: "nan at [0, 2] (3 of 12 values are not finite)", or empty when every value is.
+std::string non_finite(const Tensor& t) {
+  if ((t.dtype() != DType::float32 && t.dtype() != DType::float64) || t.numel() == 0) return {};
+  const Tensor host = t.device() == Device::cpu ? t.contiguous() : t.to(Device::cpu);
+  std::int64_t count = 0;
+  const std::int64_t at = host.dtype() == DType::float32 ? first_non_finite(host.data<float>(), host.numel(), count)
+                                                         : first_non_finite(host.data<double>(), host.numel(), count);
+  if (at < 0) return {};
+  const double v = host.dtype() == DType::float32 ? host.data<float>()[at] : host.data<double>()[at];
+  std::string index;
+  for (std::int64_t d = host.ndim() - 1, rest = at; d >= 0; --d) {
+    const std::int64_t extent = host.shape()[static_cast<std::size_t>(d)];
+    index = std::to_string(rest % extent) + (index.empty() ? "" : ", ") + index;
+    rest /= extent;
+  }
+  return std::string(std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf") + " at [" + index + "] (" + std::to_string(count) + " of " +
+         std::to_string(host.numel()) + " values are not finite)";
 }
 }  // namespace
 
@@ -55,7 +86,13 @@ std::vector<Tensor> Program::Impl::check_feeds(const Feeds& feeds) const {
   return fed;
 }
 
-Program::Program(const std::vector<Var>& outputs, const Updates& updates, Device device) : impl_(std::make_shared<Impl>()) {
+Program::Program(const std::vector<Var>& outputs, const Updates& updates, Device device)
+    : Program(outputs, updates, CompileOptions{device, false}) {}
+
+Program::Program(const std::vector<Var>& outputs, const Updates& updates, const CompileOptions& options)
+    : impl_(std::make_shared<Impl>()) {
+  const Device device = options.device;
+  impl_->check_finite = options.check_finite;
   if (outputs.empty() && updates.empty()) throw ValueError("compile: no outputs or updates given");
   Graph* graph = nullptr;
   std::vector<Node*> roots;
@@ -172,6 +209,11 @@ void Program::Impl::place_on(Device target) {
 std::vector<Tensor> Program::run(const Feeds& feeds) const {
   const Impl& p = *impl_;
   std::vector<Tensor> fed = p.check_feeds(feeds);
+  if (p.check_finite)
+    for (std::size_t k = 0; k < fed.size(); ++k)
+      if (const std::string bad = non_finite(fed[k]); !bad.empty())
+        throw RuntimeError("check_finite: feed '" + p.input_names[k] + "' " + dtype_name(fed[k].dtype()) + xgrad::to_string(fed[k].shape()) +
+                           " holds " + bad + "; nothing ran");
   std::vector<Shape> signature;
   for (const auto& t : fed) signature.push_back(t.shape());
   const std::shared_ptr<Plan> plan = p.plan_for(signature);
@@ -306,9 +348,18 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
   };
   std::size_t current = 0;  // the step running, for error messages
   std::size_t position = 0;  // the instruction running
+  // The finite-value watch, after each step: the error names the step (see the catch below).
+  auto check_output = [&](std::size_t s) {
+    const int out = p.steps[s].out;
+    if (plan->places[static_cast<std::size_t>(out)] == Place::view) return;
+    if (const std::string bad = non_finite(vals[static_cast<std::size_t>(out)]); !bad.empty())
+      throw RuntimeError("check_finite: its output " + std::string(dtype_name(vals[out].dtype())) + xgrad::to_string(vals[out].shape()) +
+                         " holds " + bad + "; the run stopped before writing any param");
+  };
   auto complete = [&](int a) {
     current = static_cast<std::size_t>(a);
     p.steps[current].op->completion()(vals[p.steps[current].out]);
+    if (p.check_finite) check_output(current);
   };
   try {
     for (; position < plan->exec.order.size(); ++position) {
@@ -320,6 +371,7 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
       } else {
         current = static_cast<std::size_t>(ins.step);
         run_step(current);
+        if (p.check_finite) check_output(current);
       }
     }
     for (int a : plan->async.at_end) complete(a);
@@ -425,6 +477,10 @@ std::string Program::to_string() const {
 
 Program compile(const std::vector<Var>& outputs, const Program::Updates& updates, Device device) {
   return Program(outputs, updates, device);
+}
+
+Program compile(const std::vector<Var>& outputs, const Program::Updates& updates, const CompileOptions& options) {
+  return Program(outputs, updates, options);
 }
 
 }  // namespace xgrad

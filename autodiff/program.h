@@ -23,6 +23,16 @@
 
 namespace xgrad {
 
+// How a program is compiled.
+struct CompileOptions {
+  Device device = Device::cpu;
+  // A debugging watch for NaN and Inf: every floating feed and every value a run computes is checked as it is
+  // produced, and the first one that is not finite stops the run with a RuntimeError naming its node, op and
+  // shapes (and the first bad element); the params are left as they were. It runs each step alone (no tiled
+  // groups, no update computed straight into its param), so it costs time; off, it costs nothing.
+  bool check_finite = false;
+};
+
 class Program {
  public:
   using Feeds = std::vector<std::pair<std::string, Tensor>>;
@@ -31,6 +41,7 @@ class Program {
   using Updates = ParamUpdates;
 
   explicit Program(const std::vector<Var>& outputs, const Updates& updates = {}, Device device = Device::cpu);
+  Program(const std::vector<Var>& outputs, const Updates& updates, const CompileOptions& options);
 
   // Feeds by input name. Outputs are fresh tensors owned by the caller.
   std::vector<Tensor> run(const Feeds& feeds) const;
@@ -48,5 +59,6 @@ class Program {
 };
 
 Program compile(const std::vector<Var>& outputs, const Program::Updates& updates = {}, Device device = Device::cpu);
+Program compile(const std::vector<Var>& outputs, const Program::Updates& updates, const CompileOptions& options);
 
 }  // namespace xgrad

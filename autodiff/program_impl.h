@@ -129,6 +129,7 @@ using namespace program_detail;
 
 struct Program::Impl {
   Device device = Device::cpu;
+  bool check_finite = false;  // CompileOptions::check_finite
   std::vector<Value> values;
   std::vector<Step> steps;
   std::vector<int> outputs;

@@ -4,10 +4,12 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <sstream>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace xgrad::io {
 
@@ -58,38 +60,62 @@ std::string npy_bytes(const Tensor& t) {
   return out;
 }
 
+// Bounds-checked little-endian reads of a file held in memory. Every error names the file and says what is
+// wrong with it: the archive, one of its members, or a member's .npy header.
 struct Reader {
   const std::string& bytes;
   const std::string& path;
-  void need(std::size_t at, std::size_t n) const {
-    if (at + n > bytes.size() || at + n < at) throw ValueError("checkpoint '" + path + "' is truncated or corrupt");
+  ValueError bad(const std::string& why) const { return ValueError("checkpoint '" + path + "': " + why); }
+  void need(std::uint64_t at, std::uint64_t n, const char* what) const {
+    if (at > bytes.size() || n > bytes.size() - at)
+      throw bad(std::string("bad archive: ") + what + " lies beyond the end of the file (truncated?)");
   }
-  std::uint64_t u(std::size_t at, int width) const {
-    need(at, static_cast<std::size_t>(width));
+  std::uint64_t u(std::uint64_t at, int width, const char* what) const {
+    need(at, static_cast<std::uint64_t>(width), what);
     std::uint64_t v = 0;
     for (int i = width - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(bytes[at + static_cast<std::size_t>(i)]);
     return v;
   }
 };
 
-// Parses a .npy member: header dict, then C-order data.
+// Param names are text: UTF-8 (zip's flag 11, which Python sets for non-ASCII names) or ASCII.
+bool is_utf8(const std::string& s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (!len || i + len > s.size()) return false;
+    for (std::size_t k = 1; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    i += len;
+  }
+  return true;
+}
+
+// A .npy header's value for `key` ("'descr': '<f4', ..."): the text after the colon, up to the next key.
+std::string header_field(const std::string& header, const std::string& key, const std::function<ValueError(std::string)>& bad) {
+  const auto k = header.find("'" + key + "'");
+  const auto colon = k == std::string::npos ? k : header.find(':', k);
+  if (colon == std::string::npos) throw bad("bad header: no '" + key + "' in " + header);
+  return header.substr(colon + 1);
+}
+
+// Parses a .npy member (header dict, then C-order data) held in bytes[at, at + size).
 Tensor parse_npy(const std::string& bytes, std::size_t at, std::size_t size, const std::string& path, const std::string& name) {
-  const Reader r{bytes, path};
   auto bad = [&](const std::string& why) { return ValueError("checkpoint '" + path + "', entry '" + name + "': " + why); };
-  r.need(at, size);
-  if (size < 10 || bytes.compare(at, 6, "\x93NUMPY") != 0) throw bad("not a .npy array");
+  if (size < 10 || bytes.compare(at, 6, "\x93NUMPY") != 0) throw bad("bad member: not a .npy array");
   const int major = static_cast<unsigned char>(bytes[at + 6]);
-  const std::size_t header_len = major == 1 ? r.u(at + 8, 2) : r.u(at + 8, 4);
-  const std::size_t header_at = at + (major == 1 ? 10 : 12);
-  if (header_at + header_len > at + size) throw bad("truncated header");
+  if (major < 1 || major > 3) throw bad("bad header: .npy format version " + std::to_string(major) + " (1 to 3 are known)");
+  const std::size_t len_width = major == 1 ? 2 : 4;
+  if (size < 8 + len_width) throw bad("bad header: truncated");
+  std::size_t header_len = 0;
+  for (std::size_t i = len_width; i-- > 0;) header_len = (header_len << 8) | static_cast<unsigned char>(bytes[at + 8 + i]);
+  const std::size_t header_at = at + 8 + len_width;
+  if (header_len > size - 8 - len_width) throw bad("bad header: longer than the member (truncated?)");
   const std::string header = bytes.substr(header_at, header_len);
-  auto field = [&](const std::string& key) {
-    const auto k = header.find("'" + key + "'");
-    if (k == std::string::npos) throw bad("header without '" + key + "'");
-    return header.substr(header.find(':', k) + 1);
-  };
-  const std::string descr_field = field("descr");
-  const auto q = descr_field.find('\''), q_end = descr_field.find('\'', q + 1);
+  const std::string descr_field = header_field(header, "descr", bad);
+  const auto q = descr_field.find('\'');
+  const auto q_end = q == std::string::npos ? q : descr_field.find('\'', q + 1);
+  if (q_end == std::string::npos) throw bad("bad header: the dtype is not a quoted string: " + header);
   const std::string descr = descr_field.substr(q + 1, q_end - q - 1);
   DType dtype;
   if (descr == "<f4") dtype = DType::float32;
@@ -97,30 +123,44 @@ Tensor parse_npy(const std::string& bytes, std::size_t at, std::size_t size, con
   else if (descr == "<i8") dtype = DType::int64;
   else if (descr == "|b1") dtype = DType::bool_;
   else throw bad("unsupported dtype '" + descr + "' (float32, float64, int64 and bool are)");
-  if (field("fortran_order").find("True") < 3) throw bad("Fortran-order arrays are not supported");
-  const std::string shape_text = field("shape");
-  Shape shape;
+  const std::string order = header_field(header, "fortran_order", bad);
+  const auto order_at = order.find_first_not_of(' ');
+  if (order.compare(order_at == std::string::npos ? 0 : order_at, 4, "True") == 0)
+    throw bad("Fortran-order arrays are not supported");
+  if (order.compare(order_at == std::string::npos ? 0 : order_at, 5, "False") != 0) throw bad("bad header: fortran_order is neither True nor False");
+  const std::string shape_text = header_field(header, "shape", bad);
   const auto open = shape_text.find('('), close = shape_text.find(')');
-  std::istringstream dims(shape_text.substr(open + 1, close - open - 1));
+  if (open == std::string::npos || close == std::string::npos || close < open) throw bad("bad header: the shape is not a tuple: " + header);
+  const std::string tuple = shape_text.substr(open, close - open + 1);
+  const std::size_t data_at = header_at + header_len, stored = size - 8 - len_width - header_len;
+  Shape shape;
   std::uint64_t count = 1;
+  std::istringstream dims(tuple.substr(1, tuple.size() - 2));
   for (std::string d; std::getline(dims, d, ',');) {
-    if (d.find_first_not_of(' ') == std::string::npos) continue;
+    const auto first = d.find_first_not_of(' ');
+    if (first == std::string::npos) continue;
+    std::size_t used = 0;
     std::int64_t dim = -1;
     try {
-      dim = std::stoll(d);
+      dim = std::stoll(d.substr(first), &used);
     } catch (const std::exception&) {
     }
+    if (dim < 0 || d.find_first_not_of(' ', first + used) != std::string::npos) throw bad("bad header: shape " + tuple);
     // The element count must fit the member's bytes: a corrupt shape must not size an allocation.
-    if (dim < 0 || (dim > 0 && count > (size / itemsize(dtype)) / static_cast<std::uint64_t>(dim)))
-      throw bad("shape " + shape_text.substr(open, close - open + 1) + " does not fit the stored data");
+    if (dim > 0 && count > (stored / itemsize(dtype)) / static_cast<std::uint64_t>(dim))
+      throw bad("bad member: shape " + tuple + " needs more data than the entry holds (truncated?)");
     count *= static_cast<std::uint64_t>(dim);
     shape.push_back(dim);
   }
   const std::size_t data_bytes = static_cast<std::size_t>(count) * itemsize(dtype);
-  const std::size_t data_at = header_at + header_len;
-  if (data_at + data_bytes > at + size) throw bad("truncated data");
+  if (data_bytes != stored)
+    throw bad("bad member: shape " + tuple + " of " + dtype_name(dtype) + " is " + std::to_string(data_bytes) + " bytes, the entry holds " +
+              std::to_string(stored));
   Tensor t = Tensor::empty(dtype, shape);
-  std::memcpy(t.raw_data(), bytes.data() + data_at, data_bytes);
+  if (data_bytes) std::memcpy(t.raw_data(), bytes.data() + data_at, data_bytes);
+  if (dtype == DType::bool_)
+    for (std::size_t i = 0; i < data_bytes; ++i)
+      if (static_cast<unsigned char>(bytes[data_at + i]) > 1) throw bad("bad member: a bool that is neither 0 nor 1");
   return t;
 }
 
@@ -154,69 +194,90 @@ void write_npz(const std::string& path, const NamedTensors& arrays) {
   put16(out, static_cast<std::uint16_t>(arrays.size())); put16(out, static_cast<std::uint16_t>(arrays.size()));
   put32(out, static_cast<std::uint32_t>(central.size())); put32(out, cd_offset); put16(out, 0);
 
-  const std::string tmp = path + ".tmp-xgrad";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw ValueError("cannot write checkpoint '" + path + "'");
-    f.write(out.data(), static_cast<std::streamsize>(out.size()));
-    f.close();  // the last buffered bytes are written here: a full disk shows up now, before the rename
-    if (!f) {
-      std::remove(tmp.c_str());
-      throw ValueError("cannot write checkpoint '" + path + "'");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw ValueError("cannot write checkpoint '" + path + "'");
-  }
+  write_file_atomically(path, out, "checkpoint");
 }
 
 NamedTensors read_npz(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw ValueError("cannot open checkpoint '" + path + "'");
   const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (f.bad()) throw ValueError("cannot read checkpoint '" + path + "'");
+  return read_npz_bytes(bytes, path);
+}
+
+NamedTensors read_npz_bytes(const std::string& bytes, const std::string& path) {
   const Reader r{bytes, path};
-  // The end-of-central-directory record: the last signature within 64 KiB of the end.
+  // The end-of-central-directory record: the last signature within 64 KiB (its comment's limit) of the end.
   std::size_t eocd = std::string::npos;
-  for (std::size_t i = bytes.size() >= 22 ? bytes.size() - 22 : 0; bytes.size() >= 22; --i) {
-    if (r.u(i, 4) == 0x06054b50) { eocd = i; break; }
-    if (i == 0 || bytes.size() - i > 65557) break;
-  }
-  if (eocd == std::string::npos) throw ValueError("checkpoint '" + path + "' is not an .npz (zip) file, or it is truncated");
-  std::uint64_t entries = r.u(eocd + 10, 2), cd_at = r.u(eocd + 16, 4);
+  if (bytes.size() >= 22)
+    for (std::size_t i = bytes.size() - 22;; --i) {
+      if (r.u(i, 4, "the end record") == 0x06054b50) {
+        eocd = i;
+        break;
+      }
+      if (i == 0 || bytes.size() - i > 65557) break;
+    }
+  if (eocd == std::string::npos) throw r.bad("bad archive: not an .npz (zip) file, or truncated (no end record)");
+  std::uint64_t entries = r.u(eocd + 10, 2, "the end record"), cd_at = r.u(eocd + 16, 4, "the end record");
   if (cd_at == 0xFFFFFFFFu || entries == 0xFFFF) {  // zip64: the real values are in the zip64 end record
-    const std::size_t locator = eocd - 20;
-    if (eocd < 20 || r.u(locator, 4) != 0x07064b50) throw ValueError("checkpoint '" + path + "' is corrupt (zip64 locator)");
-    const std::size_t record = r.u(locator + 8, 8);
-    entries = r.u(record + 32, 8);
-    cd_at = r.u(record + 48, 8);
+    if (eocd < 20 || r.u(eocd - 20, 4, "the zip64 locator") != 0x07064b50) throw r.bad("bad archive: no zip64 locator");
+    const std::uint64_t record = r.u(eocd - 20 + 8, 8, "the zip64 locator");
+    if (r.u(record, 4, "the zip64 end record") != 0x06064b50) throw r.bad("bad archive: no zip64 end record");
+    entries = r.u(record + 32, 8, "the zip64 end record");
+    cd_at = r.u(record + 48, 8, "the zip64 end record");
   }
+  if (entries > bytes.size() / 46) throw r.bad("bad archive: " + std::to_string(entries) + " entries cannot fit the file");
   NamedTensors out;
-  std::size_t at = cd_at;
+  std::uint64_t at = cd_at;
   for (std::uint64_t e = 0; e < entries; ++e) {
-    if (r.u(at, 4) != 0x02014b50) throw ValueError("checkpoint '" + path + "' is corrupt (central directory)");
-    const auto method = r.u(at + 10, 2);
-    std::uint64_t size = r.u(at + 20, 4), local = r.u(at + 42, 4);
-    const std::size_t name_len = r.u(at + 28, 2), extra_len = r.u(at + 30, 2), comment_len = r.u(at + 32, 2);
-    r.need(at + 46, name_len + extra_len);
-    std::string name = bytes.substr(at + 46, name_len);
-    // zip64 extended information: 8-byte sizes and offset for the fields marked 0xFFFFFFFF.
-    for (std::size_t x = at + 46 + name_len; x + 4 <= at + 46 + name_len + extra_len;) {
-      const auto id = r.u(x, 2), len = r.u(x + 2, 2);
+    if (r.u(at, 4, "the central directory") != 0x02014b50) throw r.bad("bad archive: entry " + std::to_string(e) + " of the central directory");
+    const auto method = r.u(at + 10, 2, "the central directory");
+    const auto crc = static_cast<std::uint32_t>(r.u(at + 16, 4, "the central directory"));
+    std::uint64_t size = r.u(at + 20, 4, "the central directory"), local = r.u(at + 42, 4, "the central directory");
+    const std::uint64_t uncompressed32 = r.u(at + 24, 4, "the central directory");
+    std::uint64_t uncompressed = uncompressed32;
+    const std::uint64_t name_len = r.u(at + 28, 2, "the central directory"), extra_len = r.u(at + 30, 2, "the central directory"),
+                        comment_len = r.u(at + 32, 2, "the central directory");
+    r.need(at + 46, name_len + extra_len + comment_len, "an entry's name");
+    const std::string member = bytes.substr(static_cast<std::size_t>(at + 46), static_cast<std::size_t>(name_len));
+    if (!is_utf8(member)) throw r.bad("bad archive: entry " + std::to_string(e) + " has a name that is not UTF-8 text");
+    std::string name = member;  // the param's name
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0) name.resize(name.size() - 4);
+    // zip64 extended information: 8-byte values for the fields marked 0xFFFFFFFF, in the order uncompressed
+    // size, compressed size, local header offset.
+    const std::uint64_t extra_end = at + 46 + name_len + extra_len;
+    for (std::uint64_t x = at + 46 + name_len; x + 4 <= extra_end;) {
+      const auto id = r.u(x, 2, "an entry's extra field"), len = r.u(x + 2, 2, "an entry's extra field");
+      if (x + 4 + len > extra_end) throw r.bad("bad archive: entry '" + name + "' has a malformed extra field");
       if (id == 0x0001) {
-        std::size_t p = x + 4;
-        if (r.u(at + 24, 4) == 0xFFFFFFFFu) p += 8;  // uncompressed size first
-        if (size == 0xFFFFFFFFu) { size = r.u(p, 8); p += 8; }
-        if (local == 0xFFFFFFFFu) local = r.u(p, 8);
-        if (r.u(at + 24, 4) == 0xFFFFFFFFu) size = r.u(x + 4, 8);
+        std::uint64_t p = x + 4;
+        auto next = [&] {
+          if (p + 8 > x + 4 + len) throw r.bad("bad archive: entry '" + name + "' has a short zip64 field");
+          const std::uint64_t v = r.u(p, 8, "an entry's zip64 field");
+          p += 8;
+          return v;
+        };
+        if (uncompressed32 == 0xFFFFFFFFu) uncompressed = next();
+        if (size == 0xFFFFFFFFu) size = next();
+        if (local == 0xFFFFFFFFu) local = next();
       }
       x += 4 + len;
     }
-    if (method != 0) throw ValueError("checkpoint '" + path + "', entry '" + name + "': compressed entries are not supported");
-    if (r.u(local, 4) != 0x04034b50) throw ValueError("checkpoint '" + path + "' is corrupt (local header)");
-    const std::size_t data_at = local + 30 + r.u(local + 26, 2) + r.u(local + 28, 2);
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0) name.resize(name.size() - 4);
-    out.emplace_back(name, parse_npy(bytes, data_at, size, path, name));
+    if (method != 0) throw r.bad("entry '" + name + "': bad member: compressed entries are not supported (np.savez writes stored ones)");
+    if (size != uncompressed) throw r.bad("entry '" + name + "': bad member: its stored and unpacked sizes differ");
+    if (r.u(local, 4, "a local header") != 0x04034b50) throw r.bad("entry '" + name + "': bad archive: no local header where the directory says");
+    const std::uint64_t local_name_len = r.u(local + 26, 2, "a local header");
+    r.need(local + 30, local_name_len, "a local header's name");
+    if (bytes.compare(static_cast<std::size_t>(local + 30), static_cast<std::size_t>(local_name_len), member) != 0)
+      throw r.bad("entry '" + name + "': bad archive: its name in the directory and in its local header differ");
+    const std::uint64_t data_at = local + 30 + local_name_len + r.u(local + 28, 2, "a local header");
+    if (data_at > bytes.size() || size > bytes.size() - data_at)
+      throw r.bad("entry '" + name + "': bad member: its data lies beyond the end of the file (truncated?)");
+    const auto* data = reinterpret_cast<const unsigned char*>(bytes.data()) + data_at;
+    if (crc32(data, static_cast<std::size_t>(size)) != crc) throw r.bad("entry '" + name + "': bad member: CRC-32 mismatch (the data is corrupt)");
+    for (const auto& [seen, tensor] : out)
+      if (seen == name) throw r.bad("bad archive: entry '" + name + "' appears twice");
+    out.emplace_back(name, parse_npy(bytes, static_cast<std::size_t>(data_at), static_cast<std::size_t>(size), path, name));
     at += 46 + name_len + extra_len + comment_len;
   }
   return out;

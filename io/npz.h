@@ -19,5 +19,7 @@ void write_npz(const std::string& path, const NamedTensors& arrays);
 // members, zip64 or not). Compressed members, unsupported dtypes, Fortran
 // order and truncated or corrupt files are ValueErrors naming the file.
 NamedTensors read_npz(const std::string& path);
+// The same from a file's bytes; `what` names it in errors.
+NamedTensors read_npz_bytes(const std::string& bytes, const std::string& what);
 
 }  // namespace xgrad::io

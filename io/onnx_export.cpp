@@ -4,13 +4,13 @@
 #include <onnx/checker.h>
 #include <onnx/shape_inference/implementation.h>
 
-#include <fstream>
 #include <map>
 #include <set>
 #include <unordered_map>
 
 #include "core/error.h"
 #include "core/onnx_lowering.h"
+#include "io/atomic_file.h"
 #include "io/onnx.h"
 #include "io/onnx_proto.h"
 
@@ -388,16 +388,7 @@ std::string export_onnx_bytes(const std::vector<Var>& outputs, const OnnxExportO
 }
 
 void export_onnx(const std::vector<Var>& outputs, const std::string& path, const OnnxExportOptions& options) {
-  const std::string bytes = export_onnx_bytes(outputs, options);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw ValueError("onnx export: cannot open '" + path + "' for writing");
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    f.flush();
-    if (!f) throw ValueError("onnx export: writing '" + path + "' failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw ValueError("onnx export: cannot move the file into '" + path + "'");
+  write_file_atomically(path, export_onnx_bytes(outputs, options), "onnx export");
 }
 
 }  // namespace xgrad::io

@@ -106,7 +106,7 @@ PYBIND11_MODULE(_xgrad, m) {
             return wrap(g, g->constant(to_tensor(value, std::nullopt, "constant"), name));
           }, py::arg("value"), py::arg("name") = "")
       .def("compile", [](const std::shared_ptr<Graph>& g, const py::object& outputs, const py::object& updates,
-                         const std::string& device) {
+                         const std::string& device, bool check_finite) {
             auto node_of = [&](const py::handle& h, const char* what) {
               if (!py::isinstance<PyNode>(h))
                 throw TypeError(std::string("compile: ") + what + " must be xgrad nodes, got " + py::repr(h).cast<std::string>());
@@ -132,12 +132,15 @@ PYBIND11_MODULE(_xgrad, m) {
                 ups.emplace_back(node_of(t[0], "update targets"), node_of(t[1], "update values"));
               }
             }
-            return PyProgram{g, compile(outs, ups, parse_device(device)), single};
+            return PyProgram{g, compile(outs, ups, CompileOptions{parse_device(device), check_finite}), single};
           }, py::arg("outputs") = py::none(), py::arg("updates") = py::none(), py::arg("device") = "cpu",
+          py::arg("check_finite") = false,
           "Compiles the nodes needed for `outputs` into a Program. `updates` ({param: node} or pairs) are "
           "written into the params at the end of every run, so one call can be a whole training step. "
           "device='cuda' runs every step on the GPU (an op without a CUDA kernel is a ValueError naming it) and "
-          "moves the params it uses there; feeds and outputs stay numpy arrays.")
+          "moves the params it uses there; feeds and outputs stay numpy arrays. check_finite=True watches for NaN "
+          "and Inf: the first feed or computed value that is not finite stops the run with a RuntimeError naming "
+          "its node, op and shapes, and the params keep their values (slower: for debugging).")
       .def("node", [](const std::shared_ptr<Graph>& g, const std::string& name) {
             Var v = g->find(name);
             if (!v) throw ValueError("the graph has no node named '" + name + "'");

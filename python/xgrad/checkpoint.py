@@ -89,19 +89,78 @@ def _write(path, target):
     import tempfile  # here, not at module level: `import xgrad` should not pay for them
     import zipfile
     fd, tmp = tempfile.mkstemp(prefix=".xgrad-", suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is an ordinary data file
     try:
-        # Stored uncompressed, one .npy member per param (np.savez's layout) but without np.savez's keyword
-        # arguments, where a param named "file" would clash with the path.
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name, node in params.items():
-                with zf.open(name + ".npy", "w", force_zip64=True) as f:
-                    np.lib.format.write_array(f, np.require(node.value, requirements="C"), allow_pickle=False)  # keeps 0-d shapes
-        os.replace(tmp, path)
+        with os.fdopen(fd, "wb") as raw:
+            os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is an ordinary data file
+            # Stored uncompressed, one .npy member per param (np.savez's layout) but without np.savez's keyword
+            # arguments, where a param named "file" would clash with the path.
+            with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for name, node in params.items():
+                    with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                        np.lib.format.write_array(f, np.require(node.value, requirements="C"), allow_pickle=False)  # keeps 0-d shapes
+            raw.flush()
+            os.fsync(raw.fileno())  # on disk before the rename: the path never names a complete-looking empty file
+        os.replace(tmp, path)  # atomic: the path holds the old checkpoint or the new one, never a part
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _read(path):
+    """{name: array} of the .npz file ``path``; a file that is not a whole, sound checkpoint is one ValueError
+    naming it and saying what is wrong (bad archive, bad member, bad header)."""
+    import zipfile
+    path = os.fspath(path)
+    raw = open(path, "rb")  # a missing or unreadable file is the filesystem's error (FileNotFoundError, ...)
+    try:
+        archive = zipfile.ZipFile(raw)
+    except Exception as e:  # anything the zip reader meets in a corrupt file
+        raw.close()
+        raise ValueError(f"checkpoint '{path}': bad archive: {e}") from None
+    stored = {}
+    with raw, archive:
+        for info in archive.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if name in stored:
+                raise ValueError(f"checkpoint '{path}': bad archive: entry '{name}' appears twice")
+            stored[name] = _read_member(archive, info, path, name, zipfile)
+    return stored
+
+
+def _read_member(archive, info, path, name, zipfile):
+    where = f"checkpoint '{path}', entry '{name}'"
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{where}: bad member: compressed entries are not supported (np.savez writes stored ones)")
+    try:
+        with archive.open(info) as f:
+            data = f.read()  # checks the member's CRC-32 and length
+    except Exception as e:  # a bad CRC, a short member, a broken local header
+        raise ValueError(f"{where}: bad member: {e}") from None
+    import io
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f".npy format version {version[0]}.{version[1]} (1.0 and 2.0 are read)")
+    except Exception as e:  # numpy's header parser meets anything in a corrupt header (tokenize errors too)
+        raise ValueError(f"{where}: bad header: {e}") from None
+    if dtype.hasobject:
+        raise ValueError(f"{where}: bad header: object arrays are not checkpoint values")
+    if dtype.itemsize == 0 and not dtype.names:
+        raise ValueError(f"{where}: bad header: dtype {dtype} has no size")
+    count = 1
+    for d in shape:
+        count *= d
+    stored = len(data) - f.tell()
+    if count * dtype.itemsize != stored:
+        raise ValueError(f"{where}: bad member: shape {tuple(shape)} of {dtype.name} is {count * dtype.itemsize} bytes, "
+                         f"the entry holds {stored}")
+    a = np.frombuffer(data, dtype=dtype, count=count, offset=f.tell())
+    return (a.reshape(shape[::-1]).T if fortran_order else a.reshape(shape)).copy()
 
 
 def _describe(a):
@@ -115,8 +174,7 @@ def load(path, target, strict=True):
     file lacks or an entry the target lacks. Returns the names that were loaded.
     """
     params = named_params(target)
-    with np.load(os.fspath(path), allow_pickle=False) as f:
-        stored = {name: f[name] for name in f.files}
+    stored = _read(path)
     missing = [n for n in params if n not in stored]
     extra = [n for n in stored if n not in params]
     if strict and missing:
