@@ -7,11 +7,11 @@
 namespace xgrad {
 
 std::int64_t numel(const Shape& shape) {
+  if (std::any_of(shape.begin(), shape.end(), [](std::int64_t d) { return d < 0; })) return kDynamic;
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   std::int64_t n = 1;
-  for (auto d : shape) {
-    if (d < 0) return kDynamic;
-    n *= d;
-  }
+  for (auto d : shape)  // a corrupt file's or a fuzzer's shape must not wrap around to a small count
+    if (__builtin_mul_overflow(n, d, &n)) throw ValueError("shape " + to_string(shape) + " has more elements than an int64 counts");
   return n;
 }
 

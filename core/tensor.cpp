@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <sstream>
 
 #include "core/op.h"
@@ -13,6 +15,18 @@ namespace {
 
 std::string shape_str(const Shape& s) { return to_string(s); }
 
+// Floating to int64 as x86 converts (so numpy there too): NaN, the infinities and values out of range give
+// INT64_MIN. Defined here, where C++ leaves such a conversion undefined.
+template <class To, class From>
+To convert(From v) {
+  if constexpr (std::is_same_v<To, std::int64_t> && std::is_floating_point_v<From>) {
+    const bool fits = v >= From(-9.223372036854775808e18) && v < From(9.223372036854775808e18);
+    return fits ? static_cast<To>(v) : std::numeric_limits<std::int64_t>::min();
+  } else {
+    return static_cast<To>(v);
+  }
+}
+
 template <class To, class From>
 void convert_loop(const Tensor& src, Tensor& dst) {
   const From* s = static_cast<const From*>(src.raw_data());
@@ -22,7 +36,7 @@ void convert_loop(const Tensor& src, Tensor& dst) {
                   [&](std::int64_t n, const auto& off, const auto& st) {
                     To* dp = d + off[0];
                     const From* sp = s + off[1];
-                    for (std::int64_t i = 0; i < n; ++i) dp[i * st[0]] = static_cast<To>(sp[i * st[1]]);
+                    for (std::int64_t i = 0; i < n; ++i) dp[i * st[0]] = convert<To>(sp[i * st[1]]);
                   });
 }
 
@@ -115,8 +129,8 @@ Shape resolve_reshape(const Shape& target, std::int64_t count, const std::string
       infer_at = static_cast<int>(i);
     } else if (out[i] < 0) {
       throw ValueError(what + ": invalid dimension in " + shape_str(target));
-    } else {
-      known *= out[i];
+    } else if (__builtin_mul_overflow(known, out[i], &known)) {
+      throw ValueError(what + ": shape " + shape_str(target) + " has more elements than an int64 counts");
     }
   }
   if (infer_at >= 0) {

@@ -49,6 +49,7 @@ bool ImportCtx::is_constant(std::size_t k) const {
 }
 
 const Tensor& ImportCtx::constant(std::size_t k) const {
+  if (!has_input(k)) fail("input " + std::to_string(k) + " is required");
   if (!is_constant(k))
     fail("input " + std::to_string(k) + " ('" + node.input(static_cast<int>(k)) +
          "') must be a constant or an initializer for xgrad to import it");
@@ -138,6 +139,7 @@ bool index_input(const std::string& op_type, std::size_t k) {
 Imported import_node(const ImportFn& fn, const onnx::NodeProto& n, const std::vector<Var>& ins,
                      const std::vector<Var>& shapes, std::int64_t opset, Graph& g) {
   ImportCtx ctx(g, n, ins, shapes, opset);
+  if (n.output_size() == 0) ctx.fail("the node has no outputs");
   try {
     return fn(ctx);
   } catch (const TypeError&) {

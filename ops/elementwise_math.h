@@ -22,6 +22,9 @@
 #define XGRAD_HOST_DEVICE inline
 #endif
 
+// Internal to the library (and the CUDA plugin): not exported, whatever the compiler leaves out of line.
+#pragma GCC visibility push(hidden)
+
 namespace xgrad::ew {
 
 #define XGRAD_SCALAR_MATH(name, float_fn, double_fn)                    \
@@ -160,3 +163,5 @@ struct MaxCombine { template <class T> XGRAD_HOST_DEVICE T operator()(T acc, T v
 struct MinCombine { template <class T> XGRAD_HOST_DEVICE T operator()(T acc, T v) const { return (v < acc || v != v) ? v : acc; } };
 
 }  // namespace xgrad::ew
+
+#pragma GCC visibility pop

@@ -240,7 +240,17 @@ const OpDef& reduction_size_op = register_op(
         .onnx(lower_reduction_size)
         .grad([](const GradCtx&) { return G{Var()}; }));  // depends on x's shape only
 
-const OpDef& mean_op = register_op(OpDef("mean").infer(infer_reduce).kernel(mean_kernel).onnx(lower_reduce("ReduceMean")).grad(
+// The mean of nothing is NaN (numpy, PyTorch, xgrad), where ONNX Runtime's ReduceMean gives 0: a mean whose
+// reduced extent may be 0 (a symbolic axis, or a static 0) is exported as a sum divided by the count.
+std::string lower_mean(OnnxLowerCtx& c) {
+  const Shape& shape = c.in_type().shape;
+  bool may_be_empty = false;
+  for (auto a : reduce_axes(c.attrs(), static_cast<std::int64_t>(shape.size()))) may_be_empty |= shape[a] == kDynamic || shape[a] == 0;
+  if (!may_be_empty) return lower_reduce("ReduceMean")(c);
+  return c.op("Div", {lower_sum(c), lower_reduction_size(c)});
+}
+
+const OpDef& mean_op = register_op(OpDef("mean").infer(infer_reduce).kernel(mean_kernel).onnx(lower_mean).grad(
     [](const GradCtx& c) {
       const Var& x = c.x();
       const Var spread = broadcast_like(unsqueeze_reduced(c.dy, c.attrs, x.shape().size()), x);

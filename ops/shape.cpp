@@ -30,8 +30,13 @@ TensorType infer_reshape(const std::vector<TensorType>& in, const Attrs& attrs) 
     throw ValueError("only one dimension can be -1 in " + to_string(target));
   // The static dims of the input divide its element count, so they must divide a fully given target.
   std::int64_t known = 1, wanted = 1;
-  for (auto d : in[0].shape) known *= d == kDynamic ? 1 : d;
-  for (auto d : target) wanted *= d;
+  bool overflow = false;
+  for (auto d : in[0].shape) overflow |= __builtin_mul_overflow(known, d == kDynamic ? 1 : d, &known);
+  for (auto d : target) {
+    if (d < -1) throw ValueError("invalid dimension in " + to_string(target));
+    overflow |= __builtin_mul_overflow(wanted, d, &wanted);
+  }
+  if (overflow) throw ValueError("reshape " + to_string(in[0].shape) + " into " + to_string(target) + ": more elements than an int64 counts");
   if (wanted >= 0 && known > 0 && wanted % known != 0)
     throw ValueError("cannot reshape " + to_string(in[0].shape) + " into " + to_string(target) + ": " +
                      std::to_string(wanted) + " is not a multiple of " + std::to_string(known));
