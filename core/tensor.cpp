@@ -110,6 +110,7 @@ Tensor Tensor::view_of(std::shared_ptr<Storage> storage, DType dtype, Shape shap
 std::int64_t Tensor::dim(std::int64_t axis) const { return shape_[normalize_axis(axis, ndim(), "dim")]; }
 
 bool Tensor::is_contiguous() const {
+  if (xgrad::numel(shape_) == 0) return true;  // no element to be out of place (a broadcast of an empty array too)
   std::int64_t expected = 1;
   for (auto i = shape_.size(); i-- > 0;) {
     if (shape_[i] == 1) continue;
