@@ -1,6 +1,7 @@
 #include "core/shape.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "core/error.h"
 
@@ -24,7 +25,8 @@ Strides contiguous_strides(const Shape& shape) {
   std::int64_t s = 1;
   for (auto i = shape.size(); i-- > 0;) {
     strides[i] = s;
-    s *= std::max<std::int64_t>(shape[i], 1);
+    // Only an empty tensor's shape can overflow here (numel refuses the others): its strides address nothing.
+    if (__builtin_mul_overflow(s, std::max<std::int64_t>(shape[i], 1), &s)) s = INT64_MAX;
   }
   return strides;
 }

@@ -78,10 +78,12 @@ struct Reader {
   }
 };
 
-// Param names are text: UTF-8 (zip's flag 11, which Python sets for non-ASCII names) or ASCII.
-bool is_utf8(const std::string& s) {
+// Param names are text: UTF-8 (zip's flag 11, which Python sets for non-ASCII names) or ASCII, without NUL
+// (which would also cut every error message that names the entry short).
+bool is_name(const std::string& s) {
   for (std::size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
+    if (c == 0) return false;
     const std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
     if (!len || i + len > s.size()) return false;
     for (std::size_t k = 1; k < len; ++k)
@@ -240,7 +242,7 @@ NamedTensors read_npz_bytes(const std::string& bytes, const std::string& path) {
                         comment_len = r.u(at + 32, 2, "the central directory");
     r.need(at + 46, name_len + extra_len + comment_len, "an entry's name");
     const std::string member = bytes.substr(static_cast<std::size_t>(at + 46), static_cast<std::size_t>(name_len));
-    if (!is_utf8(member)) throw r.bad("bad archive: entry " + std::to_string(e) + " has a name that is not UTF-8 text");
+    if (!is_name(member)) throw r.bad("bad archive: entry " + std::to_string(e) + " has a name that is not UTF-8 text without NUL");
     std::string name = member;  // the param's name
     if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0) name.resize(name.size() - 4);
     // zip64 extended information: 8-byte values for the fields marked 0xFFFFFFFF, in the order uncompressed

@@ -129,6 +129,8 @@ Imported import_inverse(ImportCtx& c) { return one(inv(c.in(0))); }
 // Pooling of any spatial rank, any dilation, padding and ceil_mode, as the
 // max (or sum) of one strided slice per kernel offset; average pools divide
 // by the same sums over a mask of the positions that count.
+constexpr std::int64_t kMaxWindow = std::int64_t{1} << 31;  // so that window arithmetic stays far from int64's limit
+
 struct PoolSpec {
   Shape kernel, stride, dilation, begin, end;  // per spatial dim
 };
@@ -145,9 +147,16 @@ PoolSpec pool_spec(ImportCtx& c, const Var& x, const Shape& default_kernel = {})
   if (static_cast<std::int64_t>(p.kernel.size()) != s || static_cast<std::int64_t>(p.stride.size()) != s ||
       static_cast<std::int64_t>(p.dilation.size()) != s)
     c.fail("kernel_shape, strides and dilations need one value per spatial dim");
+  for (std::int64_t d = 0; d < s; ++d)
+    if (p.kernel[d] < 1 || p.stride[d] < 1 || p.dilation[d] < 1 || p.kernel[d] > kMaxWindow || p.stride[d] > kMaxWindow ||
+        p.dilation[d] > kMaxWindow)
+      c.fail("kernel_shape, strides and dilations must be between 1 and 2^31, got " + to_string(p.kernel) + ", " + to_string(p.stride) +
+             ", " + to_string(p.dilation));
   const std::string auto_pad = c.attr_string("auto_pad", "NOTSET");
   Shape pads = c.attr_ints("pads", Shape(2 * s, 0));
   if (static_cast<std::int64_t>(pads.size()) != 2 * s) c.fail("pads need 2 values per spatial dim");
+  for (auto v : pads)
+    if (v < 0 || v > kMaxWindow) c.fail("pads must be between 0 and 2^31, got " + to_string(pads));
   for (std::int64_t d = 0; d < s; ++d) {
     const std::int64_t n = x.shape()[2 + d];
     const std::int64_t span = (p.kernel[d] - 1) * p.dilation[d] + 1;
@@ -195,8 +204,13 @@ Var window_fold(const Var& padded, const PoolSpec& p, bool take_max) {
   const std::size_t s = p.kernel.size();
   const auto rank = static_cast<std::int64_t>(s + 2);
   Shape out(s);
-  for (std::size_t d = 0; d < s; ++d)
-    out[d] = (padded.shape()[2 + d] - ((p.kernel[d] - 1) * p.dilation[d] + 1)) / p.stride[d] + 1;
+  for (std::size_t d = 0; d < s; ++d) {
+    const std::int64_t span = (p.kernel[d] - 1) * p.dilation[d] + 1;
+    if (span > padded.shape()[2 + d])  // also bounds the loop below: one slice per kernel offset
+      throw ValueError("pooling: the window (" + std::to_string(span) + ") is larger than the padded input " +
+                       to_string(padded.shape()));
+    out[d] = (padded.shape()[2 + d] - span) / p.stride[d] + 1;
+  }
   Var acc;
   Shape offset(s, 0);
   for (;;) {

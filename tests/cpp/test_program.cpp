@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <thread>
 
 #include "autodiff/grad.h"
@@ -189,4 +190,34 @@ TEST(Program, FeedsFromCallerBuffersAreReadWithoutCopies) {
   owned.reset();
   EXPECT_DOUBLE_EQ(kept.data<double>()[1], 1.5);
   EXPECT_THROW(Tensor::from_buffer(static_cast<float*>(nullptr), {2}), ValueError);
+}
+
+TEST(Program, CheckFiniteNamesTheFirstBadNodeAndLeavesParamsAlone) {
+  Graph g;
+  const Var x = g.input("x", {3}, DType::float64);
+  Tensor start = Tensor::empty(DType::float64, {3});
+  for (int i = 0; i < 3; ++i) start.data<double>()[i] = 1.0;
+  const Var w = g.param("w", start);
+  const Var y = sum(log(mul(x, w)));
+  const Var dw = grad(y, {w})[0];
+  CompileOptions watch;
+  watch.check_finite = true;
+  Program step = compile({y}, {{w, sub(w, dw)}}, watch);
+  Tensor bad = Tensor::empty(DType::float64, {3});
+  bad.data<double>()[0] = 1.0;
+  bad.data<double>()[1] = -2.0;  // log of a negative number: NaN
+  bad.data<double>()[2] = 3.0;
+  try {
+    step.run({{"x", bad}});
+    FAIL() << "a NaN went through";
+  } catch (const RuntimeError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("op 'log'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("nan at [1] (1 of 3 values are not finite)"), std::string::npos) << msg;
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(w->value().data<double>()[i], 1.0);
+  // Without the watch the same run goes through (NaN in, NaN out, as in numpy) and writes the param.
+  Program quiet = compile({y}, {{w, sub(w, dw)}});
+  EXPECT_TRUE(std::isnan(quiet.run({{"x", bad}})[0].item()));
+  EXPECT_NE(w->value().data<double>()[0], 1.0);
 }
