@@ -118,7 +118,8 @@ Program::Program(const std::vector<Var>& outputs, const Updates& updates, const 
   // Stability rewrites and CSE on everything the program computes.
   std::vector<Var> simplified = simplify(std::vector<Var>(roots.begin(), roots.end()));
   // CPU-only fused kernels: GEMM epilogues (bias, activation) and softmax-cross-entropy; CUDA runs them unfused.
-  if (device == Device::cpu) simplified = fuse_cpu_kernels(simplified);
+  // Not under the finite-value watch: a fused kernel's intermediate values (a pre-activation) are never stored.
+  if (device == Device::cpu && !options.check_finite) simplified = fuse_cpu_kernels(simplified);
   for (std::size_t i = 0; i < roots.size(); ++i) roots[i] = simplified[i].node();
   Impl& p = *impl_;
   p.device = device;
@@ -371,7 +372,8 @@ std::vector<Tensor> Program::run(const Feeds& feeds) const {
       } else {
         current = static_cast<std::size_t>(ins.step);
         run_step(current);
-        if (p.check_finite) check_output(current);
+        // A step that completes later (a reduction over processes) is checked when it completes.
+        if (p.check_finite && !p.steps[current].op->completion()) check_output(current);
       }
     }
     for (int a : plan->async.at_end) complete(a);

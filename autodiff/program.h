@@ -29,7 +29,9 @@ struct CompileOptions {
   // A debugging watch for NaN and Inf: every floating feed and every value a run computes is checked as it is
   // produced, and the first one that is not finite stops the run with a RuntimeError naming its node, op and
   // shapes (and the first bad element); the params are left as they were. It runs each step alone (no tiled
-  // groups, no update computed straight into its param), so it costs time; off, it costs nothing.
+  // groups, no fused kernels, no update computed straight into its param), so it costs time; off, it costs
+  // nothing. A reduction over processes is checked once reduced, so every rank stops at the same one; a value
+  // that is not finite on one rank only stops that rank alone (as any error in a step does; see distributed.h).
   bool check_finite = false;
 };
 

@@ -54,8 +54,11 @@ void visit_dtype(DType dtype, F&& f) {
 
 Tensor Tensor::empty(DType dtype, const Shape& shape, Device device) {
   if (!is_static(shape)) throw ValueError("cannot allocate a tensor of symbolic shape " + shape_str(shape));
+  std::size_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<std::size_t>(xgrad::numel(shape)), itemsize(dtype), &bytes))
+    throw ValueError("cannot allocate a tensor of shape " + shape_str(shape) + ": more bytes than memory addresses");
   Tensor t;
-  t.storage_ = Storage::allocate(static_cast<std::size_t>(xgrad::numel(shape)) * itemsize(dtype), device);
+  t.storage_ = Storage::allocate(bytes, device);
   t.dtype_ = dtype;
   t.shape_ = shape;
   t.strides_ = contiguous_strides(shape);

@@ -92,7 +92,8 @@ void allreduce_kernel(const Tensor* const* in, Tensor& out, const Attrs& a) {
   if (!reducing) return;
   std::string description = "allreduce of " + a.get_string("label") + ": ";
   for (std::size_t i = 0; i < count; ++i) description += (i ? ", " : "") + to_string(TensorType{in[i]->dtype(), in[i]->shape()});
-  const std::int64_t signature = signature_of(in, count, out, op);
+  // A mean divided while packing (host) and one divided after the sum (device) must not be mixed across ranks.
+  const std::int64_t signature = signature_of(in, count, out, op) ^ (divide_while_packing ? 0x5bd1e995 : 0);
   if (on_host)
     return detail::start_allreduce(out.raw_data(), out.numel(), out.dtype(), divide_while_packing ? Reduce::sum : op,
                                    signature, std::move(description));

@@ -1,5 +1,6 @@
 #include "io/npz.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -7,6 +8,7 @@
 #include <functional>
 #include <iterator>
 #include <sstream>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -171,17 +173,24 @@ Tensor parse_npy(const std::string& bytes, std::size_t at, std::size_t size, con
 void write_npz(const std::string& path, const NamedTensors& arrays) {
   std::string out, central;
   for (const auto& [name, tensor] : arrays) {
+    if (!is_name(name)) {
+      std::string shown;  // printable: a NUL would end the message there
+      for (char c : name) shown += c == '\0' ? std::string("\\0") : std::string(1, c);
+      throw ValueError("write_npz: parameter name '" + shown + "' is not UTF-8 text without NUL ('" + path + "' left as it was)");
+    }
     const std::string member = name + ".npy";
+    // General-purpose flag bit 11: the name is UTF-8 (readers take it as cp437 otherwise).
+    const std::uint16_t flags = std::any_of(member.begin(), member.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }) ? 0x800 : 0;
     const std::string data = npy_bytes(tensor);
     if (data.size() >= 0xFFFFFFFFu || out.size() >= 0xFFFFFFFFu) throw ValueError("write_npz: arrays over 4 GiB are not supported");
     const std::uint32_t crc = crc32(reinterpret_cast<const unsigned char*>(data.data()), data.size());
     const auto offset = static_cast<std::uint32_t>(out.size());
-    put32(out, 0x04034b50); put16(out, 20); put16(out, 0); put16(out, 0); put16(out, 0); put16(out, 0x21);
+    put32(out, 0x04034b50); put16(out, 20); put16(out, flags); put16(out, 0); put16(out, 0); put16(out, 0x21);
     put32(out, crc); put32(out, static_cast<std::uint32_t>(data.size())); put32(out, static_cast<std::uint32_t>(data.size()));
     put16(out, static_cast<std::uint16_t>(member.size())); put16(out, 0);
     out += member;
     out += data;
-    put32(central, 0x02014b50); put16(central, 20); put16(central, 20); put16(central, 0); put16(central, 0);
+    put32(central, 0x02014b50); put16(central, 20); put16(central, 20); put16(central, flags); put16(central, 0);
     put16(central, 0); put16(central, 0x21); put32(central, crc); put32(central, static_cast<std::uint32_t>(data.size()));
     put32(central, static_cast<std::uint32_t>(data.size())); put16(central, static_cast<std::uint16_t>(member.size()));
     put16(central, 0); put16(central, 0); put16(central, 0); put16(central, 0); put32(central, 0); put32(central, offset);
@@ -221,8 +230,11 @@ NamedTensors read_npz_bytes(const std::string& bytes, const std::string& path) {
     }
   if (eocd == std::string::npos) throw r.bad("bad archive: not an .npz (zip) file, or truncated (no end record)");
   std::uint64_t entries = r.u(eocd + 10, 2, "the end record"), cd_at = r.u(eocd + 16, 4, "the end record");
-  if (cd_at == 0xFFFFFFFFu || entries == 0xFFFF) {  // zip64: the real values are in the zip64 end record
-    if (eocd < 20 || r.u(eocd - 20, 4, "the zip64 locator") != 0x07064b50) throw r.bad("bad archive: no zip64 locator");
+  // zip64: the real values are in the zip64 end record, found through its locator (an archive of exactly
+  // 65535 entries has none: Python writes zip64 records only beyond that).
+  const bool zip64 = eocd >= 20 && r.u(eocd - 20, 4, "the zip64 locator") == 0x07064b50;
+  if (cd_at == 0xFFFFFFFFu && !zip64) throw r.bad("bad archive: no zip64 locator");
+  if (zip64 && (cd_at == 0xFFFFFFFFu || entries == 0xFFFF)) {
     const std::uint64_t record = r.u(eocd - 20 + 8, 8, "the zip64 locator");
     if (r.u(record, 4, "the zip64 end record") != 0x06064b50) throw r.bad("bad archive: no zip64 end record");
     entries = r.u(record + 32, 8, "the zip64 end record");
@@ -230,6 +242,8 @@ NamedTensors read_npz_bytes(const std::string& bytes, const std::string& path) {
   }
   if (entries > bytes.size() / 46) throw r.bad("bad archive: " + std::to_string(entries) + " entries cannot fit the file");
   NamedTensors out;
+  std::unordered_set<std::string> names;
+  std::uint64_t stored_bytes = 0;  // all members' data: members that overlap could make it outgrow the file
   std::uint64_t at = cd_at;
   for (std::uint64_t e = 0; e < entries; ++e) {
     if (r.u(at, 4, "the central directory") != 0x02014b50) throw r.bad("bad archive: entry " + std::to_string(e) + " of the central directory");
@@ -277,8 +291,9 @@ NamedTensors read_npz_bytes(const std::string& bytes, const std::string& path) {
       throw r.bad("entry '" + name + "': bad member: its data lies beyond the end of the file (truncated?)");
     const auto* data = reinterpret_cast<const unsigned char*>(bytes.data()) + data_at;
     if (crc32(data, static_cast<std::size_t>(size)) != crc) throw r.bad("entry '" + name + "': bad member: CRC-32 mismatch (the data is corrupt)");
-    for (const auto& [seen, tensor] : out)
-      if (seen == name) throw r.bad("bad archive: entry '" + name + "' appears twice");
+    if (!names.insert(name).second) throw r.bad("bad archive: entry '" + name + "' appears twice");
+    stored_bytes += size;
+    if (stored_bytes > bytes.size()) throw r.bad("bad archive: entries overlap (their data adds up to more than the file)");
     out.emplace_back(name, parse_npy(bytes, static_cast<std::size_t>(data_at), static_cast<std::size_t>(size), path, name));
     at += 46 + name_len + extra_len + comment_len;
   }

@@ -86,6 +86,9 @@ def save(path, target):
 def _write(path, target):
     params = named_params(target)
     path = os.fspath(path)
+    for name in params:
+        if "\0" in name:  # zipfile would cut the name short at it
+            raise ValueError(f"cannot save parameter {name!r} to '{path}': its name holds a NUL character")
     import tempfile  # here, not at module level: `import xgrad` should not pay for them
     import zipfile
     fd, tmp = tempfile.mkstemp(prefix=".xgrad-", suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
@@ -101,9 +104,24 @@ def _write(path, target):
             raw.flush()
             os.fsync(raw.fileno())  # on disk before the rename: the path never names a complete-looking empty file
         os.replace(tmp, path)  # atomic: the path holds the old checkpoint or the new one, never a part
+        _sync_folder(path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _sync_folder(path):
+    """Flushes the folder's entry for path to disk, so a power cut after the rename keeps the new file."""
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError:
+        return  # a folder that cannot be opened for reading: the rename stands, unflushed
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder
+    finally:
+        os.close(fd)
 
 
 def _read(path):
@@ -152,6 +170,8 @@ def _read_member(archive, info, path, name, zipfile):
         raise ValueError(f"{where}: bad header: object arrays are not checkpoint values")
     if dtype.itemsize == 0 and not dtype.names:
         raise ValueError(f"{where}: bad header: dtype {dtype} has no size")
+    if any(d < 0 for d in shape):
+        raise ValueError(f"{where}: bad header: shape {tuple(shape)} has a negative dimension")
     count = 1
     for d in shape:
         count *= d

@@ -177,3 +177,45 @@ def test_fortran_order_members_load_in_python_and_are_refused_by_cpp(tmp_path):
     np.testing.assert_array_equal(w.value, value)
     with pytest.raises(ValueError, match="Fortran"):
         _xgrad._read_npz(str(path))
+
+
+def test_an_archive_of_exactly_65535_members_is_not_zip64(tmp_path):
+    """Python's zipfile writes zip64 records only beyond 65535 entries: at exactly 65535 the end record
+    says 0xFFFF and there is no zip64 locator."""
+    path = tmp_path / "many.npz"
+    member = npy(np.array(1.5))
+    with zipfile.ZipFile(path, "w") as z:
+        for i in range(65535):
+            z.writestr(f"p{i}.npy", member)
+    stored = _xgrad._read_npz(str(path))
+    assert len(stored) == 65535 and stored["p65534"] == 1.5
+
+
+def test_names_are_utf8_both_ways_and_nul_is_refused(tmp_path):
+    path = tmp_path / "names.npz"
+    _xgrad._write_npz(str(path), {"größe": np.ones(2, np.float32)})  # the C++ writer sets the UTF-8 flag
+    g = xg.Graph()
+    p = g.param("größe", np.zeros(2, np.float32))
+    xg.load(path, g)
+    np.testing.assert_array_equal(p.value, np.ones(2, np.float32))
+    xg.save(path, g)
+    assert list(_xgrad._read_npz(str(path))) == ["größe"]
+    with pytest.raises(ValueError, match="NUL"):
+        _xgrad._write_npz(str(path), {"a\0b": np.ones(2)})
+    bad = xg.Graph()
+    bad.param("a\0b", np.ones(2))
+    with pytest.raises(ValueError, match="NUL"):
+        xg.save(path, bad)
+    assert list(_xgrad._read_npz(str(path))) == ["größe"]  # the file was left as it was
+
+
+def test_a_negative_dimension_is_a_bad_header(tmp_path):
+    path = tmp_path / "neg.npz"
+    member = npy(np.ones((2, 2))).replace(b"(2, 2), }  ", b"(-2,-2), } ")  # the same length: one space of padding less
+    assert b"(-2,-2)" in member
+    write_member(path, "w", member)
+    g = xg.Graph()
+    g.param("w", np.zeros((2, 2)))
+    py_msg, cpp_msg = both_readers(path, g)
+    assert "bad header" in py_msg and "negative" in py_msg
+    assert "bad header" in cpp_msg

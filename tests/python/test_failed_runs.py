@@ -111,3 +111,16 @@ def test_check_finite_sees_every_value_of_a_fused_chain():
     with pytest.raises(RuntimeError, match=r"op 'exp'.*inf at \[77777\] \(1 of 100000"):
         run(x=xs)
     np.testing.assert_allclose(g.compile(y, check_finite=True)(x=np.zeros(100_000, np.float32)), np.full(100_000, np.exp(2.0) + 1.0), rtol=1e-6)
+
+
+def test_check_finite_sees_inside_what_would_be_a_fused_layer():
+    """tanh(x @ w + b) is one fused kernel normally; under the watch the overflowing product is reported even
+    though tanh brings it back to 1."""
+    g = xg.Graph()
+    x = g.input("x", (None, 2))
+    w = g.param("w", np.full((2, 2), 1e20, np.float32))
+    b = g.param("b", np.zeros(2, np.float32))
+    y = xg.tanh(x @ w + b)
+    assert np.all(g.compile(y)(x=np.full((1, 2), 1e20, np.float32)) == 1.0)  # quietly finite without the watch
+    with pytest.raises(RuntimeError, match=r"check_finite: its output float32\(1, 2\) holds inf at \[0, 0\]"):
+        g.compile(y, check_finite=True)(x=np.full((1, 2), 1e20, np.float32))
