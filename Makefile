@@ -91,8 +91,8 @@ ASAN_ENV = ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=0:detect_s
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 FUZZ_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 FUZZERS := fuzz_onnx_import fuzz_npz fuzz_program
-FUZZ_SECONDS ?= 30
-FUZZ_RUNS ?= -1
+FUZZ_SECONDS ?= 600
+FUZZ_RUNS ?= 1000000
 asan-build: venv
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DXGRAD_SANITIZE=address,undefined -DXGRAD_FUZZ=ON -DXGRAD_CUDA=OFF -DXGRAD_MPI=OFF \
@@ -107,12 +107,13 @@ test-asan: asan-build ort
 	  tests/python/test_ops.py tests/python/test_onnx.py tests/python/test_import.py tests/python/test_checkpoint_errors.py tests/python/test_failed_runs.py \
 	  tests/python/test_checkpoint_interop.py tests/python/test_api.py tests/python/test_linear.py \
 	  --deselect tests/python/test_onnx.py::test_every_registered_op_is_exported_by_some_table_case
-	$(MAKE) fuzz FUZZ_SECONDS=30
+	$(MAKE) fuzz FUZZ_SECONDS=30 FUZZ_RUNS=-1
 
-# Each libFuzzer target for FUZZ_SECONDS (default 30; `make fuzz FUZZ_SECONDS=600 FUZZ_RUNS=1000000` for the
-# long run), from the seed corpora (tests/fuzz/seeds.py: ONNX backend models, checkpoints, feeds) plus what
-# earlier runs found (build-asan/fuzz/<target>/corpus). Prints each target's executions and coverage; any
-# crash, leak, timeout or sanitizer report fails, and the input is left in build-asan/fuzz/<target>/.
+# Each libFuzzer target for 1,000,000 executions or 10 minutes, whichever comes first (make test-asan: 30
+# seconds each), from the seed corpora (tests/fuzz/seeds.py: ONNX backend models, checkpoints, feeds), the
+# inputs that once failed (tests/fuzz/regressions/<target>) and what earlier runs found
+# (build-asan/fuzz/<target>/corpus). Prints each target's executions and coverage; any crash, leak, timeout
+# or sanitizer report fails, and the input is left in build-asan/fuzz/<target>/.
 fuzz: asan-build
 	$(PY) tests/fuzz/seeds.py $(ASAN_BUILD)/fuzz
 	@# libFuzzer's own runtime links ahead of the shared ASan runtime: preloaded, it comes first again.
