@@ -59,11 +59,19 @@ class Recipe:
         return nodes
 
 
-def torch_op(op, xs, extra):
+STRUCTURAL = {
+    "transpose": (lambda xs, _: xg.transpose(xs[0]), lambda xs, _: xs[0].permute(*reversed(range(xs[0].dim())))),
+    "concat": (lambda xs, axis: xg.concat(xs, axis=axis), lambda xs, axis: torch.cat(xs, dim=axis)),
+    "matmul": (lambda xs, _: xs[0] @ xg.transpose(xs[1]), lambda xs, _: xs[0] @ xs[1].T),
+}
+
+
+def apply(side, op, xs, extra):
+    """One step of a recipe in xgrad (side 0) or PyTorch (side 1)."""
     if op in UNARY:
-        return UNARY[op][1](xs[0])
+        return UNARY[op][side](xs[0])
     if op in POSITIVE:
-        return POSITIVE[op][1](xs[0])
+        return POSITIVE[op][side](xs[0])
     if op in BINARY:
         return BINARY[op](*xs)
     if op == "add_const":
@@ -71,42 +79,18 @@ def torch_op(op, xs, extra):
     if op == "div":
         return xs[0] / xs[1]
     if op in REDUCE:
-        axis, keep = extra
-        return REDUCE[op][1](xs[0], axis, keep)
+        return REDUCE[op][side](xs[0], *extra)  # (axis, keepdims)
     if op in SOFTMAX:
-        return SOFTMAX[op][1](xs[0], extra)
-    if op == "transpose":
-        return xs[0].permute(*reversed(range(xs[0].dim())))
-    if op == "concat":
-        return torch.cat(xs, dim=extra)
-    if op == "matmul":
-        return xs[0] @ xs[1].T
-    raise AssertionError(op)
+        return SOFTMAX[op][side](xs[0], extra)
+    return STRUCTURAL[op][side](xs, extra)
 
 
 def xgrad_op(op, xs, extra):
-    if op in UNARY:
-        return UNARY[op][0](xs[0])
-    if op in POSITIVE:
-        return POSITIVE[op][0](xs[0])
-    if op in BINARY:
-        return BINARY[op](*xs)
-    if op == "add_const":
-        return xs[0] + extra
-    if op == "div":
-        return xs[0] / xs[1]
-    if op in REDUCE:
-        axis, keep = extra
-        return REDUCE[op][0](xs[0], axis=axis, keepdims=keep)
-    if op in SOFTMAX:
-        return SOFTMAX[op][0](xs[0], axis=extra)
-    if op == "transpose":
-        return xg.transpose(xs[0])
-    if op == "concat":
-        return xg.concat(xs, axis=extra)
-    if op == "matmul":
-        return xs[0] @ xg.transpose(xs[1])
-    raise AssertionError(op)
+    return apply(0, op, xs, extra)
+
+
+def torch_op(op, xs, extra):
+    return apply(1, op, xs, extra)
 
 
 def draw_recipe(data):
