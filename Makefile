@@ -10,9 +10,10 @@ APT_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev xtl
   libonnx-dev python3-onnx libonnx-testdata libprotobuf-dev protobuf-compiler \
   python3-matplotlib python3-nbclient python3-nbformat python3-ipykernel python3-graphviz graphviz \
   libopenmpi-dev openmpi-bin python3-mpi4py zlib1g-dev \
-  clang-14 libclang-rt-14-dev libfuzzer-14-dev python3-hypothesis
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev python3-hypothesis \
+  jupyter-notebook python3-notebook chromium chromium-driver python3-selenium python3-pandas python3-scipy
 
-.PHONY: deps venv install build demo test test-cpp test-python test-tsan test-asan asan-build fuzz test-cuda-emulator notebooks bench clean ort
+.PHONY: deps venv install build demo test test-cpp test-python test-tsan test-asan asan-build fuzz test-cuda-emulator notebook notebooks bench clean ort
 
 # Installs the Debian packages that are missing (apt-get update only when needed).
 deps:
@@ -146,10 +147,18 @@ test-cuda-emulator: venv
 	@# device programs reducing through host buffers across two processes (mpirun), on the emulated GPU
 	PYTHONPATH=$(CURDIR)/$(EMU_BUILD)/python $(PY) -m pytest -q -p no:cacheprovider tests/python/test_distributed.py -k device_programs
 
+# Jupyter Notebook on 127.0.0.1 in notebooks/, run by the venv's interpreter so that it lists the "xgrad" kernel
+# the notebooks name; open the printed URL (it carries the token), pick a notebook, Cell > Run All. Ctrl-C stops it.
+NOTEBOOK_PORT ?= 8888
+notebook: install ort
+	@echo "Jupyter Notebook in notebooks/: open the http://127.0.0.1:... URL printed below (Ctrl-C stops the server)"
+	$(PY) -m notebook --no-browser --ip=127.0.0.1 --port=$(NOTEBOOK_PORT) --notebook-dir=notebooks \
+	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
 # Runs the notebooks in notebooks/ in the venv's kernel (also part of `make test`); executed copies and their
 # plots go to build/notebooks/.
 notebooks: install ort
-	$(PY) -m pytest -q tests/python/test_notebooks.py
+	$(PY) -m pytest -q tests/python/test_notebooks.py tests/python/test_notebook_browser.py
 
 bench: install ort
 	cmake --build $(BUILD) -j $(JOBS) --target bench_infer

@@ -95,3 +95,11 @@ __all__ = [
     # data-parallel training over MPI
     "distributed",
 ]
+
+
+def __getattr__(name):
+    # xg.sklearn imports scikit-learn and scipy: only when first used, so that `import xgrad` does not need them.
+    if name == "sklearn":
+        import importlib
+        return importlib.import_module(".sklearn", __name__)
+    raise AttributeError(f"module 'xgrad' has no attribute {name!r}")

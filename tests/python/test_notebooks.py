@@ -1,7 +1,8 @@
 """The notebooks in notebooks/ run top to bottom in a fresh Jupyter kernel, in order, as a user would run them.
 
 Each notebook ends with a cell of assertions on its headline numbers, so a wrong result fails here as surely as
-an exception does. The kernel is "xgrad" (`make venv` installs it), the project venv's interpreter. Notebooks run
+an exception does. Each runs in the kernel its own metadata names, as Jupyter would open it: "xgrad" (`make venv`
+installs it), the project venv's interpreter; a notebook naming another kernel fails here. Notebooks run
 in notebooks/ (04 reads the checkpoints 02 and 03 write there); the executed copies, and every plot in them as a
 PNG (graphs drawn by Graphviz as SVG), are written to build/notebooks/.
 """
@@ -17,7 +18,8 @@ import pytest
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 NOTEBOOK_DIR = os.path.join(ROOT, "notebooks")
 EXECUTED_DIR = os.path.join(ROOT, "build", "notebooks")
-NOTEBOOKS = ["01_linear_regression", "02_logistic_regression", "03_mlp_digits", "04_export_and_serve"]
+NOTEBOOKS = ["01_linear_regression", "02_logistic_regression", "03_mlp_digits", "04_export_and_serve",
+             "05_sklearn_pipeline"]
 KERNEL = "xgrad"
 CELL_TIMEOUT_S = 300  # a hang guard, not a speed check: each notebook takes seconds
 
@@ -36,19 +38,28 @@ def no_stale_models():
 
 
 @pytest.fixture(scope="module")
-def kernel_name():
+def xgrad_kernel():
+    """The kernel every notebook names: it must exist and run the interpreter running the tests, so that the
+    notebooks import the same xgrad (compared as paths, not resolved: the venv's python is a symlink)."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
         spec = KernelSpecManager().get_kernel_spec(KERNEL)
     except NoSuchKernel:
         pytest.fail(f"no Jupyter kernel '{KERNEL}' for {sys.executable}: `make venv` installs it", pytrace=False)
-    # The kernel must import the same xgrad as the tests: the interpreter running them (compared as paths,
-    # not resolved: the venv's python is a symlink to the system's).
     if os.path.abspath(spec.argv[0]) != os.path.abspath(sys.executable):
         pytest.fail(f"kernel '{KERNEL}' runs {spec.argv[0]}, the tests run {sys.executable}: run the tests with "
                     f"the venv's interpreter (`make test`)", pytrace=False)
-    return KERNEL
+    return spec
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_names_the_xgrad_kernel(name):
+    """Opened in Jupyter, a notebook starts the kernel its metadata names: Debian's "python3" has no xgrad."""
+    nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name + ".ipynb"), as_version=4)
+    spec = nb.metadata.get("kernelspec", {})
+    assert spec.get("name") == KERNEL, f"{name}.ipynb names kernel {spec.get('name')!r}, not {KERNEL!r}"
+    assert spec.get("display_name") == "Python 3 (xgrad)" and spec.get("language") == "python"
 
 
 def _save_images(nb, name):
@@ -74,14 +85,14 @@ def _text_of(cell):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_and_its_checks_pass(name, kernel_name):
+def test_notebook_runs_and_its_checks_pass(name, xgrad_kernel):
     nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name + ".ipynb"), as_version=4)
     os.makedirs(EXECUTED_DIR, exist_ok=True)
     for stale in os.listdir(EXECUTED_DIR):
         if stale.startswith(name + "_cell"):
             os.remove(os.path.join(EXECUTED_DIR, stale))
-    client = nbclient.NotebookClient(nb, kernel_name=kernel_name, timeout=CELL_TIMEOUT_S,
-                                     resources={"metadata": {"path": NOTEBOOK_DIR}})
+    # No kernel_name: nbclient starts the kernel the notebook's metadata names, as Jupyter does.
+    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": NOTEBOOK_DIR}})
     start = time.monotonic()
     try:
         client.execute()
