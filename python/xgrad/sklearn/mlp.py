@@ -133,16 +133,11 @@ class _BaseMLP(CachedGraphs, BaseEstimator):
         self.n_outputs_ = net.sizes[-1]
         self.out_activation_ = "softmax" if self._classifier else "identity"
 
-    def _network(self):
-        if "_graph_net" not in self.__dict__:  # unpickled: rebuild, then load every value back
-            raise RuntimeError(f"{type(self).__name__}: the network was not restored")
-        return self._graph_net
-
     def _graph_state(self):
         net = self.__dict__.get("_graph_net")
         return None if net is None else {"sizes": net.sizes, "values": net.values()}
 
-    def _restore_graph_state(self, state):
+    def _restore_graph_state(self, state):  # unpickled: rebuild the network, then load every value back
         self._graph_net = _Network(state["sizes"], self.activation, self._classifier, seed=0,
                                    lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2), eps=self.epsilon)
         self._graph_net.load(state["values"])
@@ -165,7 +160,7 @@ class _BaseMLP(CachedGraphs, BaseEstimator):
         return total / n
 
     def _fit(self, X, T, rng, incremental):
-        if incremental or self.max_iter is None:
+        if incremental:
             epochs, early = 1, False
         else:
             epochs, early = int(self.max_iter), bool(self.early_stopping)
@@ -235,7 +230,7 @@ class _BaseMLP(CachedGraphs, BaseEstimator):
     def _forward(self, X):
         check_is_fitted(self, "coefs_")
         X = validate(self, X, reset=False)
-        return self._network().predict(X=X)
+        return self._graph_net.predict(X=X)
 
     def to_onnx(self, path, dtype=np.float32):
         """Writes the fitted network as an ONNX file (input "X"; outputs as described in xg.sklearn.to_onnx)."""
