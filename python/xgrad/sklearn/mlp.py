@@ -175,9 +175,6 @@ class _BaseMLP(CachedGraphs, BaseEstimator):
             X, X_val, T, T_val = train_test_split(X, T, test_size=self.validation_fraction, random_state=seed,
                                                   stratify=stratify)
             y_val = self.classes_[T_val] if self._classifier else T_val
-            if len(X) < 1:
-                raise ValueError(f"{type(self).__name__}: validation_fraction={self.validation_fraction} leaves no "
-                                 "training samples")
         if not hasattr(self, "loss_curve_"):
             self.loss_curve_, self.t_, self._no_improvement = [], 0, 0
             self.best_loss_ = np.inf
@@ -215,8 +212,10 @@ class _BaseMLP(CachedGraphs, BaseEstimator):
 
     def _start(self, X, T, n_outputs, incremental):
         """Builds a fresh network unless this is warm_start or a partial_fit of a fitted model."""
-        rng = check_random_state(self.random_state)
         fresh = not ((self.warm_start or incremental) and hasattr(self, "coefs_"))
+        if fresh or not hasattr(self, "_rng"):  # later partial_fit calls draw on: each pass its own shuffle
+            self._rng = check_random_state(self.random_state)
+        rng = self._rng
         if fresh:
             for attr in ("loss_curve_", "n_iter_", "validation_scores_", "best_validation_score_"):
                 self.__dict__.pop(attr, None)
