@@ -99,7 +99,7 @@ asan-build: venv
 	  -DXGRAD_SANITIZE=address,undefined -DXGRAD_FUZZ=ON -DXGRAD_CUDA=OFF -DXGRAD_MPI=OFF \
 	  -DPython_EXECUTABLE=$(CURDIR)/$(PY) -DXGRAD_PYTHON_OUTPUT_DIR=$(CURDIR)/$(ASAN_BUILD)/python/xgrad >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cp python/xgrad/*.py $(ASAN_BUILD)/python/xgrad/
+	cp -r python/xgrad/*.py python/xgrad/sklearn $(ASAN_BUILD)/python/xgrad/
 
 test-asan: asan-build ort
 	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -E install_and_consume
@@ -138,7 +138,7 @@ test-cuda-emulator: venv
 	cmake -S . -B $(EMU_BUILD) -DXGRAD_CUDA_EMULATOR=ON -DXGRAD_BUILD_EXAMPLES=OFF -DPython_EXECUTABLE=$(CURDIR)/$(PY) \
 	  -DXGRAD_PYTHON_OUTPUT_DIR=$(CURDIR)/$(EMU_BUILD)/python/xgrad >/dev/null
 	cmake --build $(EMU_BUILD) -j $(JOBS) --target xgrad_cuda_emulator_tests xgrad_device_tests _xgrad xgrad_mpi
-	cp python/xgrad/*.py $(EMU_BUILD)/python/xgrad/
+	cp -r python/xgrad/*.py python/xgrad/sklearn $(EMU_BUILD)/python/xgrad/
 	$(EMU_BUILD)/xgrad_cuda_emulator_tests
 	$(EMU_BUILD)/xgrad_device_tests
 	PYTHONPATH=$(CURDIR)/$(EMU_BUILD)/python $(PY) -c "import xgrad; assert xgrad.cuda.is_emulated(), xgrad.__file__"
