@@ -226,10 +226,6 @@ OnnxModel load_model(const std::string& bytes, const std::string& what, const On
   if (out.opset < kMinOpset || out.opset > kMaxOpset)
     throw ValueError("onnx import: " + what + " uses opset " + std::to_string(out.opset) + "; xgrad imports opsets " +
                      std::to_string(kMinOpset) + " to " + std::to_string(kMaxOpset));
-  for (const auto& n : graph.node())
-    for (const auto& a : n.attribute())
-      if (a.name() == "broadcast" && a.i())
-        throw ValueError("onnx import: node " + node_label(n) + " uses pre-opset-7 broadcasting, which is not supported");
 
   out.graph = std::make_unique<Graph>();
   Graph& g = *out.graph;

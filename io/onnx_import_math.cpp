@@ -16,8 +16,26 @@ Imported one(Var v) { return {{v}, {}}; }
 ImportFn unary(Fn f) {
   return [f](ImportCtx& c) { return one(f(c.in(0))); };
 }
+std::int64_t rank_of(const Var& v) { return static_cast<std::int64_t>(v.shape().size()); }
+
+// Opsets 1-6 broadcast only with broadcast=1: b's dims line up with a's from `axis` on (default: a's last
+// dims) and its missing trailing dims act as ones; without the attribute the shapes must already agree.
+// Onto numpy broadcasting: b gets those trailing unit axes.
+Var legacy_broadcast(ImportCtx& c, const Var& a, const Var& b) {
+  if (c.opset >= 7 || !c.attr_int("broadcast", 0)) return b;
+  const std::int64_t ra = rank_of(a), rb = rank_of(b);
+  std::int64_t axis = c.attr_int("axis", ra - rb);
+  if (axis < 0) axis += ra;
+  if (axis < 0 || axis + rb > ra)
+    c.fail("broadcast axis " + std::to_string(c.attr_int("axis", ra - rb)) + " does not fit B " + to_string(b.shape()) +
+           " into A " + to_string(a.shape()));
+  Axes trailing;
+  for (std::int64_t k = rb; k < ra - axis; ++k) trailing.push_back(k);
+  return trailing.empty() ? b : unsqueeze(b, trailing);
+}
+
 ImportFn binary(Fn2 f) {
-  return [f](ImportCtx& c) { return one(f(c.in(0), c.in(1))); };
+  return [f](ImportCtx& c) { return one(f(c.in(0), legacy_broadcast(c, c.in(0), c.in(1)))); };
 }
 // Max / Min / Sum / Mean take any number of inputs.
 ImportFn variadic(Fn2 f, bool mean = false) {
@@ -30,8 +48,6 @@ ImportFn variadic(Fn2 f, bool mean = false) {
 }
 
 Var constant_of(ImportCtx& c, const Tensor& value) { return c.g.constant(value); }
-
-std::int64_t rank_of(const Var& v) { return static_cast<std::int64_t>(v.shape().size()); }
 
 // Axes from the attribute (older opsets) or the optional input (newer ones).
 std::optional<Axes> reduce_axes_of(ImportCtx& c, bool axes_as_input) {
@@ -289,7 +305,8 @@ Imported import_split(ImportCtx& c) {
 
 Imported import_pad(ImportCtx& c) {
   const std::string mode = c.attr_string("mode", "constant");
-  if (mode != "constant") c.fail("pad mode '" + mode + "' is not supported (only constant)");
+  if (mode != "constant" && mode != "reflect" && mode != "edge")
+    c.fail("pad mode '" + mode + "' is not supported (constant, reflect and edge are)");
   const Var x = c.in(0);
   const Axes onnx_pads = c.opset >= 11 ? c.const_ints(1) : c.attr_ints("pads");
   const double value = c.opset >= 11 ? (c.has_input(2) ? c.const_scalar(2) : 0.0) : c.attr_float("value", 0.0);
@@ -306,7 +323,7 @@ Imported import_pad(ImportCtx& c) {
     pads[2 * d + 1] = std::max<std::int64_t>(end[d], 0);
   }
   const Var cropped = crop ? slice(x, s, e, st) : x;
-  return one(pad(cropped, pads, value));
+  return one(pad(cropped, pads, value, pad_mode(mode)));
 }
 
 Imported import_clip(ImportCtx& c) {
@@ -326,7 +343,7 @@ Imported import_clip(ImportCtx& c) {
 Imported import_pow(ImportCtx& c) {
   if (c.is_constant(1) && c.constant(1).numel() == 1 && c.constant(1).ndim() == 0 && is_floating(c.in(0).dtype()))
     return one(pow(c.in(0), c.const_scalar(1)));
-  Var e = c.in(1);
+  Var e = legacy_broadcast(c, c.in(0), c.in(1));
   if (e.dtype() != c.in(0).dtype()) e = astype(e, c.in(0).dtype());
   return one(pow(c.in(0), e));
 }
@@ -350,6 +367,20 @@ Imported import_leaky_relu(ImportCtx& c) { return one(leaky_relu(c.in(0), c.attr
 Imported import_elu(ImportCtx& c) { return one(elu(c.in(0), c.attr_float("alpha", 1.0))); }
 
 Imported import_where(ImportCtx& c) { return one(where(c.in(0), c.in(1), c.in(2))); }
+
+// gamma * elu(x, alpha), ONNX's default constants (those of Klambauer et al., as float32).
+Imported import_selu(ImportCtx& c) {
+  const double alpha = c.attr_float("alpha", 1.67326319217681884765625);
+  const double gamma = c.attr_float("gamma", 1.05070102214813232421875);
+  return one(elu(c.in(0), alpha) * gamma);
+}
+
+// x + bias below -lambd, x - bias above lambd, 0 between.
+Imported import_shrink(ImportCtx& c) {
+  const Var x = c.in(0);
+  const double lambd = c.attr_float("lambd", 0.5), bias = c.attr_float("bias", 0.0);
+  return one(where(lt(x, -lambd), x + bias, where(gt(x, lambd), x - bias, 0.0)));
+}
 
 }  // namespace
 
@@ -389,6 +420,8 @@ void add_math_importers(ImportTable& t) {
   t["GreaterOrEqual"] = binary(static_cast<Fn2>(ge));
   t["Not"] = import_not;
   t["Where"] = import_where;
+  t["Selu"] = import_selu;
+  t["Shrink"] = import_shrink;
   t["ReduceSum"] = reduce(sum, 13);
   t["ReduceMean"] = reduce(mean, 18);
   t["ReduceMax"] = reduce(max, 18);

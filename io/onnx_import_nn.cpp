@@ -297,9 +297,60 @@ Imported import_batch_norm(ImportCtx& c) {
   return one((x - per_channel(3)) * inv_std * per_channel(1) + per_channel(2));
 }
 
+// x where x >= 0, slope * x below. Opsets 1-6 apply a slope of one value per channel along axis 1; from
+// opset 7 it broadcasts as numpy's (unidirectionally, onto x).
+Imported import_prelu(ImportCtx& c) {
+  const Var x = c.in(0);
+  Var slope = c.in(1);
+  if (c.opset < 7 && rank_of(slope) == 1 && rank_of(x) > 2 && slope.shape()[0] != 1) {
+    Shape channel(static_cast<std::size_t>(rank_of(x) - 1), 1);
+    channel[0] = -1;
+    slope = reshape(slope, channel);
+  }
+  return one(where(lt(x, 0.0), x * slope, x));
+}
+
+// Each (sample, channel) normalized over the spatial axes, then scaled and shifted per channel.
+Imported import_instance_norm(ImportCtx& c) {
+  const Var x = c.in(0);
+  const std::int64_t rank = rank_of(x);
+  if (rank < 3) c.fail("InstanceNormalization needs (N, C, D1, ...) input, got " + to_string(x.shape()));
+  Axes spatial;
+  for (std::int64_t d = 2; d < rank; ++d) spatial.push_back(d);
+  Shape channel(static_cast<std::size_t>(rank - 1), 1);
+  channel[0] = -1;
+  const Var centered = x - mean(x, spatial, true);
+  const Var inv_std = rsqrt(var(x, spatial, true) + c.attr_float("epsilon", 1e-5));
+  return one(centered * inv_std * reshape(c.in(1), channel) + reshape(c.in(2), channel));
+}
+
+// x repeated along each axis (constant repeats): copies joined by concat, so the gradient sums them.
+Imported import_tile(ImportCtx& c) {
+  if (c.opset < 6) c.fail("Tile before opset 6 (tiles and axis inputs) is not supported");
+  Var x = c.in(0);
+  const Axes repeats = c.const_ints(1);
+  if (repeats.size() != static_cast<std::size_t>(rank_of(x)))
+    c.fail("repeats has " + std::to_string(repeats.size()) + " values for an input of rank " + std::to_string(rank_of(x)));
+  for (std::size_t d = 0; d < repeats.size(); ++d) {
+    const auto axis = static_cast<std::int64_t>(d);
+    if (repeats[d] < 0) c.fail("repeats must be non-negative, got " + std::to_string(repeats[d]));
+    if (repeats[d] == 0) {
+      Axes starts(repeats.size(), 0), stops(repeats.size(), kSliceEnd), steps(repeats.size(), 1);
+      stops[d] = 0;
+      x = slice(x, starts, stops, steps);
+    } else if (repeats[d] > 1) {
+      x = concat(std::vector<Var>(static_cast<std::size_t>(repeats[d]), x), axis);
+    }
+  }
+  return one(x);
+}
+
 }  // namespace
 
 void add_nn_importers(ImportTable& t) {
+  t["PRelu"] = import_prelu;
+  t["InstanceNormalization"] = import_instance_norm;
+  t["Tile"] = import_tile;
   t["Gather"] = import_gather;
   t["GatherElements"] = import_gather_elements;
   t["ScatterElements"] = import_scatter_elements;

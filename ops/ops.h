@@ -140,8 +140,13 @@ Var slice(Var x, const Axes& starts, const Axes& stops, const Axes& steps);
 Var concat(const std::vector<Var>& xs, std::int64_t axis = 0);
 Var stack(const std::vector<Var>& xs, std::int64_t axis = 0);
 std::vector<Var> split(Var x, const std::vector<std::int64_t>& sizes, std::int64_t axis = 0);
-// pads: (before, after) for every axis, flattened; filled with value.
-Var pad(Var x, const std::vector<std::int64_t>& pads, double value = 0.0);
+// pads: (before, after) for every axis, flattened. constant fills with value; reflect mirrors the input about
+// its edge values without repeating them (numpy's and PyTorch's "reflect"; each pad smaller than its axis);
+// edge repeats the edge values (numpy's "edge", PyTorch's "replicate"). reflect and edge gather along each
+// padded axis (differentiable as take is; exported as Gather), which must be static and non-empty.
+enum class PadMode { constant, reflect, edge };
+PadMode pad_mode(const std::string& name);  // "constant", "reflect", "edge" or "replicate"; else ValueError
+Var pad(Var x, const std::vector<std::int64_t>& pads, double value = 0.0, PadMode mode = PadMode::constant);
 
 // Training-time layers (ops/dropout.cpp, ops/normalization.cpp).
 // dropout: x * mask with mask 0 (probability p) or 1/(1-p), drawn on every run;

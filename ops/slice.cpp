@@ -302,8 +302,52 @@ std::vector<Var> split(Var x, const std::vector<std::int64_t>& sizes, std::int64
   return parts;
 }
 
-Var pad(Var x, const std::vector<std::int64_t>& pads, double value) {
-  return x.graph().apply(pad_op, {x}, {{"pads", pads}, {"value", value}});
+PadMode pad_mode(const std::string& name) {
+  if (name == "constant") return PadMode::constant;
+  if (name == "reflect") return PadMode::reflect;
+  if (name == "edge" || name == "replicate") return PadMode::edge;
+  throw ValueError("pad: mode must be 'constant', 'reflect' or 'edge' ('replicate'), got '" + name + "'");
+}
+
+namespace {
+
+// x padded along one axis by gathering: index i of the result reads x at i - before, mirrored (reflect) or
+// clamped (edge) into [0, n).
+Var pad_axis(Var x, std::size_t axis, std::int64_t before, std::int64_t after, PadMode mode) {
+  const std::int64_t n = x.shape()[axis];
+  const bool reflect = mode == PadMode::reflect;
+  const std::string what = std::string("pad: ") + (reflect ? "reflect" : "edge") + " padding (" +
+                           std::to_string(before) + ", " + std::to_string(after) + ") of axis " +
+                           std::to_string(axis) + " of " + to_string(x.shape());
+  if (n == kDynamic) throw ValueError(what + " needs the axis's size: it is symbolic");
+  if (n == 0) throw ValueError(what + ": the axis is empty, there is no edge to repeat");
+  if (reflect && (before >= n || after >= n))
+    throw ValueError(what + ": each pad must be smaller than the axis (at most " + std::to_string(n - 1) + ")");
+  Tensor index = Tensor::empty(DType::int64, {before + n + after});
+  auto* p = static_cast<std::int64_t*>(index.raw_data());
+  for (std::int64_t i = 0; i < before + n + after; ++i) {
+    std::int64_t j = i - before;
+    if (j < 0) j = reflect ? -j : 0;
+    if (j >= n) j = reflect ? 2 * (n - 1) - j : n - 1;
+    p[i] = j;
+  }
+  return take(x, x.graph().constant(index), static_cast<std::int64_t>(axis));
+}
+
+}  // namespace
+
+Var pad(Var x, const std::vector<std::int64_t>& pads, double value, PadMode mode) {
+  if (mode == PadMode::constant) return x.graph().apply(pad_op, {x}, {{"pads", pads}, {"value", value}});
+  const std::size_t rank = x.shape().size();
+  if (pads.size() != 2 * rank)
+    throw ValueError("pad: pads need (before, after) for each of the " + std::to_string(rank) + " axes of " +
+                     to_string(x.shape()) + ", got " + std::to_string(pads.size()) + " values");
+  for (auto p : pads)
+    if (p < 0) throw ValueError("pad: pads must be non-negative, got " + std::to_string(p));
+  Var y = x;
+  for (std::size_t d = 0; d < rank; ++d)
+    if (pads[2 * d] != 0 || pads[2 * d + 1] != 0) y = pad_axis(y, d, pads[2 * d], pads[2 * d + 1], mode);
+  return y;
 }
 
 }  // namespace xgrad

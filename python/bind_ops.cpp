@@ -303,7 +303,7 @@ void bind_ops(py::module_& m) {
           for (const auto& v : split(x.var, sizes, a)) out.append(wrap(x.graph, v));
           return out;
         }, py::arg("x"), py::arg("indices_or_sections"), py::arg("axis") = 0, "numpy.split: a list of views");
-  m.def("pad", [](const PyNode& x, const py::object& pad_width, double value) {
+  m.def("pad", [](const PyNode& x, const py::object& pad_width, double value, const std::string& mode) {
           const auto rank = x.var.shape().size();
           std::vector<std::int64_t> pads;
           if (py::isinstance<py::int_>(pad_width)) {
@@ -314,9 +314,12 @@ void bind_ops(py::module_& m) {
               else for (const auto& q : p) pads.push_back(q.cast<std::int64_t>());
             }
           }
-          return wrap(x.graph, pad(x.var, pads, value));
-        }, py::arg("x"), py::arg("pad_width"), py::arg("constant_values") = 0.0,
-        "numpy.pad with a constant: pad_width is an int or one (before, after) per axis");
+          return wrap(x.graph, pad(x.var, pads, value, pad_mode(mode)));
+        }, py::arg("x"), py::arg("pad_width"), py::arg("constant_values") = 0.0, py::arg("mode") = "constant",
+        "numpy.pad: pad_width is an int or one (before, after) per axis (an int: the same both sides).\n"
+        "mode 'constant' fills with constant_values; 'reflect' mirrors without repeating the edge (each pad\n"
+        "smaller than its axis); 'edge' (or PyTorch's 'replicate') repeats the edge values. reflect and edge\n"
+        "need the padded axes' sizes (not None).");
 
   m.def("dropout", [](const PyNode& x, double p, const py::object& training, const py::object& seed) {
           const std::uint64_t s = seed.is_none() ? std::random_device{}() : seed.cast<std::uint64_t>();

@@ -22,5 +22,5 @@ def pytest_terminal_summary(terminalreporter):
     import sys
     module = sys.modules.get("test_onnx_backend")
     line = getattr(module, "SUMMARY", None)
-    if line:
-        terminalreporter.write_line(line)
+    for text in (line or "").splitlines():
+        terminalreporter.write_line(text)

@@ -245,6 +245,73 @@ def test_common_exporter_ops_import(tmp_path):
     assert set(model.params) == {"W", "B"}
 
 
+def test_pre_opset_7_broadcast_attributes_map_onto_numpy_broadcasting():
+    """Opsets 1-6: with broadcast=1, B lines up with A from `axis` on (default: A's last dims)."""
+    from onnx import helper, numpy_helper, TensorProto
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    cases = [("Add", (3,), dict(axis=1), lambda a, b: a + b.reshape(1, 3, 1, 1)),
+             ("Mul", (3, 4), dict(axis=1), lambda a, b: a * b.reshape(1, 3, 4, 1)),
+             ("Sub", (4, 5), {}, lambda a, b: a - b),
+             ("Div", (5,), dict(axis=-1), lambda a, b: a / b),
+             ("Pow", (2,), dict(axis=0), lambda a, b: np.abs(a) ** b.reshape(2, 1, 1, 1))]
+    for op, b_shape, attrs, want in cases:
+        B = (rng.uniform(0.5, 2.0, b_shape)).astype(np.float32)
+        inputs = ["a", "B"] if op != "Pow" else ["abs_a", "B"]
+        nodes = ([helper.make_node("Abs", ["a"], ["abs_a"])] if op == "Pow" else []) + [
+            helper.make_node(op, inputs, ["y"], broadcast=1, **attrs)]
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, A.shape)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, A.shape)],
+                                  [numpy_helper.from_array(B, "B")])
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 6)])
+        np.testing.assert_allclose(xg.onnx.load_bytes(m.SerializeToString())(a=A), want(A, B), rtol=1e-6, err_msg=op)
+    nodes = [helper.make_node("Add", ["a", "B"], ["y"], broadcast=1, axis=3)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, A.shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, A.shape)],
+                              [numpy_helper.from_array(np.ones((4, 5), np.float32), "B")])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 6)])
+    with pytest.raises(ValueError, match=r"broadcast axis 3 does not fit B \(4, 5\)"):
+        xg.onnx.load_bytes(m.SerializeToString())
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge"])
+def test_pad_modes_import_and_export(ort, tmp_path, mode):
+    """ONNX Pad in reflect and edge mode imports (opset 2 attributes and opset 11+ inputs) and runs as numpy.pad;
+    xg.pad in those modes exports (as Gather) and ONNX Runtime agrees."""
+    from onnx import helper, numpy_helper, TensorProto
+    X = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    width = ((0, 0), (0, 0), (1, 2), (3, 1))
+    want = np.pad(X, width, mode=mode)
+    onnx_pads = [w[0] for w in width] + [w[1] for w in width]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 5])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 7, 9])
+    old = helper.make_model(helper.make_graph([helper.make_node("Pad", ["x"], ["y"], mode=mode, pads=onnx_pads)],
+                                              "g", [x], [y]), opset_imports=[helper.make_opsetid("", 2)])
+    new = helper.make_model(helper.make_graph([helper.make_node("Pad", ["x", "pads"], ["y"], mode=mode)], "g", [x], [y],
+                                              [numpy_helper.from_array(np.array(onnx_pads, np.int64), "pads")]),
+                            opset_imports=[helper.make_opsetid("", 13)])
+    for m in (old, new):
+        np.testing.assert_allclose(xg.onnx.load_bytes(m.SerializeToString())(x=X), want, rtol=1e-6)
+        (ort_y,) = ort.run(_saved(m, tmp_path / "m.onnx"), {"x": X})
+        np.testing.assert_allclose(ort_y, want, rtol=1e-6)
+    g = xg.Graph()
+    xn = g.input("x", (None, 3, 4, 5))
+    path = tmp_path / "exported.onnx"
+    xg.onnx.export(xg.pad(xn, width, mode=mode), path)
+    (ort_y,) = ort.run(str(path), {"x": X})
+    np.testing.assert_allclose(ort_y, want, rtol=1e-6)
+    wrap = helper.make_model(helper.make_graph([helper.make_node("Pad", ["x", "pads"], ["y"], mode="wrap")], "g", [x], [y],
+                                               [numpy_helper.from_array(np.array(onnx_pads, np.int64), "pads")]),
+                             opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ValueError, match="pad mode 'wrap' is not supported"):
+        xg.onnx.load_bytes(wrap.SerializeToString())
+
+
+def _saved(model, path):
+    onnx.save(model, str(path))
+    return str(path)
+
+
 def test_export_errors_name_the_problem(tmp_path):
     g = xg.Graph()
     x = g.input("x", (None, 3))

@@ -1,4 +1,5 @@
-"""ONNX's own backend node tests (Debian's libonnx-testdata) against the ONNX importer.
+"""ONNX's own backend tests (Debian's libonnx-testdata) against the ONNX importer: the node tests (one op per
+model), and the models real exporters wrote: the pytorch-converted, pytorch-operator and simple folders.
 
 Each case directory holds model.onnx and test_data_set_*/{input,output}_*.pb. A case is *claimed* when every op
 type of its graph (domain-prefixed outside the default domain) is in xg.onnx.importable_ops(). Then:
@@ -13,12 +14,13 @@ Graph inputs that must be known when the graph is built (a Reshape's shape, a Re
 are given to the importer as constants from the data set (xg.onnx.load(..., constants=...)).
 
 The variants in KNOWN_UNSUPPORTED (training-mode Dropout / BatchNormalization, MaxPool's Indices output,
-ScatterND multiplying at repeated indices) stand in for rule 1: each is asserted to raise a ValueError that
+ScatterND multiplying at repeated indices, convolution over 1 or 3 spatial dims) stand in for rule 1: each is asserted to raise a ValueError that
 says what is not supported. (int64 data runs through xgrad's float-only arithmetic as float64, exact below 2^53;
 a case that still fails with an int64 TypeError is counted as "int64 math" and reported.)
 
-One test per case (ids = case directory names); the last test prints the totals (visible with -s). Point
-ONNX_BACKEND_NODE_DATA elsewhere to use another copy of the data.
+One test per case (ids: the case directory's name; "<folder>/<name>" outside the node tests); the last test prints
+the totals of each folder, which pytest's summary repeats. Point ONNX_TESTDATA elsewhere to use another copy of
+the data (the folder holding node/, pytorch-converted/, ...).
 """
 import functools
 import os
@@ -33,24 +35,34 @@ from onnx import TensorProto, numpy_helper  # noqa: E402
 
 import xgrad as xg  # noqa: E402
 
-DATA = Path(os.environ.get("ONNX_BACKEND_NODE_DATA", "/usr/share/libonnx-testdata/data/node"))
-if not DATA.is_dir():
-    pytest.skip(f"no ONNX backend node test data at {DATA} (Debian: apt install libonnx-testdata)",
+DATA = Path(os.environ.get("ONNX_TESTDATA", "/usr/share/libonnx-testdata/data"))
+FOLDERS = ("node", "pytorch-converted", "pytorch-operator", "simple")
+if not all((DATA / f).is_dir() for f in FOLDERS):
+    pytest.skip(f"no ONNX backend test data at {DATA} (Debian: apt install libonnx-testdata)",
                 allow_module_level=True)
 
-NODE_CASES = sorted(p.name for p in DATA.iterdir() if (p / "model.onnx").is_file())
+
+def _cases_in(folder):
+    return sorted(f"{folder}/{p.name}" for p in (DATA / folder).iterdir() if (p / "model.onnx").is_file())
+
+
+NODE_CASES = _cases_in("node")
+EXPORTER_CASES = [c for folder in FOLDERS[1:] for c in _cases_in(folder)]
 IMPORTABLE = frozenset(xg.onnx.importable_ops())
 SUPPORTED_ELEM = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT64, TensorProto.BOOL}
 TOLERANCE = {np.dtype(np.float32): dict(rtol=1e-4, atol=1e-5), np.dtype(np.float64): dict(rtol=1e-7, atol=1e-7)}
 
 # Case-name prefix -> the ValueError the importer gives for a variant it does not support.
 KNOWN_UNSUPPORTED = {
-    "test_maxpool_with_argmax": "Indices output is not supported",
-    "test_training_dropout": "training_mode Dropout is not supported",
-    "test_dropout_default_mask": "output 'z' is never computed",
-    "test_batchnorm_epsilon_training_mode": "training_mode BatchNormalization is not supported",
-    "test_batchnorm_example_training_mode": "training_mode BatchNormalization is not supported",
-    "test_scatternd_multiply": "repeated indices are supported only with reduction='add'",
+    "node/test_maxpool_with_argmax": "Indices output is not supported",
+    "node/test_training_dropout": "training_mode Dropout is not supported",
+    "node/test_dropout_default_mask": "output 'z' is never computed",
+    "node/test_batchnorm_epsilon_training_mode": "training_mode BatchNormalization is not supported",
+    "node/test_batchnorm_example_training_mode": "training_mode BatchNormalization is not supported",
+    "node/test_scatternd_multiply": "repeated indices are supported only with reduction='add'",
+    # PyTorch's Conv1d / Conv3d: convolution of 1 or 3 spatial dims is not an op of the engine yet
+    "pytorch-converted/test_Conv1d": "only 2-D convolutions are supported",
+    "pytorch-converted/test_Conv3d": "only 2-D convolutions are supported",
 }
 INT64_MATH = "expects a float32 or float64 input, got int64"
 
@@ -208,31 +220,48 @@ def _run_case(name):
     RESULTS[name] = outcome if outcome in ("int64 math",) else ok
 
 
-@pytest.mark.parametrize("case", NODE_CASES)
+def _short(case):
+    return case.split("/", 1)[1]
+
+
+@pytest.mark.parametrize("case", NODE_CASES, ids=_short)
 def test_node_case(case):
     _run_case(case)
 
 
+@pytest.mark.parametrize("case", EXPORTER_CASES)
+def test_exporter_case(case):
+    _run_case(case)
+
+
+OUTCOMES = ("passed", "failed", "int64 math", "known ok", "known FAILED", "dtype ok", "dtype FAILED", "unclaimed ok",
+            "unclaimed FAILED")
+
+
+def _tally(label, cases):
+    count = {k: sum(1 for c in cases if RESULTS.get(c) == k) for k in OUTCOMES}
+    claimed = sum(1 for c in cases if _category(c) != "unclaimed")
+    dtype = count["dtype ok"] + count["dtype FAILED"]
+    unclaimed = count["unclaimed ok"] + count["unclaimed FAILED"]
+    assert claimed + unclaimed == len(cases)
+    return (f"{label}: {count['passed']} of {len(cases)} pass "
+            f"({claimed} claimed: {count['passed']} pass, {count['failed']} fail, {count['int64 math']} int64 math, "
+            f"{count['known ok'] + count['known FAILED']} known unsupported variants, {dtype} unsupported dtype "
+            f"[{count['dtype FAILED']} without the expected TypeError]; {unclaimed} unclaimed "
+            f"[{count['unclaimed FAILED']} without the expected ValueError])")
+
+
 def test_summary():
-    """Prints the totals (running any case this session has not, e.g. under -k)."""
-    for name in NODE_CASES:
+    """Prints the totals of each folder (running any case this session has not, e.g. under -k)."""
+    for name in NODE_CASES + EXPORTER_CASES:
         if name not in RESULTS:
             try:
                 _run_case(name)
             except Exception:  # already recorded as failed; its own test shows why
                 pass
-    count = {k: sum(1 for v in RESULTS.values() if v == k) for k in
-             ("passed", "failed", "int64 math", "known ok", "known FAILED", "dtype ok", "dtype FAILED", "unclaimed ok",
-              "unclaimed FAILED")}
-    claimed = sum(1 for n in NODE_CASES if _category(n) != "unclaimed")
-    dtype = count["dtype ok"] + count["dtype FAILED"]
-    unclaimed = count["unclaimed ok"] + count["unclaimed FAILED"]
-    line = (f"ONNX backend node tests: {count['passed']} of {len(NODE_CASES)} pass "
-            f"({claimed} claimed: {count['passed']} pass, {count['failed']} fail, {count['int64 math']} int64 math, "
-            f"{count['known ok'] + count['known FAILED']} known unsupported variants, {dtype} unsupported dtype "
-            f"[{count['dtype FAILED']} without the expected TypeError]; {unclaimed} unclaimed "
-            f"[{count['unclaimed FAILED']} without the expected ValueError])")
-    print("\n" + line)
+    lines = [_tally("ONNX backend node tests", NODE_CASES)]
+    for folder in FOLDERS[1:]:
+        lines.append(_tally(f"ONNX {folder} models", [c for c in EXPORTER_CASES if c.startswith(folder + "/")]))
+    print("\n" + "\n".join(lines))
     global SUMMARY
-    SUMMARY = line  # conftest.py prints it in pytest's terminal summary
-    assert claimed + unclaimed == len(NODE_CASES)
+    SUMMARY = "\n".join(lines)  # conftest.py prints it in pytest's terminal summary

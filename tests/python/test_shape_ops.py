@@ -40,6 +40,13 @@ CASES = [
     Case("pad", "pad", lambda x: xg.pad(x, ((0, 0), (1, 2)), constant_values=0.5),
          lambda x: np.pad(x, ((0, 0), (1, 2)), constant_values=0.5), [_any(3, 2)], second_order="loose"),
     Case("pad-int", "pad", lambda x: xg.pad(x, 1), lambda x: np.pad(x, 1), [_any(2, 3)]),
+    # reflect and edge gather along each padded axis (take), so the batch axis stays symbolic
+    Case("pad-reflect", "take", lambda x: xg.pad(x, ((0, 0), (2, 1), (0, 3)), mode="reflect"),
+         lambda x: np.pad(x, ((0, 0), (2, 1), (0, 3)), mode="reflect"), [_any(2, 3, 4)], second_order="loose"),
+    Case("pad-edge", "take", lambda x: xg.pad(x, ((0, 0), (3, 0), (1, 2)), mode="edge"),
+         lambda x: np.pad(x, ((0, 0), (3, 0), (1, 2)), mode="edge"), [_any(2, 2, 3)], second_order="loose"),
+    Case("pad-replicate-nchw", "take", lambda x: xg.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2)), mode="replicate"),
+         lambda x: np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2)), mode="edge"), [_any(2, 2, 3, 3)]),
 ]
 
 globals().update(table_tests(CASES))
@@ -72,3 +79,35 @@ def test_indexing_errors():
         xg.split(x, 3, 0)
     with pytest.raises(ValueError, match="pads"):
         xg.pad(x, ((1, 1),))
+
+
+def test_pad_mode_errors_name_the_axis_and_shape():
+    g = xg.Graph()
+    x = g.input("x", (None, 3))
+    with pytest.raises(ValueError, match=r"reflect padding \(3, 0\) of axis 1 of \(None, 3\).*at most 2"):
+        xg.pad(x, ((0, 0), (3, 0)), mode="reflect")
+    with pytest.raises(ValueError, match="axis 0 .* symbolic"):
+        xg.pad(x, ((1, 0), (0, 0)), mode="edge")
+    with pytest.raises(ValueError, match="no edge to repeat"):
+        xg.pad(g.input("e", (2, 0)), ((0, 0), (1, 1)), mode="edge")
+    with pytest.raises(ValueError, match="mode must be 'constant', 'reflect' or 'edge'"):
+        xg.pad(x, 1, mode="wrap")
+    with pytest.raises(ValueError, match="pads need"):
+        xg.pad(x, ((1, 1),), mode="reflect")
+
+
+def test_pad_reflect_matches_torch_and_its_gradient_folds_the_border():
+    """PyTorch's reflect / replicate padding (NCHW), values and gradients."""
+    import torch  # a test dependency (Debian python3-torch), installed by `make test`
+    x0 = np.random.default_rng(0).normal(size=(2, 3, 4, 5))
+    for mode, torch_mode in (("reflect", "reflect"), ("edge", "replicate")):
+        g = xg.Graph()
+        x = g.param("x", x0)
+        y = xg.pad(x, ((0, 0), (0, 0), (2, 1), (3, 2)), mode=mode)
+        (gx,) = xg.grad(xg.sum(y * y), [x])
+        out, grad = g.compile([y, gx])()
+        xt = torch.tensor(x0, requires_grad=True)
+        yt = torch.nn.functional.pad(xt, (3, 2, 2, 1), mode=torch_mode)
+        (yt * yt).sum().backward()
+        np.testing.assert_allclose(out, yt.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-12)
