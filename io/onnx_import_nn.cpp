@@ -268,15 +268,24 @@ Imported import_average_pool(ImportCtx& c) {
 Imported import_conv(ImportCtx& c) {
   Var x = c.in(0);
   const Var w = c.in(1);
-  if (rank_of(x) != 4 || rank_of(w) != 4) c.fail("only 2-D convolutions are supported");
-  const PoolSpec s = pool_spec(c, x, {w.shape()[2], w.shape()[3]});
-  Pair padding{s.begin[0], s.begin[1]};
+  const std::int64_t rank = rank_of(x);
+  if (rank != rank_of(w) || rank < 3 || rank > 5)
+    c.fail("convolutions of 1, 2 or 3 spatial dims are supported, got input " + to_string(x.shape()) + " and weight " +
+           to_string(w.shape()));
+  const PoolSpec s = pool_spec(c, x, Shape(w.shape().begin() + 2, w.shape().end()));
+  Shape padding = s.begin;
   if (s.begin != s.end) {  // asymmetric: zeros added first
     x = pad_spatial(x, s.begin, s.end, 0.0);
-    padding = {0, 0};
+    padding.assign(padding.size(), 0);
   }
-  Conv2dParams p{{s.stride[0], s.stride[1]}, padding, {s.dilation[0], s.dilation[1]}, c.attr_int("group", 1)};
-  return one(c.has_input(2) ? conv2d(x, w, c.in(2), p) : conv2d(x, w, p));
+  const std::int64_t groups = c.attr_int("group", 1);
+  const Var bias = c.has_input(2) ? c.in(2) : Var();
+  if (rank == 3) return one(conv1d(x, w, bias, {s.stride[0], padding[0], s.dilation[0], groups}));
+  if (rank == 5)
+    return one(conv3d(x, w, bias, {{s.stride[0], s.stride[1], s.stride[2]}, {padding[0], padding[1], padding[2]},
+                                   {s.dilation[0], s.dilation[1], s.dilation[2]}, groups}));
+  Conv2dParams p{{s.stride[0], s.stride[1]}, {padding[0], padding[1]}, {s.dilation[0], s.dilation[1]}, groups};
+  return one(conv2d(x, w, bias, p));
 }
 
 Axes spatial_axes(const Var& x) {

@@ -50,4 +50,51 @@ Var max_pool2d_gather(Var x, Var g, const Pool2dParams& p);
 // Spreads dy back over each window (the adjoint of avg_pool2d); like supplies x's shape.
 Var avg_pool2d_grad(Var dy, Var like, const Pool2dParams& p);
 
+// ---- 1 and 3 spatial dims (ops/conv_nd.cpp) ----
+// Built from the 2-D ops, so they differentiate (to any order), run on every device the 2-D ops do and export
+// to ONNX as those do: 1-D as 2-D with a unit height; 3-D with depth folded into the batch (one conv2d per
+// depth tap, the taps summed) and pooling separated into a 2-D pool and a pool along depth. Depth (3-D) must
+// be static; the batch may be symbolic.
+
+using Triple = std::array<std::int64_t, 3>;  // (depth, height, width)
+
+struct Conv1dParams {
+  std::int64_t stride = 1;
+  std::int64_t padding = 0;
+  std::int64_t dilation = 1;
+  std::int64_t groups = 1;
+};
+struct Conv3dParams {
+  Triple stride{1, 1, 1};
+  Triple padding{0, 0, 0};
+  Triple dilation{1, 1, 1};
+  std::int64_t groups = 1;
+};
+
+// x (N, C_in, L) with w (C_out, C_in / groups, k); x (N, C_in, D, H, W) with w (C_out, C_in / groups, kD, kH, kW).
+Var conv1d(Var x, Var w, const Conv1dParams& p = {});
+Var conv1d(Var x, Var w, Var bias, const Conv1dParams& p = {});
+Var conv3d(Var x, Var w, const Conv3dParams& p = {});
+Var conv3d(Var x, Var w, Var bias, const Conv3dParams& p = {});
+
+struct Pool1dParams {
+  std::int64_t kernel = 1;
+  std::optional<std::int64_t> stride;  // none: the kernel size
+  std::int64_t padding = 0;            // at most half the kernel
+  bool count_include_pad = true;
+};
+struct Pool3dParams {
+  Triple kernel{1, 1, 1};
+  std::optional<Triple> stride;
+  Triple padding{0, 0, 0};
+  bool count_include_pad = true;
+};
+
+Var max_pool1d(Var x, const Pool1dParams& p);
+Var avg_pool1d(Var x, const Pool1dParams& p);
+// The gradient of max_pool3d goes to the first maximum of each window within a depth slice; a tie across
+// depth slices splits it evenly (as maximum's gradient does).
+Var max_pool3d(Var x, const Pool3dParams& p);
+Var avg_pool3d(Var x, const Pool3dParams& p);
+
 }  // namespace xgrad

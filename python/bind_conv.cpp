@@ -42,6 +42,28 @@ Pair parse_conv_padding(const py::handle& obj, const Var& w, const Pair& stride,
   return pad;
 }
 
+// An int (every dim) or a tuple of N ints.
+template <std::size_t N>
+std::array<std::int64_t, N> parse_ints(const py::handle& obj, const std::string& what) {
+  std::array<std::int64_t, N> out{};
+  if (py::isinstance<py::int_>(obj)) {
+    out.fill(obj.cast<std::int64_t>());
+    return out;
+  }
+  if (py::isinstance<py::sequence>(obj) && !py::isinstance<py::str>(obj)) {
+    const auto seq = py::reinterpret_borrow<py::sequence>(obj);
+    bool ints = seq.size() == N;
+    for (std::size_t i = 0; ints && i < N; ++i) ints = py::isinstance<py::int_>(seq[i]);
+    if (ints) {
+      for (std::size_t i = 0; i < N; ++i) out[i] = seq[i].cast<std::int64_t>();
+      return out;
+    }
+  }
+  throw TypeError(what + " must be an int or " + std::to_string(N) + " ints, got " + py::repr(obj).cast<std::string>());
+}
+
+std::int64_t parse_int(const py::handle& obj, const std::string& what) { return parse_ints<1>(obj, what)[0]; }
+
 Pool2dParams pool_params(const char* name, const py::object& kernel_size, const py::object& stride, const py::object& padding) {
   Pool2dParams p;
   const std::string op(name);
@@ -82,6 +104,59 @@ void bind_conv(py::module_& m) {
         py::arg("count_include_pad") = true,
         "Mean over each kernel_size window of x (N, C, H, W); stride defaults to kernel_size. With\n"
         "count_include_pad (the default, as in PyTorch) padded zeros count in the divisor.");
+
+  // 1 and 3 spatial dims: the same arguments, an int or one value per spatial dim.
+  m.def("conv1d", [](const PyNode& x, const py::object& w, const py::object& b, const py::object& stride,
+                     const py::object& padding, const py::object& dilation, std::int64_t groups) {
+          const Var wv = as_var(w, x);
+          const Conv1dParams p{parse_int(stride, "conv1d: stride"), parse_int(padding, "conv1d: padding"),
+                               parse_int(dilation, "conv1d: dilation"), groups};
+          return wrap(x.graph, b.is_none() ? conv1d(x.var, wv, p) : conv1d(x.var, wv, as_var(b, x), p));
+        }, py::arg("x"), py::arg("w"), py::arg("b") = py::none(), py::arg("stride") = 1, py::arg("padding") = 0,
+        py::arg("dilation") = 1, py::arg("groups") = 1,
+        "1-D convolution of x (N, C_in, L) with w (C_out, C_in / groups, k), plus an optional bias (C_out,), as\n"
+        "torch.nn.functional.conv1d (computed as a 2-D convolution of unit height).");
+  m.def("conv3d", [](const PyNode& x, const py::object& w, const py::object& b, const py::object& stride,
+                     const py::object& padding, const py::object& dilation, std::int64_t groups) {
+          const Var wv = as_var(w, x);
+          const Conv3dParams p{parse_ints<3>(stride, "conv3d: stride"), parse_ints<3>(padding, "conv3d: padding"),
+                               parse_ints<3>(dilation, "conv3d: dilation"), groups};
+          return wrap(x.graph, b.is_none() ? conv3d(x.var, wv, p) : conv3d(x.var, wv, as_var(b, x), p));
+        }, py::arg("x"), py::arg("w"), py::arg("b") = py::none(), py::arg("stride") = 1, py::arg("padding") = 0,
+        py::arg("dilation") = 1, py::arg("groups") = 1,
+        "3-D convolution of x (N, C_in, D, H, W) with w (C_out, C_in / groups, kD, kH, kW), plus an optional bias,\n"
+        "as torch.nn.functional.conv3d; stride, padding and dilation an int or a (d, h, w) triple. C, D, H and W\n"
+        "must be static. Computed as one 2-D convolution per depth tap (depth folded into the batch), summed.");
+  m.def("max_pool1d", [](const PyNode& x, const py::object& kernel_size, const py::object& stride, const py::object& padding) {
+          Pool1dParams p{parse_int(kernel_size, "max_pool1d: kernel_size"), std::nullopt, parse_int(padding, "max_pool1d: padding")};
+          if (!stride.is_none()) p.stride = parse_int(stride, "max_pool1d: stride");
+          return wrap(x.graph, max_pool1d(x.var, p));
+        }, py::arg("x"), py::arg("kernel_size"), py::arg("stride") = py::none(), py::arg("padding") = 0,
+        "Maximum over each window of x (N, C, L), as torch.nn.functional.max_pool1d.");
+  m.def("avg_pool1d", [](const PyNode& x, const py::object& kernel_size, const py::object& stride, const py::object& padding,
+                         bool count_include_pad) {
+          Pool1dParams p{parse_int(kernel_size, "avg_pool1d: kernel_size"), std::nullopt, parse_int(padding, "avg_pool1d: padding"),
+                         count_include_pad};
+          if (!stride.is_none()) p.stride = parse_int(stride, "avg_pool1d: stride");
+          return wrap(x.graph, avg_pool1d(x.var, p));
+        }, py::arg("x"), py::arg("kernel_size"), py::arg("stride") = py::none(), py::arg("padding") = 0,
+        py::arg("count_include_pad") = true, "Mean over each window of x (N, C, L), as torch.nn.functional.avg_pool1d.");
+  m.def("max_pool3d", [](const PyNode& x, const py::object& kernel_size, const py::object& stride, const py::object& padding) {
+          Pool3dParams p{parse_ints<3>(kernel_size, "max_pool3d: kernel_size"), std::nullopt, parse_ints<3>(padding, "max_pool3d: padding")};
+          if (!stride.is_none()) p.stride = parse_ints<3>(stride, "max_pool3d: stride");
+          return wrap(x.graph, max_pool3d(x.var, p));
+        }, py::arg("x"), py::arg("kernel_size"), py::arg("stride") = py::none(), py::arg("padding") = 0,
+        "Maximum over each window of x (N, C, D, H, W), as torch.nn.functional.max_pool3d (C, D, H, W static).\n"
+        "The gradient goes to the first maximum within a depth slice; a tie across depth slices shares it.");
+  m.def("avg_pool3d", [](const PyNode& x, const py::object& kernel_size, const py::object& stride, const py::object& padding,
+                         bool count_include_pad) {
+          Pool3dParams p{parse_ints<3>(kernel_size, "avg_pool3d: kernel_size"), std::nullopt, parse_ints<3>(padding, "avg_pool3d: padding"),
+                         count_include_pad};
+          if (!stride.is_none()) p.stride = parse_ints<3>(stride, "avg_pool3d: stride");
+          return wrap(x.graph, avg_pool3d(x.var, p));
+        }, py::arg("x"), py::arg("kernel_size"), py::arg("stride") = py::none(), py::arg("padding") = 0,
+        py::arg("count_include_pad") = true,
+        "Mean over each window of x (N, C, D, H, W), as torch.nn.functional.avg_pool3d (C, D, H, W static).");
 }
 
 }  // namespace xgrad::python

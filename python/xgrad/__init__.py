@@ -23,7 +23,7 @@ from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, bat
                      split, squeeze, expand_dims, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
 from ._xgrad import Tensor, cuda, linalg, tensor
 from ._xgrad import version as _xgrad_version
-from ._xgrad import avg_pool2d, conv2d, max_pool2d
+from ._xgrad import avg_pool1d, avg_pool2d, avg_pool3d, conv1d, conv2d, conv3d, max_pool1d, max_pool2d, max_pool3d
 
 from . import onnx, optim
 from .gradcheck import GradcheckError, gradcheck
@@ -89,7 +89,7 @@ __all__ = [
     # devices: xg.Tensor / xg.tensor (arrays on the CPU or a GPU); xg.cuda: is_built, is_available, ...
     "Tensor", "tensor", "cuda",
     # convolution and pooling
-    "conv2d", "max_pool2d", "avg_pool2d",
+    "conv1d", "conv2d", "conv3d", "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
     # training toolkit: xg.init, xg.nn, xg.data modules; checkpoints; the fit loop
     "init", "nn", "data", "save", "load", "fit", "progress",
     # data-parallel training over MPI

@@ -1,4 +1,4 @@
-"""Layers built into a Graph: Linear, MLP, Conv2d, BatchNorm, LayerNorm, Embedding, Dropout, Sequential.
+"""Layers built into a Graph: Linear, MLP, Conv1d / Conv2d / Conv3d, BatchNorm, LayerNorm, Embedding, Dropout, Sequential.
 
 A layer creates its params in a graph when it is constructed and adds op
 nodes each time it is called on a node::
@@ -40,7 +40,7 @@ import numpy as np
 from . import _xgrad as _x
 from . import init as _init
 
-__all__ = ["Module", "Linear", "MLP", "Conv2d", "BatchNorm", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding",
+__all__ = ["Module", "Linear", "MLP", "Conv1d", "Conv2d", "Conv3d", "BatchNorm", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding",
            "Dropout", "Sequential", "Flatten", "Lambda", "ParamList", "training_flag", "activation"]
 
 TRAINING_INPUT = "training"
@@ -350,22 +350,25 @@ class MLP(Sequential):
         return "-".join(map(str, self.sizes))
 
 
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
+def _ntuple(v, n):
+    return (v,) * n if isinstance(v, int) else tuple(v)
 
 
-class Conv2d(Module):
-    """2-D convolution of (N, C_in, H, W) with weight (C_out, C_in / groups, kh, kw), as torch.nn.Conv2d
-    (same default init); padding takes an int, a pair, "valid" or "same"."""
+class _ConvNd(Module):
+    """Convolution over `_dims` spatial dims with weight (C_out, C_in / groups, *kernel), as torch.nn.ConvNd
+    (same default init)."""
 
     _default_base = "conv"
+    _dims = 2
 
     def __init__(self, graph, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, *, name=None, seed=None, dtype=np.float32, init=None, bias_init=None):
         super().__init__(graph, name, seed)
+        kind = type(self).__name__
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: channels {in_channels} -> {out_channels} are not divisible by groups={groups}")
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, _pair(kernel_size)
+            raise ValueError(f"{kind}: channels {in_channels} -> {out_channels} are not divisible by groups={groups}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _ntuple(kernel_size, self._dims)
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = self._param("weight", _initializer(init, _torch_default)(shape, dtype=dtype, seed=self.rng))
@@ -376,11 +379,29 @@ class Conv2d(Module):
             self.bias = self._param("bias", b)
 
     def forward(self, x):
-        return _x.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding, dilation=self.dilation,
-                         groups=self.groups)
+        op = {1: _x.conv1d, 2: _x.conv2d, 3: _x.conv3d}[self._dims]
+        return op(x, self.weight, self.bias, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                  groups=self.groups)
 
     def extra_repr(self):
         return f"{self.in_channels} -> {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution of (N, C_in, L) with weight (C_out, C_in / groups, k), as torch.nn.Conv1d."""
+    _dims = 1
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution of (N, C_in, H, W) with weight (C_out, C_in / groups, kh, kw), as torch.nn.Conv2d
+    (same default init); padding takes an int, a pair, "valid" or "same"."""
+    _dims = 2
+
+
+class Conv3d(_ConvNd):
+    """3-D convolution of (N, C_in, D, H, W) with weight (C_out, C_in / groups, kd, kh, kw), as torch.nn.Conv3d;
+    C, D, H and W must be static."""
+    _dims = 3
 
 
 class BatchNorm(Module):

@@ -60,9 +60,6 @@ KNOWN_UNSUPPORTED = {
     "node/test_batchnorm_epsilon_training_mode": "training_mode BatchNormalization is not supported",
     "node/test_batchnorm_example_training_mode": "training_mode BatchNormalization is not supported",
     "node/test_scatternd_multiply": "repeated indices are supported only with reduction='add'",
-    # PyTorch's Conv1d / Conv3d: convolution of 1 or 3 spatial dims is not an op of the engine yet
-    "pytorch-converted/test_Conv1d": "only 2-D convolutions are supported",
-    "pytorch-converted/test_Conv3d": "only 2-D convolutions are supported",
 }
 INT64_MATH = "expects a float32 or float64 input, got int64"
 
