@@ -288,6 +288,59 @@ Imported import_conv(ImportCtx& c) {
   return one(conv2d(x, w, bias, p));
 }
 
+// The adjoint of a convolution in its input (conv2d_grad_input), of 1 or 2 spatial dims, static shapes: each
+// dim's full result stride * (in - 1) + output_padding + dilated kernel, then cut by the pads (or to output_shape).
+Imported import_conv_transpose(ImportCtx& c) {
+  const Var x = c.in(0), w = c.in(1);
+  const std::int64_t rank = rank_of(x);
+  if ((rank != 3 && rank != 4) || rank_of(w) != rank)
+    c.fail("ConvTranspose of 1 or 2 spatial dims is supported, got input " + to_string(x.shape()) + " and weight " +
+           to_string(w.shape()));
+  if (!is_static(x.shape()) || !is_static(w.shape()))
+    c.fail("ConvTranspose needs static shapes, got input " + to_string(x.shape()) + " and weight " + to_string(w.shape()));
+  const std::size_t s = static_cast<std::size_t>(rank - 2);
+  const Shape kernel = c.attr_ints("kernel_shape", Shape(w.shape().begin() + 2, w.shape().end()));
+  const Shape stride = c.attr_ints("strides", Shape(s, 1)), dilation = c.attr_ints("dilations", Shape(s, 1));
+  const Shape pads = c.attr_ints("pads", Shape(2 * s, 0)), extra = c.attr_ints("output_padding", Shape(s, 0));
+  const Shape output_shape = c.attr_ints("output_shape", {});
+  const std::string auto_pad = c.attr_string("auto_pad", "NOTSET");
+  if (kernel.size() != s || stride.size() != s || dilation.size() != s || pads.size() != 2 * s || extra.size() != s ||
+      (!output_shape.empty() && output_shape.size() != s))
+    c.fail("kernel_shape, strides, dilations, output_padding and output_shape need one value per spatial dim, pads two");
+  const std::int64_t groups = c.attr_int("group", 1);
+  // In 2-D form: a 1-D transpose is a 2-D one of unit height.
+  Shape full{x.shape()[0], w.shape()[1] * groups}, begin, end;
+  if (s == 1) full.push_back(1), begin.push_back(0), end.push_back(0);
+  for (std::size_t d = 0; d < s; ++d) {
+    std::int64_t n = stride[d] * (x.shape()[2 + d] - 1) + extra[d] + (kernel[d] - 1) * dilation[d] + 1;
+    std::int64_t b = pads[d], e = pads[s + d];
+    if (!output_shape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      const std::int64_t out = output_shape.empty() ? x.shape()[2 + d] * stride[d] : output_shape[d];
+      // A longer output than the windows reach ends in zeros (as output_padding does): fewer than a stride.
+      if (out > n && out - n < stride[d]) n = out;
+      const std::int64_t total = n - out;
+      b = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      e = total - b;
+    } else if (auto_pad != "NOTSET" && auto_pad != "VALID") {
+      c.fail("auto_pad '" + auto_pad + "' is not supported");
+    }
+    if (b < 0 || e < 0 || b + e >= n) c.fail("pads " + to_string(pads) + " do not fit the result's " + std::to_string(n));
+    full.push_back(n);
+    begin.push_back(b), end.push_back(e);
+  }
+  Tensor zero = Tensor::empty(x.dtype(), {});
+  zero.fill(0.0);
+  const Var like = broadcast_to(c.g.constant(zero), full);  // only its shape is read
+  const Var dy = s == 1 ? unsqueeze(x, {2}) : x, w2 = s == 1 ? unsqueeze(w, {2}) : w;
+  const Conv2dParams p{{s == 1 ? 1 : stride[0], stride[s - 1]}, {0, 0}, {s == 1 ? 1 : dilation[0], dilation[s - 1]}, groups};
+  Var y = conv2d_grad_input(dy, w2, like, p);
+  if (c.has_input(2)) y = y + reshape(c.in(2), {1, -1, 1, 1});
+  Axes starts{0, 0}, stops{kSliceEnd, kSliceEnd}, steps{1, 1, 1, 1};
+  for (std::size_t d = 0; d < 2; ++d) starts.push_back(begin[d]), stops.push_back(end[d] ? -end[d] : kSliceEnd);
+  y = slice(y, starts, stops, steps);
+  return one(s == 1 ? squeeze(y, {2}) : y);
+}
+
 Axes spatial_axes(const Var& x) {
   Axes axes;
   for (std::int64_t d = 2; d < rank_of(x); ++d) axes.push_back(d);
@@ -370,6 +423,7 @@ void add_nn_importers(ImportTable& t) {
   t["Det"] = import_det;
   t["com.microsoft.Inverse"] = import_inverse;
   t["Conv"] = import_conv;
+  t["ConvTranspose"] = import_conv_transpose;
   t["MaxPool"] = import_max_pool;
   t["AveragePool"] = import_average_pool;
   t["GlobalAveragePool"] = import_global_average_pool;

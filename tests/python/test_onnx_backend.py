@@ -60,6 +60,7 @@ KNOWN_UNSUPPORTED = {
     "node/test_batchnorm_epsilon_training_mode": "training_mode BatchNormalization is not supported",
     "node/test_batchnorm_example_training_mode": "training_mode BatchNormalization is not supported",
     "node/test_scatternd_multiply": "repeated indices are supported only with reduction='add'",
+    "node/test_convtranspose_3d": "ConvTranspose of 1 or 2 spatial dims is supported",
 }
 INT64_MATH = "expects a float32 or float64 input, got int64"
 
