@@ -2,6 +2,7 @@
 // linear-algebra ops.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "io/onnx_import.h"
 #include "ops/conv.h"
@@ -307,6 +308,15 @@ Imported import_conv_transpose(ImportCtx& c) {
   if (kernel.size() != s || stride.size() != s || dilation.size() != s || pads.size() != 2 * s || extra.size() != s ||
       (!output_shape.empty() && output_shape.size() != s))
     c.fail("kernel_shape, strides, dilations, output_padding and output_shape need one value per spatial dim, pads two");
+  for (std::size_t d = 0; d < s; ++d) {
+    const std::int64_t in = x.shape()[2 + d];
+    if (kernel[d] < 1 || stride[d] < 1 || dilation[d] < 1 || kernel[d] > kMaxWindow || stride[d] > kMaxWindow ||
+        dilation[d] > kMaxWindow || extra[d] < 0 || extra[d] > kMaxWindow || in > kMaxWindow ||
+        pads[d] < 0 || pads[s + d] < 0 || pads[d] > kMaxWindow || pads[s + d] > kMaxWindow ||
+        (!output_shape.empty() && (output_shape[d] < 1 || output_shape[d] > kMaxWindow)))
+      c.fail("kernel_shape, strides, dilations, pads, output_padding, output_shape and the input's spatial sizes must be "
+             "within 2^31 (kernel, strides and dilations at least 1)");
+  }
   const std::int64_t groups = c.attr_int("group", 1);
   // In 2-D form: a 1-D transpose is a 2-D one of unit height.
   Shape full{x.shape()[0], w.shape()[1] * groups}, begin, end;
@@ -386,7 +396,8 @@ Imported import_instance_norm(ImportCtx& c) {
   return one(centered * inv_std * reshape(c.in(1), channel) + reshape(c.in(2), channel));
 }
 
-// x repeated along each axis (constant repeats): copies joined by concat, so the gradient sums them.
+// x repeated along each axis (constant repeats): a broadcast along a new axis merged into the repeated one
+// for a static shape (the gradient sums the copies), copies joined by concat otherwise.
 Imported import_tile(ImportCtx& c) {
   if (c.opset < 6) c.fail("Tile before opset 6 (tiles and axis inputs) is not supported");
   Var x = c.in(0);
@@ -400,7 +411,19 @@ Imported import_tile(ImportCtx& c) {
       Axes starts(repeats.size(), 0), stops(repeats.size(), kSliceEnd), steps(repeats.size(), 1);
       stops[d] = 0;
       x = slice(x, starts, stops, steps);
+    } else if (repeats[d] > 1 && is_static(x.shape())) {
+      const std::int64_t n = x.shape()[d];
+      if (n > 0 && repeats[d] > std::numeric_limits<std::int64_t>::max() / n)
+        c.fail("repeats " + to_string(repeats) + " overflow the size of input " + to_string(x.shape()));
+      Shape copies = x.shape(), merged = x.shape();
+      copies.insert(copies.begin() + axis, repeats[d]);
+      merged[d] = n * repeats[d];
+      x = reshape(broadcast_to(unsqueeze(x, {axis}), copies), merged);
     } else if (repeats[d] > 1) {
+      constexpr std::int64_t kMaxCopies = 64;  // one concat input per copy
+      if (repeats[d] > kMaxCopies)
+        c.fail("Tile of input " + to_string(x.shape()) + " (symbolic dims) supports repeats up to " +
+               std::to_string(kMaxCopies) + ", got " + to_string(repeats));
       x = concat(std::vector<Var>(static_cast<std::size_t>(repeats[d]), x), axis);
     }
   }

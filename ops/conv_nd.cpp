@@ -29,12 +29,14 @@ Var pad_axis(Var x, std::size_t axis, std::int64_t before, std::int64_t after, d
   return pad(x, pads, value);
 }
 
+constexpr std::int64_t kMaxGeometry = std::int64_t{1} << 31;  // keeps window arithmetic far from int64's limit
+
 void check_geometry(const char* op, std::size_t dims, const std::int64_t* stride, const std::int64_t* padding,
                     const std::int64_t* dilation) {
   for (std::size_t d = 0; d < dims; ++d)
-    if (stride[d] < 1 || padding[d] < 0 || (dilation && dilation[d] < 1))
-      throw ValueError(std::string(op) + ": stride" + (dilation ? " and dilation" : "") +
-                       " must be positive and padding non-negative");
+    if (stride[d] < 1 || padding[d] < 0 || dilation[d] < 1 || stride[d] > kMaxGeometry || padding[d] > kMaxGeometry ||
+        dilation[d] > kMaxGeometry)
+      throw ValueError(std::string(op) + ": stride and dilation must be between 1 and 2^31, padding between 0 and 2^31");
 }
 
 void check_conv(const char* op, Var x, Var w, std::size_t spatial, std::int64_t groups) {
@@ -61,6 +63,15 @@ Var add_bias(const char* op, Var y, Var bias, Var w) {
   Shape per_channel(y.shape().size() - 1, 1);
   per_channel[0] = -1;
   return y + reshape(bias, per_channel);
+}
+
+// The 3-D ops unroll the depth window into one node per tap.
+constexpr std::int64_t kMaxDepthTaps = 1024;
+
+void check_taps(const char* op, std::int64_t taps) {
+  if (taps > kMaxDepthTaps)
+    throw ValueError(std::string(op) + ": a kernel depth of " + std::to_string(taps) + " is above the " +
+                     std::to_string(kMaxDepthTaps) + " supported (one node per depth tap)");
 }
 
 // Output length along one axis of a window of `extent` stepping by stride over n padded by padding on both sides.
@@ -97,7 +108,8 @@ void check_pool(const char* op, Var x, std::size_t spatial, const std::int64_t* 
     throw ValueError(std::string(op) + ": expects input (N, C, " + (spatial == 1 ? "L" : "D, H, W") + "), got shape " +
                      shape_of(x));
   for (std::size_t d = 0; d < spatial; ++d)
-    if (kernel[d] < 1 || stride[d] < 1 || padding[d] < 0 || 2 * padding[d] > kernel[d])
+    if (kernel[d] < 1 || stride[d] < 1 || padding[d] < 0 || kernel[d] > kMaxGeometry || stride[d] > kMaxGeometry ||
+        2 * padding[d] > kernel[d])
       throw ValueError(std::string(op) + ": kernel and stride must be positive and padding between 0 and half the kernel, "
                        "got kernel " + std::to_string(kernel[d]) + ", stride " + std::to_string(stride[d]) + ", padding " +
                        std::to_string(padding[d]));
@@ -128,6 +140,7 @@ Var conv3d(Var x, Var w, const Conv3dParams& p) {
   check_geometry("conv3d", 3, p.stride.data(), p.padding.data(), p.dilation.data());
   check_static_3d("conv3d", x);
   const std::int64_t taps = w.shape()[2], depth = x.shape()[2], channels = x.shape()[1];
+  check_taps("conv3d", taps);
   const std::int64_t out_depth =
       windows("conv3d", depth, p.dilation[0] * (taps - 1) + 1, p.stride[0], p.padding[0], x);
   const Var padded = pad_axis(x, 2, p.padding[0], p.padding[0], 0.0);
@@ -163,6 +176,7 @@ Var max_pool3d(Var x, const Pool3dParams& p) {
   const Triple stride = p.stride.value_or(p.kernel);
   check_pool("max_pool3d", x, 3, p.kernel.data(), stride.data(), p.padding.data());
   check_static_3d("max_pool3d", x);
+  check_taps("max_pool3d", p.kernel[0]);
   const std::int64_t out_depth = windows("max_pool3d", x.shape()[2], p.kernel[0], stride[0], p.padding[0], x);
   const Var planes = pad_axis(pool_planes(x, p, true), 2, p.padding[0], p.padding[0], -INFINITY);
   Var y;
@@ -179,6 +193,7 @@ Var avg_pool3d(Var x, const Pool3dParams& p) {
   const Triple stride = p.stride.value_or(p.kernel);
   check_pool("avg_pool3d", x, 3, p.kernel.data(), stride.data(), p.padding.data());
   check_static_3d("avg_pool3d", x);
+  check_taps("avg_pool3d", p.kernel[0]);
   const std::int64_t depth = x.shape()[2], pd = p.padding[0];
   const std::int64_t out_depth = windows("avg_pool3d", depth, p.kernel[0], stride[0], pd, x);
   const Var planes = pad_axis(pool_planes(x, p, false), 2, pd, pd, 0.0);
@@ -188,6 +203,9 @@ Var avg_pool3d(Var x, const Pool3dParams& p) {
     total = k == 0 ? slices : total + slices;
   }
   if (p.count_include_pad || pd == 0) return total / static_cast<double>(p.kernel[0]);
+  if (out_depth > (std::int64_t{1} << 24))
+    throw ValueError("avg_pool3d: count_include_pad=False with depth padding supports output depths up to 2^24, got " +
+                     std::to_string(out_depth));
   Tensor inverse_count = Tensor::empty(DType::float64, {1, 1, out_depth, 1, 1});
   auto* v = static_cast<double*>(inverse_count.raw_data());
   for (std::int64_t o = 0; o < out_depth; ++o) {

@@ -323,6 +323,9 @@ Var pad_axis(Var x, std::size_t axis, std::int64_t before, std::int64_t after, P
   if (n == 0) throw ValueError(what + ": the axis is empty, there is no edge to repeat");
   if (reflect && (before >= n || after >= n))
     throw ValueError(what + ": each pad must be smaller than the axis (at most " + std::to_string(n - 1) + ")");
+  constexpr std::int64_t kMaxGathered = std::int64_t{1} << 31;  // the index is a real tensor of this many int64s
+  if (n > kMaxGathered || before > kMaxGathered || after > kMaxGathered || before + n + after > kMaxGathered)
+    throw ValueError(what + ": the padded axis would be longer than 2^31");
   Tensor index = Tensor::empty(DType::int64, {before + n + after});
   auto* p = static_cast<std::int64_t*>(index.raw_data());
   for (std::int64_t i = 0; i < before + n + after; ++i) {
