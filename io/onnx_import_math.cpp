@@ -1,5 +1,6 @@
 // Importers for ONNX's elementwise, reduction, shape and matrix ops.
 #include <cmath>
+#include <functional>
 #include <numeric>
 
 #include "io/onnx_import.h"
@@ -63,13 +64,19 @@ std::optional<Axes> reduce_axes_of(ImportCtx& c, bool axes_as_input) {
   return Axes{};
 }
 
-ImportFn reduce(Var (*f)(Var, const Axes&, bool), std::int64_t axes_input_since) {
+ImportFn reduce(std::function<Var(Var, const Axes&, bool)> f, std::int64_t axes_input_since) {
   return [f, axes_input_since](ImportCtx& c) {
     const auto axes = reduce_axes_of(c, c.opset >= axes_input_since);
     if (!axes) return one(c.in(0));
     return one(f(c.in(0), *axes, c.attr_int("keepdims", 1) != 0));
   };
 }
+
+// The reductions ONNX adds on top of sum: each a sum (or logsumexp) of a transformed input.
+Var sum_square(Var x, const Axes& axes, bool keep) { return sum(square(x), axes, keep); }
+Var l1_norm(Var x, const Axes& axes, bool keep) { return sum(abs(x), axes, keep); }
+Var l2_norm(Var x, const Axes& axes, bool keep) { return sqrt(sum(square(x), axes, keep)); }
+Var log_sum(Var x, const Axes& axes, bool keep) { return log(sum(x, axes, keep)); }
 
 // select_last_index: the first hit in the reversed axis, counted from the end.
 ImportFn arg_reduce(Var (*f)(Var, std::optional<std::int64_t>, bool)) {
@@ -368,6 +375,17 @@ Imported import_elu(ImportCtx& c) { return one(elu(c.in(0), c.attr_float("alpha"
 
 Imported import_where(ImportCtx& c) { return one(where(c.in(0), c.in(1), c.in(2))); }
 
+Imported import_hard_sigmoid(ImportCtx& c) {
+  return one(clip(c.in(0) * c.attr_float("alpha", 0.2) + c.attr_float("beta", 0.5), 0.0, 1.0));
+}
+
+Imported import_thresholded_relu(ImportCtx& c) {
+  const Var x = c.in(0);
+  return one(where(gt(x, c.attr_float("alpha", 1.0)), x, 0.0));
+}
+
+Imported import_cast_like(ImportCtx& c) { return one(astype(c.in(0), c.in(1).dtype())); }
+
 // gamma * elu(x, alpha), ONNX's default constants (those of Klambauer et al., as float32).
 Imported import_selu(ImportCtx& c) {
   const double alpha = c.attr_float("alpha", 1.67326319217681884765625);
@@ -421,6 +439,14 @@ void add_math_importers(ImportTable& t) {
   t["Not"] = import_not;
   t["Where"] = import_where;
   t["Selu"] = import_selu;
+  t["HardSigmoid"] = import_hard_sigmoid;
+  t["ThresholdedRelu"] = import_thresholded_relu;
+  t["CastLike"] = import_cast_like;
+  t["ReduceSumSquare"] = reduce(sum_square, 18);
+  t["ReduceL1"] = reduce(l1_norm, 18);
+  t["ReduceL2"] = reduce(l2_norm, 18);
+  t["ReduceLogSum"] = reduce(log_sum, 18);
+  t["ReduceLogSumExp"] = reduce(static_cast<Var (*)(Var, const Axes&, bool)>(logsumexp), 18);
   t["Shrink"] = import_shrink;
   t["ReduceSum"] = reduce(sum, 13);
   t["ReduceMean"] = reduce(mean, 18);

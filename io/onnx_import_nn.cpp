@@ -382,6 +382,21 @@ Imported import_prelu(ImportCtx& c) {
   return one(where(lt(x, 0.0), x * slope, x));
 }
 
+// Normalized over the axes from `axis` on, then scaled and shifted; the optional outputs are the mean and
+// the inverse standard deviation (keeping the reduced axes), as ONNX gives them.
+Imported import_layer_norm(ImportCtx& c) {
+  const Var x = c.in(0);
+  const std::int64_t rank = rank_of(x);
+  const std::int64_t axis = normalize_axis(c.attr_int("axis", -1), rank, "LayerNormalization");
+  Axes axes;
+  for (std::int64_t d = axis; d < rank; ++d) axes.push_back(d);
+  const Var mu = mean(x, axes, true);
+  const Var inv_std = rsqrt(var(x, axes, true) + c.attr_float("epsilon", 1e-5));
+  Var y = (x - mu) * inv_std * c.in(1);
+  if (c.has_input(2)) y = y + c.in(2);
+  return {{y, mu, inv_std}, {}};
+}
+
 // Each (sample, channel) normalized over the spatial axes, then scaled and shifted per channel.
 Imported import_instance_norm(ImportCtx& c) {
   const Var x = c.in(0);
@@ -435,6 +450,7 @@ Imported import_tile(ImportCtx& c) {
 void add_nn_importers(ImportTable& t) {
   t["PRelu"] = import_prelu;
   t["InstanceNormalization"] = import_instance_norm;
+  t["LayerNormalization"] = import_layer_norm;
   t["Tile"] = import_tile;
   t["Gather"] = import_gather;
   t["GatherElements"] = import_gather_elements;
