@@ -42,6 +42,13 @@ Var ImportCtx::in(std::size_t k) const {
   return in_[k];
 }
 
+const std::vector<Var>& ImportCtx::sequence(std::size_t k) const {
+  if (k >= sequences_.size() || !sequences_[k])
+    fail("input " + std::to_string(k) + (k < n_inputs() ? " ('" + node.input(static_cast<int>(k)) + "')" : std::string()) +
+         " must be a sequence");
+  return *sequences_[k];
+}
+
 bool ImportCtx::is_constant(std::size_t k) const {
   if (!has_input(k)) return false;
   const NodeKind kind = in_[k]->kind();
@@ -258,10 +265,19 @@ OnnxModel load_model(const std::string& bytes, const std::string& what, const On
     values[vi.name()] = v;
     out.inputs.push_back(v);
   }
+  std::unordered_map<std::string, std::vector<Var>> sequences;
   for (const auto& n : graph.node()) {
     std::vector<Var> ins, shapes;
+    std::vector<const std::vector<Var>*> seqs;
     for (const auto& name : n.input()) {
+      seqs.push_back(nullptr);
       if (name.empty()) {
+        ins.emplace_back();
+        shapes.emplace_back();
+        continue;
+      }
+      if (auto seq = sequences.find(name); seq != sequences.end()) {
+        seqs.back() = &seq->second;
         ins.emplace_back();
         shapes.emplace_back();
         continue;
@@ -279,16 +295,28 @@ OnnxModel load_model(const std::string& bytes, const std::string& what, const On
     bool all_constant = n.op_type() != "Constant" && !ins.empty();
     for (std::size_t k = 0; k < ins.size(); ++k)
       all_constant = all_constant && !shapes[k] && (!ins[k] || ins[k]->kind() == NodeKind::constant);
-    ImportCtx ctx(g, n, ins, shapes, out.opset);
+    const bool sequence_op = is_sequence_op(n.op_type()) && standard;
+    ImportCtx ctx(g, n, ins, shapes, out.opset, seqs);
+    for (std::size_t k = 0; k < seqs.size() && !sequence_op; ++k)
+      if (seqs[k]) ctx.fail("input '" + n.input(static_cast<int>(k)) + "' is a sequence, and " + n.op_type() + " takes tensors");
     Imported result;
     try {
-      result = all_constant ? fold_constants(fn, n, ins, out.opset, g) : import_node(fn, n, ins, shapes, out.opset, g);
+      if (sequence_op) {
+        if (n.output_size() != 1) ctx.fail("expects one output");
+        result = fn(ctx);
+      } else {
+        result = all_constant ? fold_constants(fn, n, ins, out.opset, g) : import_node(fn, n, ins, shapes, out.opset, g);
+      }
     } catch (const ValueError& e) {
       const std::string msg = e.what();
       if (msg.rfind("onnx import:", 0) == 0) throw;
       throw ValueError("onnx import: node " + node_label(n) + ": " + msg);
     } catch (const TypeError& e) {
       throw TypeError("onnx import: node " + node_label(n) + ": " + e.what());
+    }
+    if (result.sequence) {
+      sequences[n.output(0)] = std::move(*result.sequence);
+      continue;
     }
     for (int k = 0; k < n.output_size(); ++k) {
       if (n.output(k).empty()) continue;
@@ -302,6 +330,8 @@ OnnxModel load_model(const std::string& bytes, const std::string& what, const On
   }
   for (const auto& o : graph.output()) {
     auto it = values.find(o.name());
+    if (sequences.count(o.name()))
+      throw TypeError("onnx import: output '" + o.name() + "' is a sequence; xgrad's graphs return tensors");
     if (it == values.end()) throw ValueError("onnx import: output '" + o.name() + "' is never computed");
     out.outputs.push_back(it->second);
     out.output_names.push_back(o.name());

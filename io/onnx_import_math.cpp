@@ -481,6 +481,7 @@ const ImportTable& import_table() {
     ImportTable t;
     add_math_importers(t);
     add_nn_importers(t);
+    add_sequence_importers(t);
     return t;
   }();
   return table;

@@ -382,6 +382,42 @@ Imported import_prelu(ImportCtx& c) {
   return one(where(lt(x, 0.0), x * slope, x));
 }
 
+// The negative log-likelihood of int64 targets in (N, C, d1, ...) scores: -x[n, t, d...] * weight[t], zero where
+// t is ignore_index; reduction "mean" divides by the weights' sum over the counted targets, as ONNX (and PyTorch) do.
+Var nll(ImportCtx& c, const Var& x, const Var& target, const Var& weight) {
+  if (target.dtype() != DType::int64) c.fail("the target must be int64, got " + std::string(dtype_name(target.dtype())));
+  if (rank_of(x) < 2 || rank_of(target) != rank_of(x) - 1)
+    c.fail("expects scores (N, C, d1, ...) and targets (N, d1, ...), got " + to_string(x.shape()) + " and " +
+           to_string(target.shape()));
+  const bool ignoring = c.has_attr("ignore_index");
+  Var index = target, counted;
+  if (ignoring) {
+    // Ignored targets read class 0, then weigh nothing (their index may be outside [0, C)).
+    const Var hit = eq(astype(target, DType::float64), static_cast<double>(c.attr_int("ignore_index", 0)));
+    index = astype(where(hit, 0.0, astype(target, DType::float64)), DType::int64);
+    counted = 1.0 - astype(hit, x.dtype());
+  }
+  Var w = weight ? take(weight, index, 0) : Var();
+  if (counted) w = w ? w * counted : counted;
+  const Var picked = squeeze(take_along_axis(x, unsqueeze(index, {1}), 1), {1});
+  const Var loss = w ? neg(picked) * w : neg(picked);
+  const std::string reduction = c.attr_string("reduction", "mean");
+  if (reduction == "none") return loss;
+  if (reduction == "sum") return sum(loss);
+  if (reduction != "mean") c.fail("reduction '" + reduction + "' is not supported (none, sum, mean are)");
+  return w ? sum(loss) / sum(w) : mean(loss);
+}
+
+Imported import_nll_loss(ImportCtx& c) {
+  return one(nll(c, c.in(0), c.in(1), c.has_input(2) ? c.in(2) : Var()));
+}
+
+// NLL of the log-softmax over the class axis; the optional second output is that log-softmax.
+Imported import_softmax_cross_entropy(ImportCtx& c) {
+  const Var log_prob = log_softmax(c.in(0), 1);
+  return {{nll(c, log_prob, c.in(1), c.has_input(2) ? c.in(2) : Var()), log_prob}, {}};
+}
+
 // Normalized over the axes from `axis` on, then scaled and shifted; the optional outputs are the mean and
 // the inverse standard deviation (keeping the reduced axes), as ONNX gives them.
 Imported import_layer_norm(ImportCtx& c) {
@@ -451,6 +487,8 @@ void add_nn_importers(ImportTable& t) {
   t["PRelu"] = import_prelu;
   t["InstanceNormalization"] = import_instance_norm;
   t["LayerNormalization"] = import_layer_norm;
+  t["NegativeLogLikelihoodLoss"] = import_nll_loss;
+  t["SoftmaxCrossEntropyLoss"] = import_softmax_cross_entropy;
   t["Tile"] = import_tile;
   t["Gather"] = import_gather;
   t["GatherElements"] = import_gather_elements;

@@ -364,3 +364,32 @@ def test_every_registered_op_is_exported_by_some_table_case(tmp_path):
     optable._record_ops([xg.dropout(g.input("x", (3,)), 0.5)])
     missing = set(xg.registered_ops()) - optable.EXPORTED_OPS
     assert not missing, f"registered ops no exported graph contains: {sorted(missing)}"
+
+
+def test_sequences_resolve_at_import_and_stay_out_of_the_graph():
+    """ONNX sequences are lists the importer keeps (constant positions); a tensor op fed one, or a sequence as the
+    model's output, is refused naming it."""
+    from onnx import helper, numpy_helper, TensorProto
+    X = np.arange(6, dtype=np.float32).reshape(2, 3)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    pos = numpy_helper.from_array(np.array(-1, np.int64), "pos")
+
+    def model(nodes, inits=()):
+        return helper.make_model(helper.make_graph(nodes, "g", [x], [y], list(inits)),
+                                 opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+    nodes = [helper.make_node("SplitToSequence", ["x"], ["s"], axis=1, keepdims=0),
+             helper.make_node("SequenceInsert", ["s", "x2"], ["t"]),
+             helper.make_node("SequenceErase", ["t", "pos"], ["u"]),
+             helper.make_node("ConcatFromSequence", ["u"], ["y"], axis=0, new_axis=1)]
+    doubled = [helper.make_node("Mul", ["x", "x"], ["x2"])]
+    got = xg.onnx.load_bytes(model(doubled + nodes, [pos]))(x=X)
+    np.testing.assert_array_equal(got, X.T)  # the three columns stacked; the inserted square erased again
+    with pytest.raises(ValueError, match="input 's' is a sequence, and Relu takes tensors"):
+        xg.onnx.load_bytes(model([nodes[0], helper.make_node("Relu", ["s"], ["y"])]))
+    with pytest.raises(TypeError, match="output 'y' is a sequence"):
+        xg.onnx.load_bytes(model([helper.make_node("SequenceConstruct", ["x", "x"], ["y"])]))
+    with pytest.raises(ValueError, match="position 5 is out of range for a sequence of 4 tensors"):
+        bad = numpy_helper.from_array(np.array(5, np.int64), "pos")
+        xg.onnx.load_bytes(model(doubled + nodes, [bad]))
