@@ -73,17 +73,25 @@ Imported import_split_to_sequence(ImportCtx& c) {
   const bool given = c.has_input(1), lengths = given && c.constant(1).ndim() == 1;
   if (n == kDynamic && !lengths)
     c.fail("SplitToSequence without a list of lengths needs the split axis static, got " + to_string(x.shape()));
+  constexpr std::int64_t kMaxPieces = 4096;  // one graph node each
   if (given) {
     sizes = c.const_ints(1);
     if (!lengths) {
-      if (sizes[0] < 1) c.fail("split must be positive, got " + std::to_string(sizes[0]));
+      if (sizes.size() != 1 || sizes[0] < 1) c.fail("split must be one positive length or a list of lengths");
+      if (n / sizes[0] + (n % sizes[0] != 0) > kMaxPieces)
+        c.fail("splitting " + std::to_string(n) + " into pieces of " + std::to_string(sizes[0]) + " gives more than " +
+               std::to_string(kMaxPieces) + " pieces");
       std::vector<std::int64_t> pieces;
       for (std::int64_t left = n; left > 0; left -= sizes[0]) pieces.push_back(std::min(left, sizes[0]));
       sizes = pieces;
     }
   } else {
+    if (n > kMaxPieces) c.fail("splitting an axis of " + std::to_string(n) + " into single slices gives more than " +
+                               std::to_string(kMaxPieces) + " pieces");
     sizes.assign(static_cast<std::size_t>(n), 1);
   }
+  if (static_cast<std::int64_t>(sizes.size()) > kMaxPieces)
+    c.fail("split lists " + std::to_string(sizes.size()) + " pieces, more than " + std::to_string(kMaxPieces));
   Sequence pieces = split(x, sizes, axis);
   if (!given && c.attr_int("keepdims", 1) == 0)
     for (auto& p : pieces) p = squeeze(p, {axis});
