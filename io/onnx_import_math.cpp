@@ -1,6 +1,5 @@
 // Importers for ONNX's elementwise, reduction, shape and matrix ops.
 #include <cmath>
-#include <functional>
 #include <numeric>
 
 #include "io/onnx_import.h"
@@ -64,7 +63,7 @@ std::optional<Axes> reduce_axes_of(ImportCtx& c, bool axes_as_input) {
   return Axes{};
 }
 
-ImportFn reduce(std::function<Var(Var, const Axes&, bool)> f, std::int64_t axes_input_since) {
+ImportFn reduce(Var (*f)(Var, const Axes&, bool), std::int64_t axes_input_since) {
   return [f, axes_input_since](ImportCtx& c) {
     const auto axes = reduce_axes_of(c, c.opset >= axes_input_since);
     if (!axes) return one(c.in(0));
@@ -446,7 +445,7 @@ void add_math_importers(ImportTable& t) {
   t["ReduceL1"] = reduce(l1_norm, 18);
   t["ReduceL2"] = reduce(l2_norm, 18);
   t["ReduceLogSum"] = reduce(log_sum, 18);
-  t["ReduceLogSumExp"] = reduce(static_cast<Var (*)(Var, const Axes&, bool)>(logsumexp), 18);
+  t["ReduceLogSumExp"] = reduce(logsumexp, 18);
   t["Shrink"] = import_shrink;
   t["ReduceSum"] = reduce(sum, 13);
   t["ReduceMean"] = reduce(mean, 18);

@@ -369,16 +369,19 @@ Imported import_batch_norm(ImportCtx& c) {
   return one((x - per_channel(3)) * inv_std * per_channel(1) + per_channel(2));
 }
 
+// A per-channel vector (C,) shaped (C, 1, ...) to broadcast over (N, C, d1, ...) of the given rank.
+Var along_channels(const Var& v, std::int64_t rank) {
+  Shape channel(static_cast<std::size_t>(rank - 1), 1);
+  channel[0] = -1;
+  return reshape(v, channel);
+}
+
 // x where x >= 0, slope * x below. Opsets 1-6 apply a slope of one value per channel along axis 1; from
 // opset 7 it broadcasts as numpy's (unidirectionally, onto x).
 Imported import_prelu(ImportCtx& c) {
   const Var x = c.in(0);
   Var slope = c.in(1);
-  if (c.opset < 7 && rank_of(slope) == 1 && rank_of(x) > 2 && slope.shape()[0] != 1) {
-    Shape channel(static_cast<std::size_t>(rank_of(x) - 1), 1);
-    channel[0] = -1;
-    slope = reshape(slope, channel);
-  }
+  if (c.opset < 7 && rank_of(slope) == 1 && rank_of(x) > 2 && slope.shape()[0] != 1) slope = along_channels(slope, rank_of(x));
   return one(where(lt(x, 0.0), x * slope, x));
 }
 
@@ -418,33 +421,26 @@ Imported import_softmax_cross_entropy(ImportCtx& c) {
   return {{nll(c, log_prob, c.in(1), c.has_input(2) ? c.in(2) : Var()), log_prob}, {}};
 }
 
-// Normalized over the axes from `axis` on, then scaled and shifted; the optional outputs are the mean and
-// the inverse standard deviation (keeping the reduced axes), as ONNX gives them.
+// The engine's layer_norm over the axes from `axis` on; the optional outputs are the mean and the inverse
+// standard deviation (keeping the reduced axes), as ONNX gives them (computed only when a graph reads them).
 Imported import_layer_norm(ImportCtx& c) {
   const Var x = c.in(0);
   const std::int64_t rank = rank_of(x);
   const std::int64_t axis = normalize_axis(c.attr_int("axis", -1), rank, "LayerNormalization");
+  const double eps = c.attr_float("epsilon", 1e-5);
   Axes axes;
   for (std::int64_t d = axis; d < rank; ++d) axes.push_back(d);
-  const Var mu = mean(x, axes, true);
-  const Var inv_std = rsqrt(var(x, axes, true) + c.attr_float("epsilon", 1e-5));
-  Var y = (x - mu) * inv_std * c.in(1);
-  if (c.has_input(2)) y = y + c.in(2);
-  return {{y, mu, inv_std}, {}};
+  const Var y = layer_norm(x, rank - axis, c.in(1), c.has_input(2) ? c.in(2) : Var(), eps);
+  return {{y, mean(x, axes, true), rsqrt(var(x, axes, true) + eps)}, {}};
 }
 
-// Each (sample, channel) normalized over the spatial axes, then scaled and shifted per channel.
+// layer_norm over the spatial axes of each (sample, channel), then scaled and shifted per channel.
 Imported import_instance_norm(ImportCtx& c) {
   const Var x = c.in(0);
   const std::int64_t rank = rank_of(x);
   if (rank < 3) c.fail("InstanceNormalization needs (N, C, D1, ...) input, got " + to_string(x.shape()));
-  Axes spatial;
-  for (std::int64_t d = 2; d < rank; ++d) spatial.push_back(d);
-  Shape channel(static_cast<std::size_t>(rank - 1), 1);
-  channel[0] = -1;
-  const Var centered = x - mean(x, spatial, true);
-  const Var inv_std = rsqrt(var(x, spatial, true) + c.attr_float("epsilon", 1e-5));
-  return one(centered * inv_std * reshape(c.in(1), channel) + reshape(c.in(2), channel));
+  const Var y = layer_norm(x, rank - 2, Var(), Var(), c.attr_float("epsilon", 1e-5));
+  return one(y * along_channels(c.in(1), rank) + along_channels(c.in(2), rank));
 }
 
 // x repeated along each axis (constant repeats): a broadcast along a new axis merged into the repeated one

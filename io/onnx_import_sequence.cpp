@@ -1,7 +1,7 @@
 // Importers for ONNX's sequence ops. A sequence is a list of tensors the importer keeps while it builds the
 // graph: every position must be a constant, and the graph itself only ever sees the tensors.
 #include <algorithm>
-#include <set>
+#include <map>
 
 #include "io/onnx_import.h"
 
@@ -107,23 +107,22 @@ Imported import_concat_from_sequence(ImportCtx& c) {
   return {{c.attr_int("new_axis", 0) ? stack(s, axis) : concat(s, axis)}, {}};
 }
 
+// The one list of sequence ops: the importer table and is_sequence_op both read it.
+const std::map<std::string, ImportFn>& sequence_importers() {
+  static const std::map<std::string, ImportFn> table{
+      {"SequenceEmpty", import_sequence_empty},   {"SequenceConstruct", import_sequence_construct},
+      {"SequenceInsert", import_sequence_insert}, {"SequenceErase", import_sequence_erase},
+      {"SequenceAt", import_sequence_at},         {"SequenceLength", import_sequence_length},
+      {"SplitToSequence", import_split_to_sequence}, {"ConcatFromSequence", import_concat_from_sequence}};
+  return table;
+}
+
 }  // namespace
 
 void add_sequence_importers(ImportTable& t) {
-  t["SequenceEmpty"] = import_sequence_empty;
-  t["SequenceConstruct"] = import_sequence_construct;
-  t["SequenceInsert"] = import_sequence_insert;
-  t["SequenceErase"] = import_sequence_erase;
-  t["SequenceAt"] = import_sequence_at;
-  t["SequenceLength"] = import_sequence_length;
-  t["SplitToSequence"] = import_split_to_sequence;
-  t["ConcatFromSequence"] = import_concat_from_sequence;
+  for (const auto& [name, fn] : sequence_importers()) t[name] = fn;
 }
 
-bool is_sequence_op(const std::string& op_type) {
-  static const std::set<std::string> ops{"SequenceEmpty", "SequenceConstruct", "SequenceInsert", "SequenceErase",
-                                         "SequenceAt", "SequenceLength", "SplitToSequence", "ConcatFromSequence"};
-  return ops.count(op_type) != 0;
-}
+bool is_sequence_op(const std::string& op_type) { return sequence_importers().count(op_type) != 0; }
 
 }  // namespace xgrad::io
