@@ -313,7 +313,7 @@ namespace {
 
 // x padded along one axis by gathering: index i of the result reads x at i - before, mirrored (reflect) or
 // clamped (edge) into [0, n).
-Var pad_axis(Var x, std::size_t axis, std::int64_t before, std::int64_t after, PadMode mode) {
+Var gather_padded_axis(Var x, std::size_t axis, std::int64_t before, std::int64_t after, PadMode mode) {
   const std::int64_t n = x.shape()[axis];
   const bool reflect = mode == PadMode::reflect;
   const std::string what = std::string("pad: ") + (reflect ? "reflect" : "edge") + " padding (" +
@@ -349,7 +349,7 @@ Var pad(Var x, const std::vector<std::int64_t>& pads, double value, PadMode mode
     if (p < 0) throw ValueError("pad: pads must be non-negative, got " + std::to_string(p));
   Var y = x;
   for (std::size_t d = 0; d < rank; ++d)
-    if (pads[2 * d] != 0 || pads[2 * d + 1] != 0) y = pad_axis(y, d, pads[2 * d], pads[2 * d + 1], mode);
+    if (pads[2 * d] != 0 || pads[2 * d + 1] != 0) y = gather_padded_axis(y, d, pads[2 * d], pads[2 * d + 1], mode);
   return y;
 }
 
