@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "autodiff/memory_plan.h"
+#include "autodiff/shape_folding.h"
 #include "autodiff/program_impl.h"
 
 namespace xgrad {
@@ -28,24 +29,53 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
     }
   std::vector<int> base(n);  // the value whose memory a view ultimately reads
   for (std::size_t v = 0; v < n; ++v) base[v] = static_cast<int>(v);
-  for (const Step& step : steps) {
+  // Values known before the run, as CPU tensors: small constants, and what shapes alone determine.
+  ShapeFolding fold(n);
+  for (std::size_t v = 0; v < n; ++v)
+    if (values[v].held.defined() && !values[v].param) fold.know_constant(static_cast<int>(v), values[v].held);
+  plan->folded.resize(n);
+  std::vector<bool> folded_step(steps.size(), false);
+  for (std::size_t s = 0; s < steps.size(); ++s) {
+    const Step& step = steps[s];
     std::vector<TensorType> in_types;
-    std::vector<const Tensor*> in_layout;
+    std::vector<const Tensor*> in_layout, in_values;
     for (int i : step.inputs) {
       in_types.push_back({values[i].type.dtype, plan->shapes[i]});
       in_layout.push_back(&layout[i]);
+      in_values.push_back(fold.value(i));
     }
     TensorType out;
     try {
-      out = step.op->infer()(in_types, step.attrs);
+      out = step.op->infer_type(in_types, in_values, step.attrs);
     } catch (const TypeError& e) {
       throw TypeError(where(step, &plan->shapes) + e.what());
     } catch (const ValueError& e) {
       throw ValueError(where(step, &plan->shapes) + e.what());
     }
-    if (!is_static(out.shape))
-      throw ValueError(where(step, &plan->shapes) + "output shape " + xgrad::to_string(out.shape) + " is not resolved by the feeds");
+    if (!is_static(out.shape)) {
+      std::string why;
+      for (int k : step.op->value_inputs())
+        if (!in_values[static_cast<std::size_t>(k)])
+          why += "; input '" + values[step.inputs[static_cast<std::size_t>(k)]].name + "' sets the shape, and its value is not " +
+                 "known before the run (it must be computed only from the feeds' shapes and from small constants)";
+      throw ValueError(where(step, &plan->shapes) + "output shape " + xgrad::to_string(out.shape) + " is not resolved by the feeds" + why);
+    }
     plan->shapes[step.out] = out.shape;
+    const Tensor* known = nullptr;
+    try {
+      known = fold.try_step(*step.op, step.attrs, step.inputs, step.out, in_layout, in_values, out);
+    } catch (const TypeError& e) {
+      throw TypeError(where(step, &plan->shapes) + e.what());
+    } catch (const ValueError& e) {
+      throw ValueError(where(step, &plan->shapes) + e.what());
+    }
+    if (known) {
+      folded_step[s] = true;
+      plan->folded[step.out] = known->to(device);
+      plan->places[step.out] = Place::held;
+      layout[step.out] = plan->folded[step.out];
+      continue;
+    }
     const bool alias = step.op->view() &&
                        (!step.op->alias_if() || step.op->alias_if()(in_layout.data(), out.shape, step.attrs));
     if (alias) {
@@ -84,6 +114,8 @@ std::shared_ptr<Plan> Program::Impl::make_plan(const std::vector<Shape>& signatu
     candidates.push_back({tileable, numel(out_shape), step.inputs, step.out});
   }
   plan->exec = plan_tiles(candidates, 48, lanes() > 1 ? kMinAloneGroup : INT64_MAX);
+  // Folded steps ran at plan time (never tiled: they are small).
+  std::erase_if(plan->exec.order, [&](const Instruction& ins) { return ins.group < 0 && folded_step[static_cast<std::size_t>(ins.step)]; });
   {
     std::vector<TapeStep> tape;
     for (const Step& step : steps) tape.push_back({step.inputs, step.out, step.op->completion() != nullptr, plan->places[step.out] == Place::view});
@@ -208,7 +240,7 @@ std::unique_ptr<Context> Program::Impl::make_context(const Plan& plan) const {
   ctx->arena = Storage::allocate(static_cast<std::size_t>(plan.arena_bytes), device);
   ctx->values.resize(values.size());
   for (std::size_t v = 0; v < values.size(); ++v) {
-    if (plan.places[v] == Place::held) ctx->values[v] = values[v].held;
+    if (plan.places[v] == Place::held) ctx->values[v] = plan.folded[v].defined() ? plan.folded[v] : values[v].held;
     if (plan.places[v] == Place::view) ctx->values[v] = plan.view_layouts[v];
     if (plan.places[v] == Place::arena) {
       const DType dt = values[v].type.dtype;

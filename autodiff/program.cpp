@@ -470,7 +470,7 @@ std::string Program::to_string() const {
     }
     for (const Step& step : p.steps) {
       os << "\n  " << p.values[step.out].name << " " << xgrad::to_string(plan->shapes[step.out]) << " "
-         << place_name(plan->places[step.out]);
+         << (plan->folded[step.out].defined() ? "computed while planning" : place_name(plan->places[step.out]));
       if (plan->places[step.out] == Place::arena) os << " @" << plan->arena_offsets[step.out];
     }
   }

@@ -98,6 +98,7 @@ struct Plan {
   std::vector<std::int64_t> view_offsets;
   std::vector<bool> stage_update;  // per update: copy the value aside before writing any param
   std::vector<bool> in_place;      // per update: its value is computed straight into the param
+  std::vector<Tensor> folded;      // per value: computed while planning (from shapes), held for every run
   ExecutionOrder exec;              // steps and tiled groups, in the order they run
   AsyncWaits async;                 // where the run waits for steps that finish later (cross-process reductions)
   std::int64_t arena_bytes = 0;

@@ -114,9 +114,17 @@ Var Graph::apply(const OpDef& op, const std::vector<Var>& inputs, Attrs attrs) {
     if (&v.graph() != this) throw ValueError(where() + "input '" + v.name() + "' belongs to another graph");
     types.push_back(v->type());
   }
+  // A value-dependent shape reads the inputs that are constants now; the rest resolve when a Program plans.
+  std::vector<Tensor> host_values(inputs.size());
+  std::vector<const Tensor*> values(inputs.size(), nullptr);
+  for (int k : op.value_inputs())
+    if (k < static_cast<int>(inputs.size()) && inputs[k]->kind() == NodeKind::constant) {
+      host_values[k] = inputs[k]->value().to(Device::cpu);
+      values[k] = &host_values[k];
+    }
   TensorType out;
   try {
-    out = op.infer()(types, attrs);
+    out = op.infer_type(types, values, attrs);
   } catch (const TypeError& e) {
     throw TypeError(where() + e.what());
   } catch (const ValueError& e) {

@@ -43,6 +43,11 @@ using KernelNoteFn = std::string (*)(const std::vector<TensorType>& inputs, cons
 using CompleteFn = void (*)(Tensor& out);
 // Decides at plan time (given input layouts) whether a view op can alias.
 using AliasIfFn = bool (*)(const Tensor* const* inputs, const Shape& out_shape, const Attrs& attrs);
+// Output type of an op whose shape depends on the values of some inputs (a shape computed inside the graph).
+// values[i] is input i's value (a CPU tensor) where it is known, else null: when a node is made, the values
+// of constants; when a Program plans a feed-shape signature, also every value computed only from shapes.
+using ValueInferFn = TensorType (*)(const std::vector<TensorType>& inputs, const std::vector<const Tensor*>& values,
+                                    const Attrs& attrs);
 
 struct GradCtx {
   const Node& node;
@@ -66,6 +71,15 @@ class OpDef {
 
   OpDef& arity(int n) { arity_ = n; return *this; }
   OpDef& infer(InferFn f) { infer_ = std::move(f); return *this; }
+  // The output's shape depends on the values of the inputs listed (reshape to a computed target).
+  OpDef& infer_from_values(ValueInferFn f, std::vector<int> value_inputs) {
+    value_infer_ = f;
+    value_inputs_ = std::move(value_inputs);
+    return *this;
+  }
+  // The output's value depends on its inputs' shapes only (shape_of): a Program computes it, and every small
+  // value computed from it and from constants, once per feed-shape signature when it plans that signature.
+  OpDef& shape_only() { shape_only_ = true; return *this; }
   OpDef& kernel(KernelFn f) { kernel_ = f; return *this; }
   // A view op returns a Tensor over its input's storage. With alias_if, the
   // view is used only when the predicate holds; otherwise the kernel runs.
@@ -96,6 +110,14 @@ class OpDef {
   const std::string& name() const { return name_; }
   int arity() const { return arity_; }
   const InferFn& infer() const { return infer_; }
+  ValueInferFn value_infer() const { return value_infer_; }  // nullptr for ops whose shape needs no values
+  const std::vector<int>& value_inputs() const { return value_inputs_; }
+  bool is_shape_only() const { return shape_only_; }
+  // Output type from input types, with the listed inputs' values (null where unknown) for value_infer ops.
+  TensorType infer_type(const std::vector<TensorType>& inputs, const std::vector<const Tensor*>& values,
+                        const Attrs& attrs) const {
+    return value_infer_ ? value_infer_(inputs, values, attrs) : infer_(inputs, attrs);
+  }
   KernelFn kernel() const { return kernel_; }
   SpanFn span() const { return span_; }
   KernelNoteFn kernel_note() const { return kernel_note_; }
@@ -115,6 +137,9 @@ class OpDef {
   std::string name_;
   int arity_ = 1;
   InferFn infer_;
+  ValueInferFn value_infer_ = nullptr;
+  std::vector<int> value_inputs_;
+  bool shape_only_ = false;
   KernelFn kernel_ = nullptr;
   SpanFn span_ = nullptr;
   KernelNoteFn kernel_note_ = nullptr;

@@ -27,7 +27,7 @@ const OpDef& register_op(OpDef def) {
   std::lock_guard<std::mutex> lock(r.mutex);
   for (const auto& op : r.ops)
     if (op.name() == def.name()) throw ValueError("op '" + def.name() + "' is registered twice");
-  if (!def.infer()) throw ValueError("op '" + def.name() + "' has no infer function");
+  if (!def.infer() && !def.value_infer()) throw ValueError("op '" + def.name() + "' has no infer function");
   if (!def.kernel() && !def.view()) throw ValueError("op '" + def.name() + "' has neither kernel nor view");
   if (!def.differentiable() && def.non_differentiable_reason().empty())
     throw ValueError("op '" + def.name() + "' must have a gradient or say why it is not differentiable");

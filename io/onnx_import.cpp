@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "autodiff/program.h"
+#include "autodiff/shape_folding.h"
 #include "io/onnx.h"
 #include "io/onnx_import.h"
 
@@ -36,9 +37,6 @@ std::string node_label(const onnx::NodeProto& n) {
 
 Var ImportCtx::in(std::size_t k) const {
   if (!has_input(k)) fail("input " + std::to_string(k) + " is required");
-  if (shape_source(k))
-    fail("input '" + node.input(static_cast<int>(k)) + "' is the run-time shape of a tensor with symbolic dims, which " +
-         "xgrad imports only as the shape input of Reshape, Expand and ConstantOfShape");
   return in_[k];
 }
 
@@ -67,6 +65,14 @@ std::vector<std::int64_t> ImportCtx::const_ints(std::size_t k) const {
   const Tensor t = constant(k).astype(DType::int64).contiguous();
   const auto* p = static_cast<const std::int64_t*>(t.raw_data());
   return std::vector<std::int64_t>(p, p + t.numel());
+}
+
+Var ImportCtx::shape_input(std::size_t k) const {
+  const Var v = in(k);
+  if (!known_before_run(v))
+    fail("input " + std::to_string(k) + " ('" + node.input(static_cast<int>(k)) + "') must be a constant or computed from " +
+         "shapes (Shape, Size) and constants for xgrad to import it: it sets the output's shape");
+  return v;
 }
 
 double ImportCtx::const_scalar(std::size_t k) const {
@@ -144,8 +150,8 @@ bool index_input(const std::string& op_type, std::size_t k) {
 // as float64 (exact below 2^53), its float outputs cast back to int64 when
 // the input that sets ONNX's output type was int64.
 Imported import_node(const ImportFn& fn, const onnx::NodeProto& n, const std::vector<Var>& ins,
-                     const std::vector<Var>& shapes, std::int64_t opset, Graph& g) {
-  ImportCtx ctx(g, n, ins, shapes, opset);
+                     const std::vector<const ShapeEntries*>& entries, std::int64_t opset, Graph& g) {
+  ImportCtx ctx(g, n, ins, entries, opset);
   if (n.output_size() == 0) ctx.fail("the node has no outputs");
   try {
     return fn(ctx);
@@ -153,7 +159,7 @@ Imported import_node(const ImportFn& fn, const onnx::NodeProto& n, const std::ve
     std::vector<Var> as_float = ins;
     bool any = false;
     for (std::size_t k = 0; k < ins.size(); ++k) {
-      if (!ins[k] || shapes[k] || ins[k].dtype() != DType::int64 || index_input(n.op_type(), k)) continue;
+      if (!ins[k] || ins[k].dtype() != DType::int64 || index_input(n.op_type(), k)) continue;
       as_float[k] = ins[k]->kind() == NodeKind::constant ? g.constant(ins[k]->value().astype(DType::float64))
                                                           : astype(ins[k], DType::float64);
       any = true;
@@ -161,7 +167,7 @@ Imported import_node(const ImportFn& fn, const onnx::NodeProto& n, const std::ve
     if (!any) throw;
     const std::size_t typed = n.op_type() == "Where" ? 1 : 0;
     const bool back = typed < ins.size() && ins[typed] && ins[typed].dtype() == DType::int64;
-    ImportCtx retry(g, n, as_float, shapes, opset);
+    ImportCtx retry(g, n, as_float, entries, opset);
     Imported r = fn(retry);
     for (auto& v : r.outputs)
       if (v && back && v.dtype() == DType::float64) v = astype(v, DType::int64);
@@ -176,7 +182,7 @@ Imported fold_constants(const ImportFn& fn, const onnx::NodeProto& n, const std:
   Graph scratch;
   std::vector<Var> local;
   for (const auto& v : ins) local.push_back(v ? scratch.constant(v->value()) : Var());
-  const Imported r = import_node(fn, n, local, std::vector<Var>(ins.size()), opset, scratch);
+  const Imported r = import_node(fn, n, local, std::vector<const ShapeEntries*>(ins.size()), opset, scratch);
   std::vector<Var> outs;
   for (const auto& v : r.outputs)
     if (v) outs.push_back(v);
@@ -237,7 +243,7 @@ OnnxModel load_model(const std::string& bytes, const std::string& what, const On
   out.graph = std::make_unique<Graph>();
   Graph& g = *out.graph;
   std::unordered_map<std::string, Var> values;
-  std::unordered_map<std::string, Var> shape_of;  // Shape(x) values of a symbolic x
+  std::unordered_map<std::string, ShapeEntries> entries;  // what is known of shape values computed in the graph
   std::set<std::string> initializer_names;
   for (const auto& init : graph.initializer()) {
     if (init.name().empty()) throw ValueError("onnx import: an initializer has no name");
@@ -267,36 +273,31 @@ OnnxModel load_model(const std::string& bytes, const std::string& what, const On
   }
   std::unordered_map<std::string, std::vector<Var>> sequences;
   for (const auto& n : graph.node()) {
-    std::vector<Var> ins, shapes;
+    std::vector<Var> ins;
+    std::vector<const ShapeEntries*> known;
     std::vector<const std::vector<Var>*> seqs;
     for (const auto& name : n.input()) {
       seqs.push_back(nullptr);
-      if (name.empty()) {
-        ins.emplace_back();
-        shapes.emplace_back();
-        continue;
-      }
+      ins.emplace_back();
+      known.push_back(nullptr);
+      if (name.empty()) continue;
       if (auto seq = sequences.find(name); seq != sequences.end()) {
         seqs.back() = &seq->second;
-        ins.emplace_back();
-        shapes.emplace_back();
         continue;
       }
       auto it = values.find(name);
       if (it == values.end())
         throw ValueError("onnx import: node " + node_label(n) + " reads '" + name +
                          "', which no earlier node, input or initializer defines");
-      ins.push_back(it->second);
-      auto s = shape_of.find(name);
-      shapes.push_back(s == shape_of.end() ? Var() : s->second);
+      ins.back() = it->second;
+      if (auto e = entries.find(name); e != entries.end()) known.back() = &e->second;
     }
     const bool standard = n.domain().empty() || n.domain() == "ai.onnx";
     const ImportFn& fn = table.at(standard ? n.op_type() : n.domain() + "." + n.op_type());
     bool all_constant = n.op_type() != "Constant" && !ins.empty();
-    for (std::size_t k = 0; k < ins.size(); ++k)
-      all_constant = all_constant && !shapes[k] && (!ins[k] || ins[k]->kind() == NodeKind::constant);
+    for (std::size_t k = 0; k < ins.size(); ++k) all_constant = all_constant && (!ins[k] || ins[k]->kind() == NodeKind::constant);
     const bool sequence_op = is_sequence_op(n.op_type()) && standard;
-    ImportCtx ctx(g, n, ins, shapes, out.opset, seqs);
+    ImportCtx ctx(g, n, ins, known, out.opset, seqs);
     for (std::size_t k = 0; k < seqs.size() && !sequence_op; ++k)
       if (seqs[k]) ctx.fail("input '" + n.input(static_cast<int>(k)) + "' is a sequence, and " + n.op_type() + " takes tensors");
     Imported result;
@@ -305,7 +306,7 @@ OnnxModel load_model(const std::string& bytes, const std::string& what, const On
         if (n.output_size() != 1) ctx.fail("expects one output");
         result = fn(ctx);
       } else {
-        result = all_constant ? fold_constants(fn, n, ins, out.opset, g) : import_node(fn, n, ins, shapes, out.opset, g);
+        result = all_constant ? fold_constants(fn, n, ins, out.opset, g) : import_node(fn, n, ins, known, out.opset, g);
       }
     } catch (const ValueError& e) {
       const std::string msg = e.what();
@@ -324,8 +325,14 @@ OnnxModel load_model(const std::string& bytes, const std::string& what, const On
         if (k == 0) ctx.fail("produced no value");
         continue;  // an optional output we do not compute (e.g. Dropout's mask)
       }
-      values[n.output(k)] = result.outputs[k];
-      if (result.shape_of) shape_of[n.output(k)] = result.shape_of;
+      Var value = result.outputs[k];
+      // A shape value: what is known of its entries; all of them known, it is a constant from here on.
+      if (standard && value->kind() != NodeKind::constant)
+        if (std::optional<ShapeEntries> e = propagate_entries(n, ins, known, value, out.opset)) {
+          if (Var c = as_constant(g, value, *e)) value = c;
+          else entries[n.output(k)] = std::move(*e);
+        }
+      values[n.output(k)] = value;
     }
   }
   for (const auto& o : graph.output()) {

@@ -15,12 +15,22 @@
 
 namespace xgrad::io {
 
+// One entry of a shape value computed in the graph, as far as the importer knows it: a number, dim `dim` of the
+// tensor `of` (a symbolic dim, say the batch), or neither (unknown).
+struct ShapeEntry {
+  std::optional<std::int64_t> value;
+  const Node* of = nullptr;
+  std::int64_t dim = 0;
+};
+using ShapeEntries = std::vector<ShapeEntry>;
+
 class ImportCtx {
  public:
   // sequences: for each input, the sequence value it names (null where it names a tensor).
-  ImportCtx(Graph& g, const onnx::NodeProto& node, std::vector<Var> inputs, std::vector<Var> shape_of,
+  // entries: for each input that is a shape value, what is known of its entries (null where nothing is).
+  ImportCtx(Graph& g, const onnx::NodeProto& node, std::vector<Var> inputs, std::vector<const ShapeEntries*> entries,
             std::int64_t opset, std::vector<const std::vector<Var>*> sequences = {})
-      : g(g), node(node), opset(opset), in_(std::move(inputs)), shape_of_(std::move(shape_of)),
+      : g(g), node(node), opset(opset), in_(std::move(inputs)), entries_(std::move(entries)),
         sequences_(std::move(sequences)) {}
 
   Graph& g;
@@ -33,8 +43,11 @@ class ImportCtx {
   const Tensor& constant(std::size_t k) const;                  // its value, or a ValueError
   std::vector<std::int64_t> const_ints(std::size_t k) const;    // an int64 constant's values
   double const_scalar(std::size_t k) const;                     // a one-element constant
-  // When input k is Shape(x) of an x whose shape is symbolic: that x, else null.
-  Var shape_source(std::size_t k) const { return k < shape_of_.size() ? shape_of_[k] : Var(); }
+  // Input k as a shape the program knows before each run (a constant, or computed from Shape / Size and
+  // constants), or a ValueError naming it.
+  Var shape_input(std::size_t k) const;
+  // When input k is a shape value computed in the graph: what is known of its entries, else null.
+  const ShapeEntries* entries(std::size_t k) const { return k < entries_.size() ? entries_[k] : nullptr; }
   // Input k as a sequence (its tensors in order), or a ValueError when it is a tensor.
   const std::vector<Var>& sequence(std::size_t k) const;
 
@@ -52,19 +65,19 @@ class ImportCtx {
  private:
   const onnx::AttributeProto* attr(const std::string& name) const;
   std::vector<Var> in_;
-  std::vector<Var> shape_of_;
+  std::vector<const ShapeEntries*> entries_;
   std::vector<const std::vector<Var>*> sequences_;
 };
 
 // Result of one ONNX node: one Var per output (a null Var for an output it
-// does not produce). Shape(x) of a symbolic x is recorded through `shape_of`.
-// A node whose one output is a sequence sets `sequence` instead: ONNX sequences are lists the importer
+// does not produce). A node whose one output is a sequence sets `sequence` instead: ONNX sequences are lists the importer
 // resolves while it builds the graph (their positions must be constants), never values of the graph.
 struct Imported {
   std::vector<Var> outputs;
-  Var shape_of;  // set by Shape when its input's shape is symbolic
   std::optional<std::vector<Var>> sequence;
 };
+inline Imported one(Var v) { return {{v}, {}}; }
+inline std::int64_t rank_of(const Var& v) { return static_cast<std::int64_t>(v.shape().size()); }
 using ImportFn = std::function<Imported(ImportCtx&)>;
 using ImportTable = std::map<std::string, ImportFn>;
 const ImportTable& import_table();
@@ -72,6 +85,13 @@ const ImportTable& import_table();
 void add_math_importers(ImportTable& table);
 void add_nn_importers(ImportTable& table);
 void add_sequence_importers(ImportTable& table);  // io/onnx_import_sequence.cpp
+void add_shape_importers(ImportTable& table);     // io/onnx_import_shape.cpp
+// What is known of the entries of node n's output `out` when it computes a shape (a small integer value of
+// rank <= 1), from its inputs and what is known of theirs (null where nothing is); nothing otherwise.
+std::optional<ShapeEntries> propagate_entries(const onnx::NodeProto& n, const std::vector<Var>& ins,
+                                              const std::vector<const ShapeEntries*>& in_entries, const Var& out, std::int64_t opset);
+// The constant a shape value is when all its entries are numbers (null otherwise).
+Var as_constant(Graph& g, const Var& out, const ShapeEntries& entries);
 bool is_sequence_op(const std::string& op_type);   // takes or gives a sequence
 
 }  // namespace xgrad::io

@@ -11,12 +11,9 @@ namespace {
 using Fn = Var (*)(Var);
 using Fn2 = Var (*)(Var, Var);
 
-Imported one(Var v) { return {{v}, {}}; }
-
 ImportFn unary(Fn f) {
   return [f](ImportCtx& c) { return one(f(c.in(0))); };
 }
-std::int64_t rank_of(const Var& v) { return static_cast<std::int64_t>(v.shape().size()); }
 
 // Opsets 1-6 broadcast only with broadcast=1: b's dims line up with a's from `axis` on (default: a's last
 // dims) and its missing trailing dims act as ones; without the attribute the shapes must already agree.
@@ -137,73 +134,6 @@ Imported import_constant(ImportCtx& c) {
   c.fail("only tensor, float and int constants are supported");
 }
 
-Tensor int_tensor(const Shape& values) {
-  Tensor t = Tensor::empty(DType::int64, {static_cast<std::int64_t>(values.size())});
-  std::copy(values.begin(), values.end(), static_cast<std::int64_t*>(t.raw_data()));
-  return t;
-}
-
-// Shape of a static tensor is a constant; of a symbolic one, a marker that
-// Reshape / Expand / ConstantOfShape understand.
-Imported import_shape(ImportCtx& c) {
-  const Var x = c.in(0);
-  Shape s = x.shape();
-  const auto rank = static_cast<std::int64_t>(s.size());
-  std::int64_t start = c.attr_int("start", 0), end = c.attr_int("end", rank);
-  start = std::clamp(start < 0 ? start + rank : start, std::int64_t{0}, rank);
-  end = std::clamp(end < 0 ? end + rank : end, std::int64_t{0}, rank);
-  s = Shape(s.begin() + start, s.begin() + std::max(start, end));
-  if (is_static(s)) return one(constant_of(c, int_tensor(s)));
-  if (start != 0 || end != rank) c.fail("a slice of a symbolic shape is not supported");
-  return {{x}, x};
-}
-
-Imported import_size(ImportCtx& c) {
-  const Var x = c.in(0);
-  if (!is_static(x.shape())) c.fail("Size of a tensor with symbolic dims is not supported");
-  return one(c.g.constant(Tensor::full(DType::int64, {}, static_cast<double>(numel(x.shape())))));
-}
-
-// A Reshape target: 0 copies the input's dim unless allowzero is set.
-Imported import_reshape(ImportCtx& c) {
-  if (Var like = c.shape_source(1)) return one(reshape_like(c.in(0), like));
-  const Var x = c.in(0);
-  Shape target = c.const_ints(1);
-  if (!c.attr_int("allowzero", 0)) {
-    // A 0 copies the input's dim. A copied symbolic dim next to a -1 cancels
-    // out of the element count, so the -1 is resolved here.
-    std::vector<bool> copied(target.size(), false);
-    for (std::size_t i = 0; i < target.size(); ++i) {
-      if (target[i] != 0) continue;
-      if (i >= x.shape().size()) c.fail("a 0 in the target shape has no input dim to copy");
-      target[i] = x.shape()[i];
-      copied[i] = true;
-    }
-    std::int64_t unknown = 0;  // copied symbolic dims and -1s (kDynamic is -1)
-    bool copied_symbolic = false;
-    for (std::size_t i = 0; i < target.size(); ++i) {
-      unknown += target[i] == -1;
-      copied_symbolic = copied_symbolic || (copied[i] && target[i] == kDynamic);
-    }
-    if (copied_symbolic && unknown > 1) {
-      std::int64_t in_rest = 1, out_rest = 1;
-      bool known = true;
-      for (std::size_t i = 0; i < x.shape().size(); ++i)
-        if (!(i < copied.size() && copied[i])) known = known && x.shape()[i] != kDynamic, in_rest *= x.shape()[i];
-      std::size_t free = target.size();
-      for (std::size_t i = 0; i < target.size(); ++i) {
-        if (copied[i]) continue;
-        if (target[i] == -1 && free == target.size()) free = i;
-        else out_rest *= target[i];
-      }
-      if (!known || free == target.size() || out_rest == 0 || in_rest % out_rest)
-        c.fail("cannot resolve the target shape against the symbolic input " + to_string(x.shape()));
-      target[free] = in_rest / out_rest;
-    }
-  }
-  return one(reshape(x, target));
-}
-
 Imported import_flatten(ImportCtx& c) {
   const Var x = c.in(0);
   const std::int64_t rank = rank_of(x);
@@ -236,26 +166,6 @@ Imported import_squeeze(ImportCtx& c) {
     for (std::size_t d = 0; d < x.shape().size(); ++d)
       if (x.shape()[d] == 1) axes.push_back(static_cast<std::int64_t>(d));
   return one(squeeze(x, axes));
-}
-
-// Expand broadcasts the input and the shape against each other.
-Imported import_expand(ImportCtx& c) {
-  if (Var like = c.shape_source(1)) return one(broadcast_like(c.in(0), like));
-  const Var x = c.in(0);
-  Shape target = c.const_ints(1);
-  Shape out = broadcast_shapes(x.shape(), target);
-  return one(out == x.shape() ? x : broadcast_to(x, out));
-}
-
-Imported import_constant_of_shape(ImportCtx& c) {
-  Tensor value = Tensor::zeros(DType::float32, {});
-  if (const auto* t = c.attr_tensor("value")) value = from_proto(*t, "ConstantOfShape value").reshape({});
-  const Var scalar = c.g.constant(value);
-  if (Var like = c.shape_source(0)) return one(broadcast_like(scalar, like));
-  const Shape shape = c.const_ints(0);
-  Tensor full = Tensor::empty(value.dtype(), shape);
-  full.copy_from(value.broadcast_to(shape));
-  return one(c.g.constant(full));
 }
 
 Imported import_transpose(ImportCtx& c) { return one(transpose(c.in(0), c.attr_ints("perm"))); }
@@ -460,14 +370,9 @@ void add_math_importers(ImportTable& t) {
   t["Gemm"] = import_gemm;
   t["Cast"] = import_cast;
   t["Constant"] = import_constant;
-  t["Shape"] = import_shape;
-  t["Size"] = import_size;
-  t["Reshape"] = import_reshape;
   t["Flatten"] = import_flatten;
   t["Unsqueeze"] = import_unsqueeze;
   t["Squeeze"] = import_squeeze;
-  t["Expand"] = import_expand;
-  t["ConstantOfShape"] = import_constant_of_shape;
   t["Transpose"] = import_transpose;
   t["Concat"] = import_concat;
   t["Slice"] = import_slice;
@@ -481,6 +386,7 @@ const ImportTable& import_table() {
     add_math_importers(t);
     add_nn_importers(t);
     add_sequence_importers(t);
+    add_shape_importers(t);
     return t;
   }();
   return table;

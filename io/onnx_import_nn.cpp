@@ -12,10 +12,6 @@ namespace xgrad::io {
 
 namespace {
 
-Imported one(Var v) { return {{v}, {}}; }
-
-std::int64_t rank_of(const Var& v) { return static_cast<std::int64_t>(v.shape().size()); }
-
 Imported import_gather(ImportCtx& c) { return one(take(c.in(0), c.in(1), c.attr_int("axis", 0))); }
 
 Imported import_gather_elements(ImportCtx& c) {
@@ -445,38 +441,6 @@ Imported import_instance_norm(ImportCtx& c) {
 
 // x repeated along each axis (constant repeats): a broadcast along a new axis merged into the repeated one
 // for a static shape (the gradient sums the copies), copies joined by concat otherwise.
-Imported import_tile(ImportCtx& c) {
-  if (c.opset < 6) c.fail("Tile before opset 6 (tiles and axis inputs) is not supported");
-  Var x = c.in(0);
-  const Axes repeats = c.const_ints(1);
-  if (repeats.size() != static_cast<std::size_t>(rank_of(x)))
-    c.fail("repeats has " + std::to_string(repeats.size()) + " values for an input of rank " + std::to_string(rank_of(x)));
-  for (std::size_t d = 0; d < repeats.size(); ++d) {
-    const auto axis = static_cast<std::int64_t>(d);
-    if (repeats[d] < 0) c.fail("repeats must be non-negative, got " + std::to_string(repeats[d]));
-    if (repeats[d] == 0) {
-      Axes starts(repeats.size(), 0), stops(repeats.size(), kSliceEnd), steps(repeats.size(), 1);
-      stops[d] = 0;
-      x = slice(x, starts, stops, steps);
-    } else if (repeats[d] > 1 && is_static(x.shape())) {
-      const std::int64_t n = x.shape()[d];
-      if (n > 0 && repeats[d] > std::numeric_limits<std::int64_t>::max() / n)
-        c.fail("repeats " + to_string(repeats) + " overflow the size of input " + to_string(x.shape()));
-      Shape copies = x.shape(), merged = x.shape();
-      copies.insert(copies.begin() + axis, repeats[d]);
-      merged[d] = n * repeats[d];
-      x = reshape(broadcast_to(unsqueeze(x, {axis}), copies), merged);
-    } else if (repeats[d] > 1) {
-      constexpr std::int64_t kMaxCopies = 64;  // one concat input per copy
-      if (repeats[d] > kMaxCopies)
-        c.fail("Tile of input " + to_string(x.shape()) + " (symbolic dims) supports repeats up to " +
-               std::to_string(kMaxCopies) + ", got " + to_string(repeats));
-      x = concat(std::vector<Var>(static_cast<std::size_t>(repeats[d]), x), axis);
-    }
-  }
-  return one(x);
-}
-
 }  // namespace
 
 void add_nn_importers(ImportTable& t) {
@@ -485,7 +449,6 @@ void add_nn_importers(ImportTable& t) {
   t["LayerNormalization"] = import_layer_norm;
   t["NegativeLogLikelihoodLoss"] = import_nll_loss;
   t["SoftmaxCrossEntropyLoss"] = import_softmax_cross_entropy;
-  t["Tile"] = import_tile;
   t["Gather"] = import_gather;
   t["GatherElements"] = import_gather_elements;
   t["ScatterElements"] = import_scatter_elements;

@@ -11,7 +11,7 @@ namespace xgrad {
 
 namespace {
 
-std::string shape_of(Var v) { return to_string(v.shape()); }
+std::string shape_text(Var v) { return to_string(v.shape()); }
 
 // x sliced along one axis, whole along the others.
 Var slice_axis(Var x, std::size_t axis, std::int64_t start, std::int64_t stop, std::int64_t step) {
@@ -44,13 +44,13 @@ void check_conv(const char* op, Var x, Var w, std::size_t spatial, std::int64_t 
   const std::string dims = spatial == 1 ? "L" : "D, H, W", kernel = spatial == 1 ? "k" : "kD, kH, kW";
   if (xs.size() != spatial + 2 || ws.size() != spatial + 2)
     throw ValueError(std::string(op) + ": expects input (N, C_in, " + dims + ") and weight (C_out, C_in / groups, " + kernel +
-                     "), got shapes " + shape_of(x) + " and " + shape_of(w));
+                     "), got shapes " + shape_text(x) + " and " + shape_text(w));
   if (groups < 1) throw ValueError(std::string(op) + ": groups must be positive, got " + std::to_string(groups));
   if (xs[1] != kDynamic && ws[1] != kDynamic && xs[1] != ws[1] * groups)
-    throw ValueError(std::string(op) + ": input " + shape_of(x) + " has " + std::to_string(xs[1]) + " channels, but weight " +
-                     shape_of(w) + " with groups=" + std::to_string(groups) + " expects " + std::to_string(ws[1] * groups));
+    throw ValueError(std::string(op) + ": input " + shape_text(x) + " has " + std::to_string(xs[1]) + " channels, but weight " +
+                     shape_text(w) + " with groups=" + std::to_string(groups) + " expects " + std::to_string(ws[1] * groups));
   for (std::size_t d = 2; d < ws.size(); ++d)
-    if (ws[d] == kDynamic) throw ValueError(std::string(op) + ": needs a static kernel, got weight " + shape_of(w));
+    if (ws[d] == kDynamic) throw ValueError(std::string(op) + ": needs a static kernel, got weight " + shape_text(w));
 }
 
 Var add_bias(const char* op, Var y, Var bias, Var w) {
@@ -59,7 +59,7 @@ Var add_bias(const char* op, Var y, Var bias, Var w) {
   const std::int64_t co = w.shape()[0];
   if (b.size() != 1 || (b[0] != kDynamic && co != kDynamic && b[0] != co))
     throw ValueError(std::string(op) + ": bias of shape " + to_string(b) + " does not match the " + std::to_string(co) +
-                     " output channels of weight " + shape_of(w));
+                     " output channels of weight " + shape_text(w));
   Shape per_channel(y.shape().size() - 1, 1);
   per_channel[0] = -1;
   return y + reshape(bias, per_channel);
@@ -79,18 +79,18 @@ std::int64_t windows(const char* op, std::int64_t n, std::int64_t extent, std::i
                      Var x) {
   if (extent > n + 2 * padding)
     throw ValueError(std::string(op) + ": the window (extent " + std::to_string(extent) + ") is larger than the padded depth " +
-                     std::to_string(n + 2 * padding) + " of input " + shape_of(x));
+                     std::to_string(n + 2 * padding) + " of input " + shape_text(x));
   return (n + 2 * padding - extent) / stride + 1;
 }
 
 // 3-D ops need channels, depth, height and width static: they fold them into other axes.
 void check_static_3d(const char* op, Var x) {
   const Shape& s = x.shape();
-  if (s.size() != 5) throw ValueError(std::string(op) + ": expects input (N, C, D, H, W), got shape " + shape_of(x));
+  if (s.size() != 5) throw ValueError(std::string(op) + ": expects input (N, C, D, H, W), got shape " + shape_text(x));
   for (std::size_t d = 1; d < 5; ++d)
     if (s[d] == kDynamic)
       throw ValueError(std::string(op) + ": needs the input's channels, depth, height and width static (only the batch "
-                       "may be None), got shape " + shape_of(x));
+                       "may be None), got shape " + shape_text(x));
 }
 
 Pool2dParams plane(const Pool3dParams& p) {
@@ -106,7 +106,7 @@ void check_pool(const char* op, Var x, std::size_t spatial, const std::int64_t* 
                 const std::int64_t* padding) {
   if (x.shape().size() != spatial + 2)
     throw ValueError(std::string(op) + ": expects input (N, C, " + (spatial == 1 ? "L" : "D, H, W") + "), got shape " +
-                     shape_of(x));
+                     shape_text(x));
   for (std::size_t d = 0; d < spatial; ++d)
     if (kernel[d] < 1 || stride[d] < 1 || padding[d] < 0 || kernel[d] > kMaxGeometry || stride[d] > kMaxGeometry ||
         2 * padding[d] > kernel[d])

@@ -109,6 +109,16 @@ Var broadcast_to(Var x, const Shape& shape);
 Var broadcast_like(Var x, Var like);
 Var stop_gradient(Var x);  // x itself (a view); no gradient flows through it
 
+// Shapes as values computed in the graph (ops/shape_values.cpp): a Program computes them when it plans each
+// feed-shape signature, so a target computed from shape_of resolves at any batch size.
+Var shape_of(Var x);  // int64 (ndim,); a constant when x's shape is static
+// x reshaped to the int64 1-D `shape`: one -1 takes the remaining elements; a 0 copies x's dim when copy_zeros
+// (ONNX Reshape's default), else means 0. `dims`: the output shape as far as the builder knows it (kDynamic
+// where it does not), so the node's shape is that static; the plan checks it against the target's value.
+Var reshape(Var x, Var shape, bool copy_zeros = false, const Shape& dims = {});
+// x and the int64 1-D `shape` broadcast against each other (ONNX Expand); `dims` as for reshape.
+Var expand(Var x, Var shape, const Shape& dims = {});
+
 // Softmax family (ops/softmax.cpp), stable along `axis`.
 Var softmax(Var x, std::int64_t axis = -1);
 Var log_softmax(Var x, std::int64_t axis = -1);

@@ -354,8 +354,20 @@ void bind_ops(py::module_& m) {
         py::arg("x"), py::arg("axis") = py::none(), "a view without the given size-1 axes (None: all of them)");
   m.def("expand_dims", [](const PyNode& x, const py::object& axis) { return wrap(x.graph, unsqueeze(x.var, parse_axes(axis))); },
         py::arg("x"), py::arg("axis"), "a view with size-1 axes inserted at the given output positions (numpy)");
-  m.def("reshape", [](const PyNode& x, const py::object& shape) { return wrap(x.graph, reshape(x.var, parse_shape(shape, "reshape"))); },
-        py::arg("x"), py::arg("shape"), "a view with a new shape (one -1 is inferred)");
+  m.def("reshape", [](const PyNode& x, const py::object& shape) {
+          if (py::isinstance<PyNode>(shape)) return wrap(x.graph, reshape(x.var, shape.cast<PyNode>().var));
+          return wrap(x.graph, reshape(x.var, parse_shape(shape, "reshape")));
+        },
+        py::arg("x"), py::arg("shape"),
+        "a view with a new shape (one -1 is inferred); `shape` may be an int64 node computed in the graph (from "
+        "shape_of), resolved when the program plans each input shape");
+  m.def("shape_of", [](const PyNode& x) { return wrap(x.graph, shape_of(x.var)); }, py::arg("x"),
+        "x's shape as an int64 node, (ndim,): known when a program plans its input shapes, so reshape / expand to "
+        "targets computed from it work at any batch size");
+  m.def("expand", [](const PyNode& x, const PyNode& shape) { return wrap(x.graph, expand(x.var, shape.var)); },
+        py::arg("x"), py::arg("shape"),
+        "a view of x and the int64 node `shape` broadcast against each other (ONNX Expand); `shape` is computed in "
+        "the graph, e.g. from shape_of");
   m.def("broadcast_to", [](const PyNode& x, const py::object& shape) { return wrap(x.graph, broadcast_to(x.var, parse_shape(shape, "broadcast_to"))); },
         py::arg("x"), py::arg("shape"), "a view of x broadcast to `shape` (numpy rules)");
   m.def("transpose", [](const PyNode& x, const py::object& axes) { return wrap(x.graph, transpose(x.var, parse_axes(axes))); },

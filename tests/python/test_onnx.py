@@ -393,3 +393,100 @@ def test_sequences_resolve_at_import_and_stay_out_of_the_graph():
     with pytest.raises(ValueError, match="position 5 is out of range for a sequence of 4 tensors"):
         bad = numpy_helper.from_array(np.array(5, np.int64), "pos")
         xg.onnx.load_bytes(model(doubled + nodes, [bad]))
+
+
+def _dynamic_batch_model():
+    """What PyTorch writes for x.view(x.size(0), -1) @ W, zeros(x.size(0), 5), a tile by batch-sized repeats and
+    x.expand(...): every shape computed from Shape(x) at run time."""
+    from onnx import helper, numpy_helper, TensorProto
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((12, 5)).astype(np.float32)
+    i64 = lambda name, v: numpy_helper.from_array(np.array(v, np.int64), name)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["batch"], axis=0),
+        helper.make_node("Unsqueeze", ["batch", "axes0"], ["batch1"]),
+        helper.make_node("Concat", ["batch1", "minus1"], ["flat_shape"], axis=0),
+        helper.make_node("Reshape", ["x", "flat_shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "W"], ["z"]),
+        helper.make_node("Concat", ["batch1", "five"], ["zeros_shape"], axis=0),
+        helper.make_node("ConstantOfShape", ["zeros_shape"], ["zeros"], value=numpy_helper.from_array(np.array([0.5], np.float32))),
+        helper.make_node("Add", ["z", "zeros"], ["y"]),
+        # Tile(row, [batch, 1]): repeats computed from the batch
+        helper.make_node("Slice", ["flat", "zero1", "one1"], ["row"]),
+        helper.make_node("Concat", ["batch1", "one1"], ["reps"], axis=0),
+        helper.make_node("Tile", ["row", "reps"], ["tiled"]),
+        # Expand(bias (1, 1, 4), Shape(x)) and a Size-derived reshape
+        helper.make_node("Expand", ["bias", "s"], ["spread"]),
+        helper.make_node("Size", ["x"], ["count"]),
+        helper.make_node("Unsqueeze", ["count", "axes0"], ["count1"]),
+        helper.make_node("Reshape", ["spread", "count1"], ["spread_flat"]),
+    ]
+    inits = [numpy_helper.from_array(W, "W"), i64("zero", 0), i64("axes0", [0]), i64("minus1", [-1]), i64("five", [5]),
+             i64("zero1", [0]), i64("one1", [1]), numpy_helper.from_array(rng.standard_normal((1, 1, 4)).astype(np.float32), "bias")]
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5]),
+            helper.make_tensor_value_info("tiled", TensorProto.FLOAT, ["N", 12]),
+            helper.make_tensor_value_info("spread_flat", TensorProto.FLOAT, ["M"])]
+    graph = helper.make_graph(nodes, "dyn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4])], outs, inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m)
+    return m
+
+
+def test_shapes_computed_from_the_batch_import_and_run_at_any_batch_size(ort, tmp_path):
+    m = _dynamic_batch_model()
+    path = _saved(m, tmp_path / "dyn.onnx")
+    model = xg.onnx.load(path)
+    # what the importer knows statically stays static: the batch is the one symbolic dim
+    assert [tuple(o.shape) for o in model.outputs] == [(None, 5), (None, 12), (None,)]
+    rng = np.random.default_rng(4)
+    for n in (1, 3, 7, 2):
+        X = rng.standard_normal((n, 3, 4)).astype(np.float32)
+        got = model(x=X)
+        want = ort.run(path, {"x": X})
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    # the shape arithmetic ran while planning: the run's tape reads x, W and bias only
+    text = str(model._program)
+    assert "computed while planning" in text and "shape_of" in text
+
+
+def test_dynamic_batch_survives_an_export_round_trip(ort, tmp_path):
+    model = xg.onnx.load_bytes(_dynamic_batch_model().SerializeToString())
+    out = tmp_path / "again.onnx"
+    model.export(str(out))
+    exported = onnx.load(str(out))
+    batch = exported.graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch.dim_param and not batch.HasField("dim_value"), batch
+    assert {"Shape", "Reshape", "Expand"} <= {n.op_type for n in exported.graph.node}
+    again = xg.onnx.load(str(out))
+    rng = np.random.default_rng(5)
+    for n in (1, 6):
+        X = rng.standard_normal((n, 3, 4)).astype(np.float32)
+        want = model(x=X)
+        for ours, theirs, back in zip(want, ort.run(str(out), {"x": X}), again(x=X)):
+            np.testing.assert_allclose(theirs, ours, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(back, ours, rtol=1e-6, atol=1e-7)
+
+
+def test_a_shape_computed_from_values_is_refused_at_plan_time_naming_it():
+    g = xg.Graph()
+    x = g.input("x", (None, 4))
+    k = g.input("k", (2,), dtype=np.int64)  # a shape fed as data: not known before the run
+    y = xg.reshape(x, k)
+    assert y.shape == (None, None)
+    prog = g.compile(y)
+    with pytest.raises(ValueError, match="input 'k' sets the shape, and its value is not known before the run"):
+        prog(x=np.zeros((2, 4), np.float32), k=np.array([4, 2]))
+
+
+def test_reshape_to_a_computed_target_errors_name_the_shapes():
+    g = xg.Graph()
+    x = g.input("x", (None, 6))
+    bad = xg.concat([xg.shape_of(x)[:1], g.const(np.array([4], np.int64), "four")])
+    prog = g.compile(xg.reshape(x, bad))
+    with pytest.raises(ValueError, match=r"reshape_to.*cannot reshape \(3, 6\).*into \(3, 4\)"):
+        prog(x=np.zeros((3, 6), np.float32))
+    with pytest.raises(TypeError, match="target shape must be int64"):
+        xg.reshape(x, xg.astype(xg.shape_of(x), np.float32))

@@ -47,6 +47,18 @@ CASES = [
          lambda x: np.pad(x, ((0, 0), (3, 0), (1, 2)), mode="edge"), [_any(2, 2, 3)], second_order="loose"),
     Case("pad-replicate-nchw", "take", lambda x: xg.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2)), mode="replicate"),
          lambda x: np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2)), mode="edge"), [_any(2, 2, 3, 3)]),
+    # ---- shapes computed in the graph: resolved when the program plans each batch size ----
+    Case("shape-of", "shape_of", lambda x: xg.shape_of(x), lambda x: np.array(x.shape), [_any(4, 3, 2)], grad=False,
+         out_dtype=np.int64),
+    Case("reshape-to-batch-by-rest", "reshape_to",
+         lambda x: xg.reshape(x, xg.concat([xg.shape_of(x)[:1], x.graph.const(np.array([-1]), "rest")])),
+         lambda x: x.reshape(x.shape[0], -1), [_any(4, 3, 2)], second_order="loose", extra_ops=("shape_of",)),
+    Case("reshape-to-reversed-dims", "reshape_to", lambda x: x.reshape(xg.shape_of(x)[::-1]),
+         lambda x: x.reshape(x.shape[::-1]), [_any(4, 3, 2)], second_order="loose"),
+    Case("expand-to-shape-of", "expand", lambda x: xg.expand(x[:, :1], xg.shape_of(x)),
+         lambda x: np.broadcast_to(x[:, :1], x.shape), [_any(4, 3)], second_order="loose"),
+    Case("expand-both-ways", "expand", lambda x: xg.expand(x[:, :1], xg.shape_of(x)[1:]),
+         lambda x: np.broadcast_to(x[:, :1], x.shape), [_any(4, 3)], second_order="loose"),
 ]
 
 globals().update(table_tests(CASES))
