@@ -185,10 +185,19 @@ Imported import_slice(ImportCtx& c) {
     ends = c.attr_ints("ends");
     axes = c.attr_ints("axes");
   } else {
-    starts = c.const_ints(1);
-    ends = c.const_ints(2);
     if (c.has_input(3)) axes = c.const_ints(3);
     if (c.has_input(4)) steps = c.const_ints(4);
+    if (!c.is_constant(1) || !c.is_constant(2)) {  // bounds computed from shapes: a gather the plan resolves
+      const Var starts_in = c.shape_input(1), ends_in = c.shape_input(2);
+      if (starts_in.shape().size() != 1 || starts_in.shape()[0] == kDynamic) c.fail("starts must be 1-D of static length");
+      const auto n = static_cast<std::size_t>(starts_in.shape()[0]);
+      if (axes.empty())
+        for (std::size_t i = 0; i < n; ++i) axes.push_back(static_cast<std::int64_t>(i));
+      if (steps.empty()) steps.assign(n, 1);
+      return one(slice(x, starts_in, ends_in, axes, steps));
+    }
+    starts = c.const_ints(1);
+    ends = c.const_ints(2);
   }
   if (axes.empty())
     for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));

@@ -190,6 +190,9 @@ Imported import_tile(ImportCtx& c) {
   return one(reshape(expand(unsqueeze(x, odd), pairs, copies), merged, false, tiled));
 }
 
+// Range(start, limit, delta): constants fold while importing; computed from shapes, the plan resolves it.
+Imported import_range(ImportCtx& c) { return one(arange(c.shape_input(0), c.shape_input(1), c.shape_input(2))); }
+
 // ---- what is known of shape values' entries ----
 
 using Known = std::optional<ShapeEntries>;
@@ -316,6 +319,7 @@ void add_shape_importers(ImportTable& t) {
   t["Expand"] = import_expand;
   t["ConstantOfShape"] = import_constant_of_shape;
   t["Tile"] = import_tile;
+  t["Range"] = import_range;
 }
 
 }  // namespace xgrad::io

@@ -118,6 +118,11 @@ Var shape_of(Var x);  // int64 (ndim,); a constant when x's shape is static
 Var reshape(Var x, Var shape, bool copy_zeros = false, const Shape& dims = {});
 // x and the int64 1-D `shape` broadcast against each other (ONNX Expand); `dims` as for reshape.
 Var expand(Var x, Var shape, const Shape& dims = {});
+// start, start + delta, ... up to limit (exclusive), from three scalars of one dtype (ONNX Range).
+Var arange(Var start, Var limit, Var delta);
+// x sliced along `axes` by int64 1-D starts / stops computed in the graph (Python slice rules, static steps):
+// a gather of the indices each slice picks, which the plan computes.
+Var slice(Var x, Var starts, Var stops, const Axes& axes, const Axes& steps);
 
 // Softmax family (ops/softmax.cpp), stable along `axis`.
 Var softmax(Var x, std::int64_t axis = -1);

@@ -364,6 +364,25 @@ void bind_ops(py::module_& m) {
   m.def("shape_of", [](const PyNode& x) { return wrap(x.graph, shape_of(x.var)); }, py::arg("x"),
         "x's shape as an int64 node, (ndim,): known when a program plans its input shapes, so reshape / expand to "
         "targets computed from it work at any batch size");
+  m.def("arange", [](const py::object& start, const py::object& limit, const py::object& delta) {
+          const py::object args[] = {start, limit, delta};
+          const PyNode* like = nullptr;
+          for (const auto& a : args)
+            if (!like && py::isinstance<PyNode>(a)) like = &a.cast<const PyNode&>();
+          if (!like) throw TypeError("arange: start, limit or delta must be a node (for numbers, use numpy.arange)");
+          return wrap(like->graph, arange(as_var(start, *like), as_var(limit, *like), as_var(delta, *like)));
+        },
+        py::arg("start"), py::arg("limit"), py::arg("delta") = 1,
+        "start, start + delta, ... below limit, from scalar nodes (numbers take their dtype): ONNX Range. Its length "
+        "is known when the program plans, so the scalars must come from shapes (shape_of) or constants");
+  m.def("slice", [](const PyNode& x, const py::object& starts, const py::object& stops, const py::object& axes, const py::object& steps) {
+          const Axes ax = parse_axes(axes);
+          const Axes st = steps.is_none() ? Axes(ax.size(), 1) : parse_axes(steps);
+          return wrap(x.graph, slice(x.var, index_var(starts, x), index_var(stops, x), ax, st));
+        },
+        py::arg("x"), py::arg("starts"), py::arg("stops"), py::arg("axes"), py::arg("steps") = py::none(),
+        "x sliced along `axes` by int64 starts / stops that may be nodes computed from shapes (Python slice rules; "
+        "static steps, default 1): a gather whose indices the program computes when it plans each input shape");
   m.def("expand", [](const PyNode& x, const PyNode& shape) { return wrap(x.graph, expand(x.var, shape.var)); },
         py::arg("x"), py::arg("shape"),
         "a view of x and the int64 node `shape` broadcast against each other (ONNX Expand); `shape` is computed in "

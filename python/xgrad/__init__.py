@@ -20,7 +20,7 @@ from ._xgrad import (Graph, Node, Program, abs, add, argmax, argmin, astype, bat
                      adam_update, lerp, lerp_square, log_softmax_take, logsumexp, lt,
                      linear, matmul, max, maximum, mean, min, minimum, mse_loss, mul, ne, neg, one_hot, pad, pow, prod,
                      registered_ops, relu, reshape, rsqrt, sigmoid, sign, sin, softmax, softplus, sqrt, square, std,
-                     split, squeeze, expand_dims, shape_of, expand, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
+                     split, squeeze, expand_dims, shape_of, expand, arange, slice, stack, stop_gradient, sub, sum, take, take_along_axis, tanh, transpose, var, where)
 from ._xgrad import Tensor, cuda, linalg, tensor
 from ._xgrad import version as _xgrad_version
 from ._xgrad import avg_pool1d, avg_pool2d, avg_pool3d, conv1d, conv2d, conv3d, max_pool1d, max_pool2d, max_pool3d
@@ -79,7 +79,7 @@ __all__ = [
     # reductions
     "sum", "mean", "max", "min", "prod", "var", "std", "logsumexp", "argmax", "argmin",
     # linear algebra, shapes, indexing
-    "matmul", "linear", "reshape", "shape_of", "expand", "transpose", "broadcast_to", "flatten", "squeeze", "expand_dims", "concat", "stack", "split", "pad", "take", "take_along_axis", "log_softmax_take", "index_select", "one_hot",
+    "matmul", "linear", "reshape", "shape_of", "expand", "arange", "slice", "transpose", "broadcast_to", "flatten", "squeeze", "expand_dims", "concat", "stack", "split", "pad", "take", "take_along_axis", "log_softmax_take", "index_select", "one_hot",
     "embedding",
     # neural nets
     "softmax", "log_softmax", "cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "huber_loss",

@@ -421,12 +421,18 @@ def _dynamic_batch_model():
         helper.make_node("Size", ["x"], ["count"]),
         helper.make_node("Unsqueeze", ["count", "axes0"], ["count1"]),
         helper.make_node("Reshape", ["spread", "count1"], ["spread_flat"]),
+        # Range(0, batch) and x[1:batch - 1] along the batch
+        helper.make_node("Range", ["zero", "batch", "one"], ["positions"]),
+        helper.make_node("Sub", ["batch1", "one1"], ["last"]),
+        helper.make_node("Slice", ["x", "one1", "last", "zero1"], ["inner"]),
     ]
     inits = [numpy_helper.from_array(W, "W"), i64("zero", 0), i64("axes0", [0]), i64("minus1", [-1]), i64("five", [5]),
-             i64("zero1", [0]), i64("one1", [1]), numpy_helper.from_array(rng.standard_normal((1, 1, 4)).astype(np.float32), "bias")]
+             i64("zero1", [0]), i64("one1", [1]), i64("one", 1), numpy_helper.from_array(rng.standard_normal((1, 1, 4)).astype(np.float32), "bias")]
     outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5]),
             helper.make_tensor_value_info("tiled", TensorProto.FLOAT, ["N", 12]),
-            helper.make_tensor_value_info("spread_flat", TensorProto.FLOAT, ["M"])]
+            helper.make_tensor_value_info("spread_flat", TensorProto.FLOAT, ["M"]),
+            helper.make_tensor_value_info("positions", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("inner", TensorProto.FLOAT, ["K", 3, 4])]
     graph = helper.make_graph(nodes, "dyn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4])], outs, inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(m)
@@ -438,7 +444,7 @@ def test_shapes_computed_from_the_batch_import_and_run_at_any_batch_size(ort, tm
     path = _saved(m, tmp_path / "dyn.onnx")
     model = xg.onnx.load(path)
     # what the importer knows statically stays static: the batch is the one symbolic dim
-    assert [tuple(o.shape) for o in model.outputs] == [(None, 5), (None, 12), (None,)]
+    assert [tuple(o.shape) for o in model.outputs] == [(None, 5), (None, 12), (None,), (None,), (None, 3, 4)]
     rng = np.random.default_rng(4)
     for n in (1, 3, 7, 2):
         X = rng.standard_normal((n, 3, 4)).astype(np.float32)
@@ -459,7 +465,7 @@ def test_dynamic_batch_survives_an_export_round_trip(ort, tmp_path):
     exported = onnx.load(str(out))
     batch = exported.graph.input[0].type.tensor_type.shape.dim[0]
     assert batch.dim_param and not batch.HasField("dim_value"), batch
-    assert {"Shape", "Reshape", "Expand"} <= {n.op_type for n in exported.graph.node}
+    assert {"Shape", "Reshape", "Expand", "Range"} <= {n.op_type for n in exported.graph.node}
     again = xg.onnx.load(str(out))
     rng = np.random.default_rng(5)
     for n in (1, 6):
