@@ -123,21 +123,14 @@ Imported import_inverse(ImportCtx& c) { return one(inv(c.in(0))); }
 
 // ---- convolution and pooling (2-D, NCHW) ----
 
-// Pooling of any spatial rank, any dilation, padding and ceil_mode, as the
-// max (or sum) of one strided slice per kernel offset; average pools divide
-// by the same sums over a mask of the positions that count.
+// The window attributes shared by Conv and the pools, with auto_pad resolved (which needs static spatial
+// dims). Pools whose window the 2-D kernels do not cover go to the engine's windows' fold (ops/conv.h).
 constexpr std::int64_t kMaxWindow = std::int64_t{1} << 31;  // so that window arithmetic stays far from int64's limit
 
-struct PoolSpec {
-  Shape kernel, stride, dilation, begin, end;  // per spatial dim
-};
-
-// The window attributes shared by Conv and the pools, with auto_pad resolved
-// (which needs static spatial dims).
-PoolSpec pool_spec(ImportCtx& c, const Var& x, const Shape& default_kernel = {}) {
+PoolWindow pool_spec(ImportCtx& c, const Var& x, const Shape& default_kernel = {}) {
   const std::int64_t s = rank_of(x) - 2;
   if (s < 1) c.fail("needs an (N, C, spatial...) input, got shape " + to_string(x.shape()));
-  PoolSpec p;
+  PoolWindow p;
   p.kernel = c.attr_ints("kernel_shape", default_kernel);
   p.stride = c.attr_ints("strides", Shape(s, 1));
   p.dilation = c.attr_ints("dilations", Shape(s, 1));
@@ -172,23 +165,11 @@ PoolSpec pool_spec(ImportCtx& c, const Var& x, const Shape& default_kernel = {})
     p.begin.push_back(b);
     p.end.push_back(e);
   }
+  p.ceil_mode = c.attr_int("ceil_mode", 0) != 0;
+  if (p.ceil_mode)
+    for (std::int64_t d = 0; d < s; ++d)
+      if (x.shape()[2 + d] == kDynamic) c.fail("ceil_mode needs static spatial dims");
   return p;
-}
-
-// ceil_mode's extra window made explicit as end padding that never counts.
-Shape ceil_extra(ImportCtx& c, const Var& x, const PoolSpec& p) {
-  const std::size_t s = p.kernel.size();
-  Shape extra(s, 0);
-  if (!c.attr_int("ceil_mode", 0)) return extra;
-  for (std::size_t d = 0; d < s; ++d) {
-    const std::int64_t n = x.shape()[2 + d];
-    if (n == kDynamic) c.fail("ceil_mode needs static spatial dims");
-    const std::int64_t span = n + p.begin[d] + p.end[d] - ((p.kernel[d] - 1) * p.dilation[d] + 1);
-    std::int64_t out = (span + p.stride[d] - 1) / p.stride[d] + 1;
-    if ((out - 1) * p.stride[d] >= n + p.begin[d]) --out;  // the last window must start inside the input
-    extra[d] = std::max<std::int64_t>((out - 1) * p.stride[d] - span, 0);
-  }
-  return extra;
 }
 
 Var pad_spatial(Var x, const Shape& begin, const Shape& end, double value) {
@@ -197,37 +178,9 @@ Var pad_spatial(Var x, const Shape& begin, const Shape& end, double value) {
   return pad(x, pads, value);
 }
 
-Var window_fold(const Var& padded, const PoolSpec& p, bool take_max) {
-  const std::size_t s = p.kernel.size();
-  const auto rank = static_cast<std::int64_t>(s + 2);
-  Shape out(s);
-  for (std::size_t d = 0; d < s; ++d) {
-    const std::int64_t span = (p.kernel[d] - 1) * p.dilation[d] + 1;
-    if (span > padded.shape()[2 + d])  // also bounds the loop below: one slice per kernel offset
-      throw ValueError("pooling: the window (" + std::to_string(span) + ") is larger than the padded input " +
-                       to_string(padded.shape()));
-    out[d] = (padded.shape()[2 + d] - span) / p.stride[d] + 1;
-  }
-  Var acc;
-  Shape offset(s, 0);
-  for (;;) {
-    Axes starts(rank, 0), stops(rank, kSliceEnd), steps(rank, 1);
-    for (std::size_t d = 0; d < s; ++d) {
-      starts[2 + d] = offset[d] * p.dilation[d];
-      stops[2 + d] = starts[2 + d] + (out[d] - 1) * p.stride[d] + 1;
-      steps[2 + d] = p.stride[d];
-    }
-    const Var part = slice(padded, starts, stops, steps);
-    acc = !acc ? part : (take_max ? maximum(acc, part) : acc + part);
-    std::size_t d = 0;
-    while (d < s && ++offset[d] == p.kernel[d]) offset[d++] = 0;
-    if (d == s) break;
-  }
-  return acc;
-}
-
-bool plain_2d(const Var& x, const PoolSpec& p, const Shape& extra) {
-  if (rank_of(x) != 4 || extra != Shape(2, 0)) return false;
+// The 2-D pooling kernels take symmetric padding of at most half the kernel, no dilation, no ceil_mode window.
+bool plain_2d(const Var& x, const PoolWindow& p) {
+  if (rank_of(x) != 4 || ceil_mode_extra(x, p) != Shape(2, 0)) return false;
   for (int d = 0; d < 2; ++d)
     if (p.dilation[d] != 1 || p.begin[d] != p.end[d] || 2 * p.begin[d] > p.kernel[d]) return false;
   return true;
@@ -236,30 +189,22 @@ bool plain_2d(const Var& x, const PoolSpec& p, const Shape& extra) {
 Imported import_max_pool(ImportCtx& c) {
   if (c.node.output_size() > 1 && !c.node.output(1).empty()) c.fail("the Indices output is not supported");
   const Var x = c.in(0);
-  const PoolSpec p = pool_spec(c, x);
-  const Shape extra = ceil_extra(c, x, p);
-  if (plain_2d(x, p, extra))
+  const PoolWindow p = pool_spec(c, x);
+  if (plain_2d(x, p))
     return one(max_pool2d(x, {{p.kernel[0], p.kernel[1]}, Pair{p.stride[0], p.stride[1]}, {p.begin[0], p.begin[1]}, true}));
-  Shape end = p.end;
-  for (std::size_t d = 0; d < end.size(); ++d) end[d] += extra[d];
   if (!is_static(x.shape())) c.fail("this pooling variant needs static spatial dims");
-  return one(window_fold(pad_spatial(x, p.begin, end, -INFINITY), p, true));
+  return one(max_pool_windows(x, p));
 }
 
 Imported import_average_pool(ImportCtx& c) {
   const Var x = c.in(0);
-  const PoolSpec p = pool_spec(c, x);
-  const Shape extra = ceil_extra(c, x, p);
+  const PoolWindow p = pool_spec(c, x);
   const bool include_pad = c.attr_int("count_include_pad", 0) != 0;
-  if (plain_2d(x, p, extra))
+  if (plain_2d(x, p))
     return one(avg_pool2d(x, {{p.kernel[0], p.kernel[1]}, Pair{p.stride[0], p.stride[1]}, {p.begin[0], p.begin[1]},
                               include_pad}));
   if (!is_static(x.shape())) c.fail("this pooling variant needs static spatial dims");
-  const Shape none(extra.size(), 0);
-  const Var sums = window_fold(pad_spatial(pad_spatial(x, p.begin, p.end, 0.0), none, extra, 0.0), p, false);
-  const Var ones = zeros_like(x) + 1.0;
-  const Var mask = pad_spatial(pad_spatial(ones, p.begin, p.end, include_pad ? 1.0 : 0.0), none, extra, 0.0);
-  return one(sums / window_fold(mask, p, false));
+  return one(avg_pool_windows(x, p, include_pad));
 }
 
 Imported import_conv(ImportCtx& c) {
@@ -269,7 +214,7 @@ Imported import_conv(ImportCtx& c) {
   if (rank != rank_of(w) || rank < 3 || rank > 5)
     c.fail("convolutions of 1, 2 or 3 spatial dims are supported, got input " + to_string(x.shape()) + " and weight " +
            to_string(w.shape()));
-  const PoolSpec s = pool_spec(c, x, Shape(w.shape().begin() + 2, w.shape().end()));
+  const PoolWindow s = pool_spec(c, x, Shape(w.shape().begin() + 2, w.shape().end()));
   Shape padding = s.begin;
   if (s.begin != s.end) {  // asymmetric: zeros added first
     x = pad_spatial(x, s.begin, s.end, 0.0);

@@ -37,10 +37,26 @@ struct Pool2dParams {
   std::optional<Pair> stride;  // none: the kernel size, PyTorch's default
   Pair padding{0, 0};  // at most half the kernel, as PyTorch requires
   bool count_include_pad = true;  // avg_pool2d only: padded zeros count in the divisor
+  Pair dilation{1, 1};  // max_pool2d only, as in PyTorch
+  bool ceil_mode = false;  // the last partial window counts (it must start inside the input or its padding)
 };
 
+// With dilation or ceil_mode, the windows' fold below (no pooling kernel).
 Var max_pool2d(Var x, const Pool2dParams& p);
 Var avg_pool2d(Var x, const Pool2dParams& p);
+
+// ---- any number of spatial dims (ops/pool_window.cpp) ----
+// Pooling as the maximum (sum) of one strided slice per kernel offset, for dilation, ceil_mode and uneven
+// padding (ONNX's pads); spatial dims must be static. Per spatial dim: kernel, stride, dilation, padding
+// before (begin) and after (end). ceil_mode keeps the last partial window, as PyTorch does.
+struct PoolWindow {
+  Shape kernel, stride, dilation, begin, end;
+  bool ceil_mode = false;
+};
+Var max_pool_windows(Var x, const PoolWindow& w);
+// The divisor counts padding when count_include_pad, never ceil_mode's extra positions (PyTorch's rule).
+Var avg_pool_windows(Var x, const PoolWindow& w, bool count_include_pad);
+Shape ceil_mode_extra(const Var& x, const PoolWindow& w);  // the end padding ceil_mode's last window adds
 
 // Gradient helpers, public so gradients of gradients can be built and tested.
 // max_pool2d_grad routes dy to the first maximum of each window of x;
@@ -82,12 +98,16 @@ struct Pool1dParams {
   std::optional<std::int64_t> stride;  // none: the kernel size
   std::int64_t padding = 0;            // at most half the kernel
   bool count_include_pad = true;
+  std::int64_t dilation = 1;  // max_pool1d only
+  bool ceil_mode = false;
 };
 struct Pool3dParams {
   Triple kernel{1, 1, 1};
   std::optional<Triple> stride;
   Triple padding{0, 0, 0};
   bool count_include_pad = true;
+  Triple dilation{1, 1, 1};  // max_pool3d only
+  bool ceil_mode = false;
 };
 
 Var max_pool1d(Var x, const Pool1dParams& p);

@@ -322,8 +322,36 @@ const OpDef& avg_pool2d_grad_op = register_op(
 
 }  // namespace
 
-Var max_pool2d(Var x, const Pool2dParams& p) { return x.graph().apply(max_pool2d_op, {x}, attrs_of(p)); }
-Var avg_pool2d(Var x, const Pool2dParams& p) { return x.graph().apply(avg_pool2d_op, {x}, attrs_of(p)); }
+namespace {
+
+// Dilation and ceil_mode go to the windows' fold, after the checks the kernels' own ops make.
+bool needs_windows(const char* op, const Var& x, const Pool2dParams& p) {
+  if (p.dilation == Pair{1, 1} && !p.ceil_mode) return false;
+  try {
+    pool_output_shape(x.shape(), p);
+    if (p.dilation[0] < 1 || p.dilation[1] < 1) throw ValueError("dilation must be positive, got " + pair_str(p.dilation));
+  } catch (const ValueError& e) {
+    throw ValueError(std::string(op) + ": " + e.what());
+  }
+  return true;
+}
+
+PoolWindow window_of(const Pool2dParams& p) {
+  const Pair stride = p.stride.value_or(p.kernel);
+  return {{p.kernel[0], p.kernel[1]}, {stride[0], stride[1]}, {p.dilation[0], p.dilation[1]},
+          {p.padding[0], p.padding[1]}, {p.padding[0], p.padding[1]}, p.ceil_mode};
+}
+
+}  // namespace
+
+Var max_pool2d(Var x, const Pool2dParams& p) {
+  if (needs_windows("max_pool2d", x, p)) return max_pool_windows(x, window_of(p));
+  return x.graph().apply(max_pool2d_op, {x}, attrs_of(p));
+}
+Var avg_pool2d(Var x, const Pool2dParams& p) {
+  if (needs_windows("avg_pool2d", x, p)) return avg_pool_windows(x, window_of(p), p.count_include_pad);
+  return x.graph().apply(avg_pool2d_op, {x}, attrs_of(p));
+}
 
 Var max_pool2d_grad(Var x, Var dy, const Pool2dParams& p) {
   return x.graph().apply(max_pool2d_grad_op, {x, dy}, attrs_of(p));

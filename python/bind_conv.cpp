@@ -64,13 +64,43 @@ std::array<std::int64_t, N> parse_ints(const py::handle& obj, const std::string&
 
 std::int64_t parse_int(const py::handle& obj, const std::string& what) { return parse_ints<1>(obj, what)[0]; }
 
-Pool2dParams pool_params(const char* name, const py::object& kernel_size, const py::object& stride, const py::object& padding) {
-  Pool2dParams p;
-  const std::string op(name);
-  p.kernel = parse_pair(kernel_size, op + ": kernel_size");
-  if (!stride.is_none()) p.stride = parse_pair(stride, op + ": stride");
-  p.padding = parse_pair(padding, op + ": padding");
+// An int or N ints (N = 1: the int).
+template <std::size_t N>
+auto spatial(const py::handle& obj, const std::string& what) {
+  if constexpr (N == 1) return parse_int(obj, what);
+  else return parse_ints<N>(obj, what);
+}
+
+// Pooling parameters over N spatial dims from Python's arguments, torch.nn.functional's names.
+template <std::size_t N, class Params>
+Params pool_args(const std::string& op, const py::object& kernel_size, const py::object& stride, const py::object& padding,
+                 const py::object& dilation, bool ceil_mode, bool count_include_pad) {
+  Params p;
+  p.kernel = spatial<N>(kernel_size, op + ": kernel_size");
+  if (!stride.is_none()) p.stride = spatial<N>(stride, op + ": stride");
+  p.padding = spatial<N>(padding, op + ": padding");
+  p.dilation = spatial<N>(dilation, op + ": dilation");
+  p.ceil_mode = ceil_mode;
+  p.count_include_pad = count_include_pad;
   return p;
+}
+
+// max_poolNd(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) and
+// avg_poolNd(x, kernel_size, stride=None, padding=0, count_include_pad=True, ceil_mode=False).
+template <std::size_t N, class Params>
+void bind_pools(py::module_& m, const char* max_name, Var (*max_fn)(Var, const Params&), const char* max_doc,
+                const char* avg_name, Var (*avg_fn)(Var, const Params&), const char* avg_doc) {
+  m.def(max_name, [max_name, max_fn](const PyNode& x, const py::object& kernel_size, const py::object& stride, const py::object& padding,
+                                     const py::object& dilation, bool ceil_mode) {
+          return wrap(x.graph, max_fn(x.var, pool_args<N, Params>(max_name, kernel_size, stride, padding, dilation, ceil_mode, true)));
+        }, py::arg("x"), py::arg("kernel_size"), py::arg("stride") = py::none(), py::arg("padding") = 0, py::arg("dilation") = 1,
+        py::arg("ceil_mode") = false, max_doc);
+  m.def(avg_name, [avg_name, avg_fn](const PyNode& x, const py::object& kernel_size, const py::object& stride, const py::object& padding,
+                                     bool count_include_pad, bool ceil_mode) {
+          return wrap(x.graph, avg_fn(x.var, pool_args<N, Params>(avg_name, kernel_size, stride, padding, py::int_(1), ceil_mode,
+                                                                  count_include_pad)));
+        }, py::arg("x"), py::arg("kernel_size"), py::arg("stride") = py::none(), py::arg("padding") = 0,
+        py::arg("count_include_pad") = true, py::arg("ceil_mode") = false, avg_doc);
 }
 
 }  // namespace
@@ -90,20 +120,14 @@ void bind_conv(py::module_& m) {
         "2-D convolution of x (N, C_in, H, W) with w (C_out, C_in / groups, kH, kW), plus an optional bias b (C_out,),\n"
         "as torch.nn.functional.conv2d. stride, padding and dilation take an int or an (h, w) pair; padding also\n"
         "'valid' or 'same' (stride 1).");
-  m.def("max_pool2d", [](const PyNode& x, const py::object& kernel_size, const py::object& stride, const py::object& padding) {
-          return wrap(x.graph, max_pool2d(x.var, pool_params("max_pool2d", kernel_size, stride, padding)));
-        }, py::arg("x"), py::arg("kernel_size"), py::arg("stride") = py::none(), py::arg("padding") = 0,
-        "Maximum over each kernel_size window of x (N, C, H, W); stride defaults to kernel_size; padding\n"
-        "(at most half the kernel) never wins. The gradient goes to the first maximum of each window.");
-  m.def("avg_pool2d", [](const PyNode& x, const py::object& kernel_size, const py::object& stride, const py::object& padding,
-                         bool count_include_pad) {
-          Pool2dParams p = pool_params("avg_pool2d", kernel_size, stride, padding);
-          p.count_include_pad = count_include_pad;
-          return wrap(x.graph, avg_pool2d(x.var, p));
-        }, py::arg("x"), py::arg("kernel_size"), py::arg("stride") = py::none(), py::arg("padding") = 0,
-        py::arg("count_include_pad") = true,
-        "Mean over each kernel_size window of x (N, C, H, W); stride defaults to kernel_size. With\n"
-        "count_include_pad (the default, as in PyTorch) padded zeros count in the divisor.");
+  bind_pools<2, Pool2dParams>(m, "max_pool2d", max_pool2d,
+      "Maximum over each kernel_size window of x (N, C, H, W), as torch.nn.functional.max_pool2d: stride defaults to\n"
+      "kernel_size; padding (at most half the kernel) never wins; dilation spaces the window's taps; ceil_mode keeps\n"
+      "the last partial window. The gradient goes to the first maximum of each window.",
+      "avg_pool2d", avg_pool2d,
+      "Mean over each kernel_size window of x (N, C, H, W); stride defaults to kernel_size. With\n"
+      "count_include_pad (the default, as in PyTorch) padded zeros count in the divisor; ceil_mode keeps the last\n"
+      "partial window, whose positions past the padding never count.");
 
   // 1 and 3 spatial dims: the same arguments, an int or one value per spatial dim.
   m.def("conv1d", [](const PyNode& x, const py::object& w, const py::object& b, const py::object& stride,
@@ -127,36 +151,12 @@ void bind_conv(py::module_& m) {
         "3-D convolution of x (N, C_in, D, H, W) with w (C_out, C_in / groups, kD, kH, kW), plus an optional bias,\n"
         "as torch.nn.functional.conv3d; stride, padding and dilation an int or a (d, h, w) triple. C, D, H and W\n"
         "must be static. Computed as one 2-D convolution per depth tap (depth folded into the batch), summed.");
-  m.def("max_pool1d", [](const PyNode& x, const py::object& kernel_size, const py::object& stride, const py::object& padding) {
-          Pool1dParams p{parse_int(kernel_size, "max_pool1d: kernel_size"), std::nullopt, parse_int(padding, "max_pool1d: padding")};
-          if (!stride.is_none()) p.stride = parse_int(stride, "max_pool1d: stride");
-          return wrap(x.graph, max_pool1d(x.var, p));
-        }, py::arg("x"), py::arg("kernel_size"), py::arg("stride") = py::none(), py::arg("padding") = 0,
-        "Maximum over each window of x (N, C, L), as torch.nn.functional.max_pool1d.");
-  m.def("avg_pool1d", [](const PyNode& x, const py::object& kernel_size, const py::object& stride, const py::object& padding,
-                         bool count_include_pad) {
-          Pool1dParams p{parse_int(kernel_size, "avg_pool1d: kernel_size"), std::nullopt, parse_int(padding, "avg_pool1d: padding"),
-                         count_include_pad};
-          if (!stride.is_none()) p.stride = parse_int(stride, "avg_pool1d: stride");
-          return wrap(x.graph, avg_pool1d(x.var, p));
-        }, py::arg("x"), py::arg("kernel_size"), py::arg("stride") = py::none(), py::arg("padding") = 0,
-        py::arg("count_include_pad") = true, "Mean over each window of x (N, C, L), as torch.nn.functional.avg_pool1d.");
-  m.def("max_pool3d", [](const PyNode& x, const py::object& kernel_size, const py::object& stride, const py::object& padding) {
-          Pool3dParams p{parse_ints<3>(kernel_size, "max_pool3d: kernel_size"), std::nullopt, parse_ints<3>(padding, "max_pool3d: padding")};
-          if (!stride.is_none()) p.stride = parse_ints<3>(stride, "max_pool3d: stride");
-          return wrap(x.graph, max_pool3d(x.var, p));
-        }, py::arg("x"), py::arg("kernel_size"), py::arg("stride") = py::none(), py::arg("padding") = 0,
-        "Maximum over each window of x (N, C, D, H, W), as torch.nn.functional.max_pool3d (C, D, H, W static).\n"
-        "The gradient goes to the first maximum within a depth slice; a tie across depth slices shares it.");
-  m.def("avg_pool3d", [](const PyNode& x, const py::object& kernel_size, const py::object& stride, const py::object& padding,
-                         bool count_include_pad) {
-          Pool3dParams p{parse_ints<3>(kernel_size, "avg_pool3d: kernel_size"), std::nullopt, parse_ints<3>(padding, "avg_pool3d: padding"),
-                         count_include_pad};
-          if (!stride.is_none()) p.stride = parse_ints<3>(stride, "avg_pool3d: stride");
-          return wrap(x.graph, avg_pool3d(x.var, p));
-        }, py::arg("x"), py::arg("kernel_size"), py::arg("stride") = py::none(), py::arg("padding") = 0,
-        py::arg("count_include_pad") = true,
-        "Mean over each window of x (N, C, D, H, W), as torch.nn.functional.avg_pool3d (C, D, H, W static).");
+  bind_pools<1, Pool1dParams>(m, "max_pool1d", max_pool1d, "Maximum over each window of x (N, C, L), as torch.nn.functional.max_pool1d.",
+                              "avg_pool1d", avg_pool1d, "Mean over each window of x (N, C, L), as torch.nn.functional.avg_pool1d.");
+  bind_pools<3, Pool3dParams>(m, "max_pool3d", max_pool3d,
+      "Maximum over each window of x (N, C, D, H, W), as torch.nn.functional.max_pool3d (C, D, H, W static).\n"
+      "The gradient goes to the first maximum within a depth slice; a tie across depth slices shares it.",
+      "avg_pool3d", avg_pool3d, "Mean over each window of x (N, C, D, H, W), as torch.nn.functional.avg_pool3d (C, D, H, W static).");
 }
 
 }  // namespace xgrad::python

@@ -31,6 +31,43 @@ TEST(Program, RunsWithDifferentBatchSizes) {
   }
 }
 
+TEST(Program, ShapesComputedFromTheFeedsResolveWhileItPlans) {
+  Graph g;
+  Var x = g.input("x", {kDynamic, 3, 4});
+  Tensor rest = Tensor::full(DType::int64, {1}, -1.0);
+  // x.view(x.size(0), -1), and zeros(x.size(0)) as arange's length
+  Var batch = slice(shape_of(x), {0}, {1}, {1});
+  Var flat = reshape(x, concat({batch, g.constant(rest)}, 0));
+  Var positions = arange(g.scalar(0, DType::int64), reshape(batch, Shape{}), g.scalar(1, DType::int64));
+  EXPECT_EQ(flat.shape(), (Shape{kDynamic, kDynamic}));
+  Program p = compile({sum(flat, {1}), astype(positions, DType::float32)});
+  for (std::int64_t n : {2, 5, 2}) {
+    auto out = p.run({{"x", range_tensor({n, 3, 4})}});
+    ASSERT_EQ(out[0].shape(), (Shape{n}));
+    ASSERT_EQ(out[1].shape(), (Shape{n}));
+    for (std::int64_t r = 0; r < n; ++r) {
+      EXPECT_FLOAT_EQ(out[0].data<float>()[r], static_cast<float>(12 * 12 * r + 66));  // 12r..12r+11
+      EXPECT_FLOAT_EQ(out[1].data<float>()[r], static_cast<float>(r));
+    }
+  }
+  // The shape arithmetic ran while planning: the printed plan says so.
+  EXPECT_NE(p.to_string().find("computed while planning"), std::string::npos);
+}
+
+TEST(Program, AShapeFedAsDataIsRefusedNamingIt) {
+  Graph g;
+  Var x = g.input("x", {kDynamic, 4});
+  Var target = g.input("target", {2}, DType::int64);
+  Program p = compile({reshape(x, target)});
+  Tensor t = Tensor::full(DType::int64, {2}, 2.0);
+  try {
+    p.run({{"x", range_tensor({1, 4})}, {"target", t}});
+    FAIL() << "expected a ValueError";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("input 'target' sets the shape"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Program, OutputsAreFreshAndNotOverwrittenByLaterRuns) {
   Graph g;
   Var x = g.input("x", {4});

@@ -50,6 +50,19 @@ CASES = [
           stride=(2, 2, 1), padding=1, count_include_pad=False),
     _pool("avg_pool3d-include-pad", xg.avg_pool3d, F.avg_pool3d, (1, 1, 4, 5, 5), "avg_pool2d", kernel_size=(3, 3, 2),
           stride=2, padding=(1, 1, 0)),
+    # dilation and ceil_mode: the windows' fold (pad, one strided slice per kernel offset, maximum / add)
+    Case("max_pool2d-dilation-ceil", "slice", lambda x: xg.max_pool2d(x, 3, 2, 1, dilation=2, ceil_mode=True),
+         _ref(F.max_pool2d, kernel_size=3, stride=2, padding=1, dilation=2, ceil_mode=True), [_any(2, 3, 9, 8)],
+         extra_ops=("pad", "maximum"), second_order="loose"),
+    _pool("max_pool2d-ceil", xg.max_pool2d, F.max_pool2d, (2, 2, 7, 7), "maximum", kernel_size=2, stride=2, ceil_mode=True),
+    _pool("avg_pool2d-ceil", xg.avg_pool2d, F.avg_pool2d, (2, 2, 7, 6), "pad", kernel_size=3, stride=2, padding=1,
+          ceil_mode=True, second_order="loose"),
+    _pool("avg_pool2d-ceil-exclude-pad", xg.avg_pool2d, F.avg_pool2d, (1, 2, 8, 7), "div", kernel_size=3, stride=2,
+          padding=1, ceil_mode=True, count_include_pad=False),
+    _pool("max_pool1d-dilation", xg.max_pool1d, F.max_pool1d, (2, 3, 10), "maximum", kernel_size=3, padding=1, dilation=2),
+    _pool("max_pool3d-dilation-ceil", xg.max_pool3d, F.max_pool3d, (1, 2, 6, 5, 5), "maximum", kernel_size=2, stride=2,
+          dilation=(2, 1, 1), ceil_mode=True),
+    _pool("avg_pool3d-ceil", xg.avg_pool3d, F.avg_pool3d, (1, 2, 5, 5, 4), "add", kernel_size=2, stride=2, ceil_mode=True),
 ]
 
 globals().update(table_tests(CASES))
@@ -119,3 +132,15 @@ def test_conv_layers_match_torch_layers(dims):
         theirs.bias.copy_(torch.tensor(layer.bias.value))
     xs = np.random.default_rng(0).standard_normal((2, 4) + (6,) * dims)
     np.testing.assert_allclose(g.compile(layer(x))(x=xs), theirs(torch.tensor(xs)).detach().numpy(), rtol=1e-10)
+
+
+def test_pool_dilation_and_ceil_mode_errors_name_the_op():
+    g = xg.Graph()
+    with pytest.raises(ValueError, match="ceil_mode or uneven padding needs static spatial dims"):
+        xg.max_pool2d(g.input("x", (1, 1, None, 4)), 2, ceil_mode=True)
+    with pytest.raises(ValueError, match=r"max_pool2d: padding \(2, 2\) must be at most half of kernel"):
+        xg.max_pool2d(g.input("y", (1, 1, 6, 6)), 2, padding=2, dilation=2)
+    with pytest.raises(ValueError, match="max_pool2d: dilation must be positive"):
+        xg.max_pool2d(g.input("z", (1, 1, 6, 6)), 2, dilation=0)
+    with pytest.raises(ValueError, match=r"the window \(7\) is larger than the padded input"):
+        xg.max_pool1d(g.input("w", (1, 1, 5)), 3, dilation=3)
