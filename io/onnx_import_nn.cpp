@@ -192,7 +192,6 @@ Imported import_max_pool(ImportCtx& c) {
   const PoolWindow p = pool_spec(c, x);
   if (plain_2d(x, p))
     return one(max_pool2d(x, {{p.kernel[0], p.kernel[1]}, Pair{p.stride[0], p.stride[1]}, {p.begin[0], p.begin[1]}, true}));
-  if (!is_static(x.shape())) c.fail("this pooling variant needs static spatial dims");
   return one(max_pool_windows(x, p));
 }
 
@@ -203,7 +202,6 @@ Imported import_average_pool(ImportCtx& c) {
   if (plain_2d(x, p))
     return one(avg_pool2d(x, {{p.kernel[0], p.kernel[1]}, Pair{p.stride[0], p.stride[1]}, {p.begin[0], p.begin[1]},
                               include_pad}));
-  if (!is_static(x.shape())) c.fail("this pooling variant needs static spatial dims");
   return one(avg_pool_windows(x, p, include_pad));
 }
 

@@ -496,3 +496,45 @@ def test_reshape_to_a_computed_target_errors_name_the_shapes():
         prog(x=np.zeros((3, 6), np.float32))
     with pytest.raises(TypeError, match="target shape must be int64"):
         xg.reshape(x, xg.astype(xg.shape_of(x), np.float32))
+
+
+def test_a_pytorch_export_with_a_dynamic_batch_runs_at_any_batch_size(ort, tmp_path):
+    """torch.onnx.export with dynamic_axes writes the batch as Shape -> Gather -> Unsqueeze -> Concat chains."""
+    import warnings
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.pool = torch.nn.MaxPool2d(2, ceil_mode=True)
+            self.fc = torch.nn.Linear(4 * 4 * 4, 5)
+
+        def forward(self, x):
+            y = self.pool(torch.relu(self.conv(x)))
+            y = y.view(y.size(0), -1)
+            z = self.fc(y).unsqueeze(1).expand(x.size(0), 3, 5)
+            return z.reshape(x.size(0), -1), y.new_zeros(x.size(0), 2) + 1, x[:, :, 1:x.size(2) - 1].flatten(1).sum(1)
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    path = str(tmp_path / "net.onnx")
+    names = ["y", "ones", "inner"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.randn(2, 3, 7, 7), path, input_names=["x"], output_names=names, opset_version=13,
+                          dynamic_axes={n: {0: "N"} for n in ["x"] + names})
+    written = {n.op_type for n in onnx.load(path).graph.node}
+    assert {"Shape", "Gather", "Concat", "Reshape", "Expand", "ConstantOfShape"} <= written
+    model = xg.onnx.load(path)
+    assert [o.shape[0] for o in model.outputs] == [None, None, None]
+    rng = np.random.default_rng(6)
+    for n in (1, 4, 9):
+        X = rng.standard_normal((n, 3, 7, 7)).astype(np.float32)
+        with torch.no_grad():
+            want = [t.numpy() for t in net(torch.from_numpy(X))]
+        got = model(x=X)
+        for g, w, o in zip(got, want, ort.run(path, {"x": X})):
+            assert g.shape == w.shape == o.shape
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(g, o, rtol=1e-5, atol=1e-5)
