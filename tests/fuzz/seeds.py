@@ -37,7 +37,16 @@ def onnx_seeds(out):
     k = g.param("k", rng.standard_normal((2, 1, 3, 3)).astype(np.float32))
     z = xg.max_pool2d(xg.relu(xg.conv2d(img, k, padding=1)), 2)
     xg.onnx.export(xg.reshape(z, (-1, 18)), os.path.join(out, "xgrad-conv.onnx"))
-    return n + 2
+    # shapes computed from the batch: Shape, Slice, Concat, Reshape, Expand, Range
+    g = xg.Graph()
+    d = g.input("d", (None, 3, 4))
+    dims = xg.shape_of(d)
+    flat = xg.reshape(d, xg.concat([dims[:1], g.const(np.array([-1]), "rest")]))
+    count = xg.reshape(dims[:1], ())
+    rows = xg.astype(xg.arange(0, count, 1), np.float32)
+    spread = xg.expand(xg.reshape(rows, (-1, 1)), xg.shape_of(flat))
+    xg.onnx.export([flat + spread, xg.slice(d, dims[1:2], [100], axes=(0,))], os.path.join(out, "xgrad-shapes.onnx"))
+    return n + 3
 
 
 def npz_seeds(out):
