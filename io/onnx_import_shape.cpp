@@ -47,11 +47,10 @@ Shape reshape_dims(const Var& x, const ShapeEntries& target, bool copy_zeros) {
   std::int64_t in_rest = 1, out_rest = 1;
   for (std::size_t d = 0; d < in.size(); ++d)
     if (!cancelled[d]) {
-      if (in[d] == kDynamic) return out;
-      in_rest *= in[d];
+      if (in[d] == kDynamic || __builtin_mul_overflow(in_rest, in[d], &in_rest)) return out;
     }
   for (std::size_t i = 0; i < target.size(); ++i)
-    if (i != free && !copied[i]) out_rest *= out[i];
+    if (i != free && !copied[i] && __builtin_mul_overflow(out_rest, out[i], &out_rest)) return out;
   if (out_rest > 0 && in_rest % out_rest == 0) out[free] = in_rest / out_rest;
   return out;
 }
@@ -87,11 +86,13 @@ Imported import_size(ImportCtx& c) {
 Imported import_reshape(ImportCtx& c) {
   const Var x = c.in(0);
   const bool copy_zeros = !c.attr_int("allowzero", 0);
-  if (!c.is_constant(1)) return one(reshape(x, c.shape_input(1), copy_zeros, c.entries(1) ? reshape_dims(x, *c.entries(1), copy_zeros) : Shape{}));
+  if (!c.is_constant(1)) {
+    const ShapeEntries* known = c.entries(1);
+    return one(reshape(x, c.shape_input(1), copy_zeros, known ? reshape_dims(x, *known, copy_zeros) : Shape{}));
+  }
   Shape target = c.const_ints(1);
   if (copy_zeros) {
-    // A 0 copies the input's dim. A copied symbolic dim next to a -1 cancels
-    // out of the element count, so the -1 is resolved here.
+    // A 0 copies the input's dim; a copied symbolic dim is where the static reshape cannot count.
     std::vector<bool> copied(target.size(), false);
     for (std::size_t i = 0; i < target.size(); ++i) {
       if (target[i] != 0) continue;
@@ -105,20 +106,11 @@ Imported import_reshape(ImportCtx& c) {
       unknown += target[i] == -1;
       copied_symbolic = copied_symbolic || (copied[i] && target[i] == kDynamic);
     }
+    // A copied symbolic dim next to a -1: the target as a value, its dims resolved as far as x's allow.
     if (copied_symbolic && unknown > 1) {
-      std::int64_t in_rest = 1, out_rest = 1;
-      bool known = true;
-      for (std::size_t i = 0; i < x.shape().size(); ++i)
-        if (!(i < copied.size() && copied[i])) known = known && x.shape()[i] != kDynamic, in_rest *= x.shape()[i];
-      std::size_t free = target.size();
-      for (std::size_t i = 0; i < target.size(); ++i) {
-        if (copied[i]) continue;
-        if (target[i] == -1 && free == target.size()) free = i;
-        else out_rest *= target[i];
-      }
-      // The input's other dims are symbolic too: the plan resolves the target against the fed shape.
-      if (!known || free == target.size() || out_rest == 0 || in_rest % out_rest) return one(reshape(x, c.in(1), true));
-      target[free] = in_rest / out_rest;
+      ShapeEntries entries;
+      for (auto v : c.const_ints(1)) entries.push_back({v});
+      return one(reshape(x, c.in(1), true, reshape_dims(x, entries, true)));
     }
   }
   return one(reshape(x, target));
@@ -185,7 +177,9 @@ Imported import_tile(ImportCtx& c) {
     const ShapeEntry* e = known ? &(*known)[static_cast<std::size_t>(d)] : nullptr;
     const std::int64_t r = e && e->value ? *e->value : kDynamic, n = x.shape()[d];
     copies.insert(copies.end(), {r, n});
-    tiled.push_back(r == kDynamic || n == kDynamic ? kDynamic : r * n);
+    std::int64_t product = kDynamic;
+    if (r != kDynamic && n != kDynamic && __builtin_mul_overflow(r, n, &product)) c.fail("repeats overflow the size of input " + to_string(x.shape()));
+    tiled.push_back(product);
   }
   return one(reshape(expand(unsqueeze(x, odd), pairs, copies), merged, false, tiled));
 }

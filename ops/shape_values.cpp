@@ -110,7 +110,7 @@ TensorType infer_expand(const std::vector<TensorType>& in, const std::vector<con
   return {in[0].dtype, with_known_dims(broadcast_shapes(in[0].shape, entries), attrs)};
 }
 
-// A 0-D (or one-element) input's value as a double.
+// A 0-d input's value as a double.
 double scalar_value(const Tensor& t, const char* what) {
   if (t.numel() != 1) throw ValueError(std::string(what) + " must hold one value, has shape " + to_string(t.shape()));
   return t.to(Device::cpu).item();
@@ -118,8 +118,7 @@ double scalar_value(const Tensor& t, const char* what) {
 
 void check_scalars(const std::vector<TensorType>& in, const char* const* names) {
   for (std::size_t k = 0; k < in.size(); ++k)
-    if (!in[k].shape.empty() && in[k].shape != Shape{1})
-      throw ValueError(std::string(names[k]) + " must be a scalar, got shape " + to_string(in[k].shape));
+    if (!in[k].shape.empty()) throw ValueError(std::string(names[k]) + " must be a 0-d scalar, got shape " + to_string(in[k].shape));
 }
 
 // arange(start, limit, delta): ceil((limit - start) / delta) values (none when negative), ONNX Range.
