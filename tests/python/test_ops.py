@@ -254,6 +254,9 @@ def _all_table_cases():
     import pathlib
     cases = []
     for path in sorted(pathlib.Path(__file__).parent.glob("test_*.py")):
+        # only the table modules: the others may need what a GPU machine lacks (a browser, Jupyter)
+        if "\nCASES = [" not in path.read_text():
+            continue
         module = importlib.import_module(path.stem)
         cases += getattr(module, "CASES", [])
     return cases
