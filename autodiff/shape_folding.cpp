@@ -1,10 +1,15 @@
 #include "autodiff/shape_folding.h"
 
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/graph.h"
 
 namespace xgrad {
+
+namespace {
+constexpr std::size_t kMaxOps = 64;  // shape arithmetic is a handful of ops; a longer chain is not
+}  // namespace
 
 Tensor evaluate_now(const OpDef& op, const Attrs& attrs, const std::vector<const Tensor*>& values, const TensorType& out) {
   if (op.view() && (!op.alias_if() || op.alias_if()(values.data(), out.shape, attrs)))
@@ -17,7 +22,6 @@ Tensor evaluate_now(const OpDef& op, const Attrs& attrs, const std::vector<const
 }
 
 Tensor evaluate_if_constant(const Var& v) {
-  constexpr std::size_t kMaxOps = 64;  // shape arithmetic is a handful of ops; a longer chain is not
   std::unordered_map<const Node*, Tensor> known;
   std::vector<std::pair<Node*, bool>> stack{{v.node(), false}};  // (node, its inputs are known)
   std::size_t ops = 0;
@@ -54,8 +58,8 @@ Tensor evaluate_if_constant(const Var& v) {
 }
 
 bool known_before_run(const Var& v) {
-  constexpr std::size_t kMaxOps = 64;
   std::vector<const Node*> stack{v.node()};
+  std::unordered_set<const Node*> seen{v.node()};
   std::size_t ops = 0;
   while (!stack.empty()) {
     const Node* n = stack.back();
@@ -63,7 +67,8 @@ bool known_before_run(const Var& v) {
     if (n->kind() == NodeKind::constant) continue;
     if (n->kind() != NodeKind::op || ++ops > kMaxOps || !n->op()->deterministic()) return false;
     if (n->op()->is_shape_only()) continue;  // reads shapes, which the plan knows
-    for (const Node* in : n->inputs()) stack.push_back(in);
+    for (const Node* in : n->inputs())
+      if (seen.insert(in).second) stack.push_back(in);
   }
   return true;
 }
@@ -83,17 +88,12 @@ const Tensor* ShapeFolding::try_step(const OpDef& op, const Attrs& attrs, const 
     result = Tensor::empty(out_type.dtype, out_type.shape);
     kernel(layouts.data(), result, attrs);  // reads the layouts' shapes, never their data
   } else {
-    bool any_from_shapes = false;
-    for (std::size_t k = 0; k < inputs.size(); ++k) {
+    for (std::size_t k = 0; k < inputs.size(); ++k)
       if (!values[k]) return nullptr;
-      any_from_shapes = any_from_shapes || from_shapes_[static_cast<std::size_t>(inputs[k])];
-    }
-    if (!any_from_shapes) return nullptr;  // a constant expression the compiler left alone stays in the run
     result = evaluate_now(op, attrs, values, out_type);
     if (!result.defined()) return nullptr;
   }
   known_[static_cast<std::size_t>(out)] = result;
-  from_shapes_[static_cast<std::size_t>(out)] = true;
   return &known_[static_cast<std::size_t>(out)];
 }
 

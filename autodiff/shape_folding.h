@@ -31,11 +31,11 @@ class ShapeFolding {
   // Larger values are left to the run: folding is for shapes, not for precomputing tensors.
   static constexpr std::int64_t kMaxElements = 4096;
 
-  explicit ShapeFolding(std::size_t num_values) : known_(num_values), from_shapes_(num_values, false) {}
+  explicit ShapeFolding(std::size_t num_values) : known_(num_values) {}
   void know_constant(int value, const Tensor& held);
   const Tensor* value(int v) const { return known_[static_cast<std::size_t>(v)].defined() ? &known_[static_cast<std::size_t>(v)] : nullptr; }
   // Computes a step's output now when it is known before the run: a shape_only op, or a small deterministic
-  // step whose inputs are all known, one of them from shapes. Returns that value (a CPU tensor), or null.
+  // step whose inputs are all known. Returns that value (a CPU tensor), or null.
   // `layouts` are the inputs' planned tensors (shapes only); `values` their known values (null where unknown).
   const Tensor* try_step(const OpDef& op, const Attrs& attrs, const std::vector<int>& inputs, int out,
                          const std::vector<const Tensor*>& layouts, const std::vector<const Tensor*>& values,
@@ -43,7 +43,6 @@ class ShapeFolding {
 
  private:
   std::vector<Tensor> known_;
-  std::vector<bool> from_shapes_;
 };
 
 }  // namespace xgrad

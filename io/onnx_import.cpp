@@ -326,6 +326,7 @@ OnnxModel load_model(const std::string& bytes, const std::string& what, const On
         continue;  // an optional output we do not compute (e.g. Dropout's mask)
       }
       Var value = result.outputs[k];
+      entries.erase(n.output(k));  // a name defined again (an invalid model) keeps nothing of its earlier value
       // A shape value: what is known of its entries; all of them known, it is a constant from here on.
       if (standard && value->kind() != NodeKind::constant)
         if (std::optional<ShapeEntries> e = propagate_entries(n, ins, known, value, out.opset)) {

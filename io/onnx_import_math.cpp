@@ -205,8 +205,11 @@ Imported import_slice(ImportCtx& c) {
   if (starts.size() != ends.size() || axes.size() != starts.size() || steps.size() != starts.size())
     c.fail("starts, ends, axes and steps differ in length");
   Axes s(rank, 0), e(rank, kSliceEnd), st(rank, 1);
+  std::vector<bool> seen(static_cast<std::size_t>(rank), false);
   for (std::size_t i = 0; i < axes.size(); ++i) {
     const auto d = normalize_axis(axes[i], rank, "Slice");
+    if (seen[static_cast<std::size_t>(d)]) c.fail("axis " + std::to_string(d) + " is given twice in axes " + to_string(axes));
+    seen[static_cast<std::size_t>(d)] = true;
     st[d] = steps[i];
     s[d] = starts[i];
     e[d] = ends[i];  // ONNX clamps bounds as Python slices do

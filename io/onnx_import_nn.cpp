@@ -1,8 +1,6 @@
 // Importers for ONNX's indexing, convolution, pooling, normalization and
 // linear-algebra ops.
 #include <algorithm>
-#include <cmath>
-#include <limits>
 
 #include "io/onnx_import.h"
 #include "ops/conv.h"
@@ -125,8 +123,6 @@ Imported import_inverse(ImportCtx& c) { return one(inv(c.in(0))); }
 
 // The window attributes shared by Conv and the pools, with auto_pad resolved (which needs static spatial
 // dims). Pools whose window the 2-D kernels do not cover go to the engine's windows' fold (ops/conv.h).
-constexpr std::int64_t kMaxWindow = std::int64_t{1} << 31;  // so that window arithmetic stays far from int64's limit
-
 PoolWindow pool_spec(ImportCtx& c, const Var& x, const Shape& default_kernel = {}) {
   const std::int64_t s = rank_of(x) - 2;
   if (s < 1) c.fail("needs an (N, C, spatial...) input, got shape " + to_string(x.shape()));
@@ -138,15 +134,15 @@ PoolWindow pool_spec(ImportCtx& c, const Var& x, const Shape& default_kernel = {
       static_cast<std::int64_t>(p.dilation.size()) != s)
     c.fail("kernel_shape, strides and dilations need one value per spatial dim");
   for (std::int64_t d = 0; d < s; ++d)
-    if (p.kernel[d] < 1 || p.stride[d] < 1 || p.dilation[d] < 1 || p.kernel[d] > kMaxWindow || p.stride[d] > kMaxWindow ||
-        p.dilation[d] > kMaxWindow)
+    if (p.kernel[d] < 1 || p.stride[d] < 1 || p.dilation[d] < 1 || p.kernel[d] > kMaxWindowExtent || p.stride[d] > kMaxWindowExtent ||
+        p.dilation[d] > kMaxWindowExtent)
       c.fail("kernel_shape, strides and dilations must be between 1 and 2^31, got " + to_string(p.kernel) + ", " + to_string(p.stride) +
              ", " + to_string(p.dilation));
   const std::string auto_pad = c.attr_string("auto_pad", "NOTSET");
   Shape pads = c.attr_ints("pads", Shape(2 * s, 0));
   if (static_cast<std::int64_t>(pads.size()) != 2 * s) c.fail("pads need 2 values per spatial dim");
   for (auto v : pads)
-    if (v < 0 || v > kMaxWindow) c.fail("pads must be between 0 and 2^31, got " + to_string(pads));
+    if (v < 0 || v > kMaxWindowExtent) c.fail("pads must be between 0 and 2^31, got " + to_string(pads));
   for (std::int64_t d = 0; d < s; ++d) {
     const std::int64_t n = x.shape()[2 + d];
     const std::int64_t span = (p.kernel[d] - 1) * p.dilation[d] + 1;
@@ -170,12 +166,6 @@ PoolWindow pool_spec(ImportCtx& c, const Var& x, const Shape& default_kernel = {
     for (std::int64_t d = 0; d < s; ++d)
       if (x.shape()[2 + d] == kDynamic) c.fail("ceil_mode needs static spatial dims");
   return p;
-}
-
-Var pad_spatial(Var x, const Shape& begin, const Shape& end, double value) {
-  Axes pads{0, 0, 0, 0};
-  for (std::size_t d = 0; d < begin.size(); ++d) pads.push_back(begin[d]), pads.push_back(end[d]);
-  return pad(x, pads, value);
 }
 
 // The 2-D pooling kernels take symmetric padding of at most half the kernel, no dilation, no ceil_mode window.
@@ -249,10 +239,10 @@ Imported import_conv_transpose(ImportCtx& c) {
     c.fail("kernel_shape, strides, dilations, output_padding and output_shape need one value per spatial dim, pads two");
   for (std::size_t d = 0; d < s; ++d) {
     const std::int64_t in = x.shape()[2 + d];
-    if (kernel[d] < 1 || stride[d] < 1 || dilation[d] < 1 || kernel[d] > kMaxWindow || stride[d] > kMaxWindow ||
-        dilation[d] > kMaxWindow || extra[d] < 0 || extra[d] > kMaxWindow || in > kMaxWindow ||
-        pads[d] < 0 || pads[s + d] < 0 || pads[d] > kMaxWindow || pads[s + d] > kMaxWindow ||
-        (!output_shape.empty() && (output_shape[d] < 1 || output_shape[d] > kMaxWindow)))
+    if (kernel[d] < 1 || stride[d] < 1 || dilation[d] < 1 || kernel[d] > kMaxWindowExtent || stride[d] > kMaxWindowExtent ||
+        dilation[d] > kMaxWindowExtent || extra[d] < 0 || extra[d] > kMaxWindowExtent || in > kMaxWindowExtent ||
+        pads[d] < 0 || pads[s + d] < 0 || pads[d] > kMaxWindowExtent || pads[s + d] > kMaxWindowExtent ||
+        (!output_shape.empty() && (output_shape[d] < 1 || output_shape[d] > kMaxWindowExtent)))
       c.fail("kernel_shape, strides, dilations, pads, output_padding, output_shape and the input's spatial sizes must be "
              "within 2^31 (kernel, strides and dilations at least 1)");
   }
@@ -382,8 +372,6 @@ Imported import_instance_norm(ImportCtx& c) {
   return one(y * along_channels(c.in(1), rank) + along_channels(c.in(2), rank));
 }
 
-// x repeated along each axis (constant repeats): a broadcast along a new axis merged into the repeated one
-// for a static shape (the gradient sums the copies), copies joined by concat otherwise.
 }  // namespace
 
 void add_nn_importers(ImportTable& t) {

@@ -62,14 +62,23 @@ Shape expand_dims(const Var& x, const ShapeEntries& target) {
   return broadcast_shapes(x.shape(), t);
 }
 
+// The Shape node's [start, end) of x's dims.
+std::pair<std::int64_t, std::int64_t> shape_range(const onnx::NodeProto& n, std::int64_t rank) {
+  std::int64_t start = 0, end = rank;
+  for (const auto& a : n.attribute()) {
+    if (a.name() == "start") start = a.i();
+    if (a.name() == "end") end = a.i();
+  }
+  start = std::clamp(start < 0 ? start + rank : start, std::int64_t{0}, rank);
+  end = std::clamp(end < 0 ? end + rank : end, std::int64_t{0}, rank);
+  return {start, std::max(start, end)};
+}
+
 // Shape of a static tensor is a constant; of a symbolic one, shape_of (sliced by start / end).
 Imported import_shape(ImportCtx& c) {
   const Var x = c.in(0);
   const auto rank = rank_of(x);
-  std::int64_t start = c.attr_int("start", 0), end = c.attr_int("end", rank);
-  start = std::clamp(start < 0 ? start + rank : start, std::int64_t{0}, rank);
-  end = std::clamp(end < 0 ? end + rank : end, std::int64_t{0}, rank);
-  end = std::max(start, end);
+  const auto [start, end] = shape_range(c.node, rank);
   const Shape s(x.shape().begin() + start, x.shape().begin() + end);
   if (is_static(s)) return one(c.g.constant(int_tensor(s)));
   const Var all = shape_of(x);
@@ -172,10 +181,13 @@ Imported import_tile(ImportCtx& c) {
   const Var pairs = reshape(concat({unsqueeze(repeats, {1}), unsqueeze(dims, {1})}, 1), Shape{2 * rank});
   const Var merged = astype(astype(repeats, DType::float64) * astype(dims, DType::float64), DType::int64);
   Shape copies, tiled;  // the two targets' dims, as far as they are known
-  const ShapeEntries* known = c.entries(1);
+  Shape known(static_cast<std::size_t>(rank), kDynamic);  // the repeats known now
+  if (c.is_constant(1)) known = c.const_ints(1);
+  else if (const ShapeEntries* e = c.entries(1))
+    for (std::size_t d = 0; d < e->size(); ++d) known[d] = (*e)[d].value.value_or(kDynamic);
   for (std::int64_t d = 0; d < rank; ++d) {
-    const ShapeEntry* e = known ? &(*known)[static_cast<std::size_t>(d)] : nullptr;
-    const std::int64_t r = e && e->value ? *e->value : kDynamic, n = x.shape()[d];
+    const std::int64_t r = known[static_cast<std::size_t>(d)], n = x.shape()[d];
+    if (r < kDynamic) c.fail("repeats must be non-negative, got " + std::to_string(r));
     copies.insert(copies.end(), {r, n});
     std::int64_t product = kDynamic;
     if (r != kDynamic && n != kDynamic && __builtin_mul_overflow(r, n, &product)) c.fail("repeats overflow the size of input " + to_string(x.shape()));
@@ -220,17 +232,6 @@ ShapeEntry combine(const std::string& op, const ShapeEntry& x, const ShapeEntry&
   return ok ? ShapeEntry{r} : ShapeEntry{};
 }
 
-// The Shape node's [start, end) of x's dims.
-std::pair<std::int64_t, std::int64_t> shape_range(const onnx::NodeProto& n, std::int64_t rank) {
-  std::int64_t start = 0, end = rank;
-  for (const auto& a : n.attribute()) {
-    if (a.name() == "start") start = a.i();
-    if (a.name() == "end") end = a.i();
-  }
-  start = std::clamp(start < 0 ? start + rank : start, std::int64_t{0}, rank);
-  end = std::clamp(end < 0 ? end + rank : end, std::int64_t{0}, rank);
-  return {start, std::max(start, end)};
-}
 
 }  // namespace
 
@@ -253,8 +254,11 @@ std::optional<ShapeEntries> propagate_entries(const onnx::NodeProto& n, const st
       s.push_back(dim == kDynamic ? ShapeEntry{std::nullopt, x.node(), d} : ShapeEntry{dim});
     }
     result = s;
-  } else if (op == "Identity" || op == "Cast" || op == "Unsqueeze" || op == "Squeeze" || op == "Reshape") {
+  } else if (op == "Identity" || op == "Unsqueeze" || op == "Squeeze" || op == "Reshape") {
     result = entries(0);
+  } else if (op == "Cast") {  // to int64 the entries stay what they are; narrower types may wrap them
+    for (const auto& a : n.attribute())
+      if (a.name() == "to" && a.i() == onnx::TensorProto::INT64) result = entries(0);
   } else if (op == "Concat") {
     ShapeEntries all;
     for (std::size_t k = 0; k < ins.size(); ++k) {
@@ -287,7 +291,7 @@ std::optional<ShapeEntries> propagate_entries(const onnx::NodeProto& n, const st
   } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Max" || op == "Min") {
     if (ins.size() != 2) return {};
     const Known a = entries(0), b = entries(1);
-    if (!a || !b || (a->size() != b->size() && a->size() != 1 && b->size() != 1)) return {};
+    if (!a || !b || a->empty() || b->empty() || (a->size() != b->size() && a->size() != 1 && b->size() != 1)) return {};
     ShapeEntries r(std::max(a->size(), b->size()));
     for (std::size_t i = 0; i < r.size(); ++i) r[i] = combine(op, (*a)[a->size() == 1 ? 0 : i], (*b)[b->size() == 1 ? 0 : i]);
     result = r;

@@ -41,7 +41,8 @@ struct Pool2dParams {
   bool ceil_mode = false;  // the last partial window counts (it must start inside the input or its padding)
 };
 
-// With dilation or ceil_mode, the windows' fold below (no pooling kernel).
+// With dilation, or a ceil_mode that adds a window, the windows' fold below (no pooling kernel); there a tie
+// for a window's maximum shares the gradient evenly (maximum's rule) instead of sending it to the first.
 Var max_pool2d(Var x, const Pool2dParams& p);
 Var avg_pool2d(Var x, const Pool2dParams& p);
 
@@ -53,6 +54,12 @@ struct PoolWindow {
   Shape kernel, stride, dilation, begin, end;
   bool ceil_mode = false;
 };
+// Kernel, stride, dilation and padding stay below this, so window arithmetic stays far from int64's limit.
+inline constexpr std::int64_t kMaxWindowExtent = std::int64_t{1} << 31;
+// A window's fold builds one slice per kernel offset: at most this many.
+inline constexpr std::int64_t kMaxWindowOffsets = std::int64_t{1} << 16;
+// x (N, C, spatial...) padded by `value` before (begin) and after (end) each spatial dim.
+Var pad_spatial(Var x, const Shape& begin, const Shape& end, double value);
 Var max_pool_windows(Var x, const PoolWindow& w);
 // The divisor counts padding when count_include_pad, never ceil_mode's extra positions (PyTorch's rule).
 Var avg_pool_windows(Var x, const PoolWindow& w, bool count_include_pad);

@@ -102,14 +102,16 @@ Pool2dParams row(const Pool1dParams& p) {
   return {{1, p.kernel}, Pair{1, p.stride.value_or(p.kernel)}, {0, p.padding}, p.count_include_pad, {1, p.dilation}, p.ceil_mode};
 }
 
-// Dilation or ceil_mode in 3-D: the windows' fold over all three dims.
-bool windows_3d(const Pool3dParams& p) { return p.ceil_mode || p.dilation != Triple{1, 1, 1}; }
-
 PoolWindow window_of(const Pool3dParams& p) {
   const Triple stride = p.stride.value_or(p.kernel);
   const Shape pads(p.padding.begin(), p.padding.end());
   return {Shape(p.kernel.begin(), p.kernel.end()), Shape(stride.begin(), stride.end()), Shape(p.dilation.begin(), p.dilation.end()),
           pads, pads, p.ceil_mode};
+}
+
+// Dilation, or a ceil_mode that adds a window, in 3-D: the windows' fold over all three dims.
+bool windows_3d(Var x, const Pool3dParams& p) {
+  return p.dilation != Triple{1, 1, 1} || (p.ceil_mode && ceil_mode_extra(x, window_of(p)) != Shape(3, 0));
 }
 
 void check_pool(const char* op, Var x, std::size_t spatial, const std::int64_t* kernel, const std::int64_t* stride,
@@ -186,7 +188,7 @@ Var max_pool3d(Var x, const Pool3dParams& p) {
   const Triple stride = p.stride.value_or(p.kernel);
   check_pool("max_pool3d", x, 3, p.kernel.data(), stride.data(), p.padding.data());
   check_static_3d("max_pool3d", x);
-  if (windows_3d(p)) return max_pool_windows(x, window_of(p));
+  if (windows_3d(x, p)) return max_pool_windows(x, window_of(p));
   check_taps("max_pool3d", p.kernel[0]);
   const std::int64_t out_depth = windows("max_pool3d", x.shape()[2], p.kernel[0], stride[0], p.padding[0], x);
   const Var planes = pad_axis(pool_planes(x, p, true), 2, p.padding[0], p.padding[0], -INFINITY);
@@ -204,7 +206,7 @@ Var avg_pool3d(Var x, const Pool3dParams& p) {
   const Triple stride = p.stride.value_or(p.kernel);
   check_pool("avg_pool3d", x, 3, p.kernel.data(), stride.data(), p.padding.data());
   check_static_3d("avg_pool3d", x);
-  if (windows_3d(p)) return avg_pool_windows(x, window_of(p), p.count_include_pad);
+  if (windows_3d(x, p)) return avg_pool_windows(x, window_of(p), p.count_include_pad);
   check_taps("avg_pool3d", p.kernel[0]);
   const std::int64_t depth = x.shape()[2], pd = p.padding[0];
   const std::int64_t out_depth = windows("avg_pool3d", depth, p.kernel[0], stride[0], pd, x);

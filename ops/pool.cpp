@@ -324,7 +324,14 @@ const OpDef& avg_pool2d_grad_op = register_op(
 
 namespace {
 
-// Dilation and ceil_mode go to the windows' fold, after the checks the kernels' own ops make.
+PoolWindow window_of(const Pool2dParams& p) {
+  const Pair stride = p.stride.value_or(p.kernel);
+  return {{p.kernel[0], p.kernel[1]}, {stride[0], stride[1]}, {p.dilation[0], p.dilation[1]},
+          {p.padding[0], p.padding[1]}, {p.padding[0], p.padding[1]}, p.ceil_mode};
+}
+
+// Dilation, and a ceil_mode that adds a window, go to the windows' fold, after the checks the kernels' own ops
+// make. (A ceil_mode that adds none is the kernel's pooling, with its gradient to the first maximum.)
 bool needs_windows(const char* op, const Var& x, const Pool2dParams& p) {
   if (p.dilation == Pair{1, 1} && !p.ceil_mode) return false;
   try {
@@ -333,13 +340,8 @@ bool needs_windows(const char* op, const Var& x, const Pool2dParams& p) {
   } catch (const ValueError& e) {
     throw ValueError(std::string(op) + ": " + e.what());
   }
-  return true;
-}
-
-PoolWindow window_of(const Pool2dParams& p) {
-  const Pair stride = p.stride.value_or(p.kernel);
-  return {{p.kernel[0], p.kernel[1]}, {stride[0], stride[1]}, {p.dilation[0], p.dilation[1]},
-          {p.padding[0], p.padding[1]}, {p.padding[0], p.padding[1]}, p.ceil_mode};
+  const bool spatial_static = x.shape()[2] != kDynamic && x.shape()[3] != kDynamic;  // (N, C, H, W): checked above
+  return p.dilation != Pair{1, 1} || !spatial_static || ceil_mode_extra(x, window_of(p)) != Shape{0, 0};
 }
 
 }  // namespace

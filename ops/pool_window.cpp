@@ -11,18 +11,6 @@ namespace xgrad {
 
 namespace {
 
-constexpr std::int64_t kMaxWindow = std::int64_t{1} << 31;  // so that window arithmetic stays far from int64's limit
-
-Var pad_spatial(Var x, const Shape& begin, const Shape& end, double value) {
-  std::vector<std::int64_t> pads{0, 0, 0, 0};
-  bool any = false;
-  for (std::size_t d = 0; d < begin.size(); ++d) {
-    pads.push_back(begin[d]), pads.push_back(end[d]);
-    any = any || begin[d] || end[d];
-  }
-  return any ? pad(x, pads, value) : x;
-}
-
 // The maximum (or sum) over each window of an already padded x.
 Var fold_windows(const char* op, const Var& padded, const PoolWindow& w, bool take_max) {
   const std::size_t s = w.kernel.size();
@@ -60,11 +48,18 @@ void check_window(const char* op, const Var& x, const PoolWindow& w) {
                      to_string(x.shape()));
   if (w.stride.size() != s || w.dilation.size() != s || w.begin.size() != s || w.end.size() != s)
     throw ValueError(std::string(op) + ": kernel, stride, dilation and padding need one value per spatial dim");
+  if (!is_floating(x.dtype()))
+    throw TypeError(std::string(op) + ": expects a float32 or float64 input, got " + dtype_name(x.dtype()));
+  std::int64_t offsets = 1;
   for (std::size_t d = 0; d < s; ++d) {
-    if (w.kernel[d] < 1 || w.stride[d] < 1 || w.dilation[d] < 1 || w.kernel[d] > kMaxWindow || w.stride[d] > kMaxWindow ||
-        w.dilation[d] > kMaxWindow || w.begin[d] < 0 || w.end[d] < 0 || w.begin[d] > kMaxWindow || w.end[d] > kMaxWindow)
+    if (w.kernel[d] < 1 || w.stride[d] < 1 || w.dilation[d] < 1 || w.kernel[d] > kMaxWindowExtent || w.stride[d] > kMaxWindowExtent ||
+        w.dilation[d] > kMaxWindowExtent || w.begin[d] < 0 || w.end[d] < 0 || w.begin[d] > kMaxWindowExtent || w.end[d] > kMaxWindowExtent)
       throw ValueError(std::string(op) + ": kernel, stride and dilation must be between 1 and 2^31, padding between 0 and 2^31, got kernel " +
                        to_string(w.kernel) + ", stride " + to_string(w.stride) + ", dilation " + to_string(w.dilation));
+    offsets *= w.kernel[d];
+    if (offsets > kMaxWindowOffsets)
+      throw ValueError(std::string(op) + ": with dilation, ceil_mode or uneven padding, windows of up to " +
+                       std::to_string(kMaxWindowOffsets) + " positions are supported, got kernel " + to_string(w.kernel));
     if (x.shape()[2 + d] == kDynamic)
       throw ValueError(std::string(op) + ": pooling with dilation, ceil_mode or uneven padding needs static spatial dims, got " +
                        to_string(x.shape()));
@@ -73,14 +68,25 @@ void check_window(const char* op, const Var& x, const PoolWindow& w) {
 
 }  // namespace
 
+Var pad_spatial(Var x, const Shape& begin, const Shape& end, double value) {
+  std::vector<std::int64_t> pads{0, 0, 0, 0};
+  bool any = false;
+  for (std::size_t d = 0; d < begin.size(); ++d) {
+    pads.push_back(begin[d]), pads.push_back(end[d]);
+    any = any || begin[d] || end[d];
+  }
+  return any ? pad(x, pads, value) : x;
+}
+
 // ceil_mode: the last partial window counts when it starts inside the input or its start padding (PyTorch's
 // rule); it is made explicit as end padding that no window's count includes.
 Shape ceil_mode_extra(const Var& x, const PoolWindow& w) {
   const std::size_t s = w.kernel.size();
   Shape extra(s, 0);
-  if (!w.ceil_mode) return extra;
+  if (!w.ceil_mode || x.shape().size() != s + 2) return extra;
   for (std::size_t d = 0; d < s; ++d) {
     const std::int64_t n = x.shape()[2 + d];
+    if (n == kDynamic || d >= w.stride.size() || w.stride[d] < 1 || d >= w.begin.size() || d >= w.end.size()) return Shape(s, 0);
     const std::int64_t span = n + w.begin[d] + w.end[d] - ((w.kernel[d] - 1) * w.dilation[d] + 1);
     if (span < 0) continue;  // the window does not fit; fold_windows says so
     std::int64_t out = (span + w.stride[d] - 1) / w.stride[d] + 1;
@@ -104,11 +110,35 @@ Var avg_pool_windows(Var x, const PoolWindow& w, bool count_include_pad) {
   check_window("avg_pool", x, w);
   const Shape extra = ceil_mode_extra(x, w), none(extra.size(), 0);
   const Var sums = fold_windows("avg_pool", pad_spatial(pad_spatial(x, w.begin, w.end, 0.0), none, extra, 0.0), w, false);
+  // The count is separable: per spatial dim, how many of each window's positions count; their product.
+  const std::size_t s = w.kernel.size();
+  std::vector<std::vector<double>> per_dim(s);
   Shape plane{1, 1};
-  plane.insert(plane.end(), x.shape().begin() + 2, x.shape().end());
-  const Var ones = x.graph().constant(Tensor::full(x.dtype(), plane, 1.0));
-  const Var counted = pad_spatial(pad_spatial(ones, w.begin, w.end, count_include_pad ? 1.0 : 0.0), none, extra, 0.0);
-  return sums / fold_windows("avg_pool", counted, w, false);
+  for (std::size_t d = 0; d < s; ++d) {
+    const std::int64_t n = x.shape()[2 + d], out = sums.shape()[2 + d];
+    const std::int64_t lo = count_include_pad ? 0 : w.begin[d], hi = w.begin[d] + n + (count_include_pad ? w.end[d] : 0);
+    for (std::int64_t o = 0; o < out; ++o) {
+      std::int64_t count = 0;
+      for (std::int64_t k = 0; k < w.kernel[d]; ++k) {
+        const std::int64_t at = o * w.stride[d] + k * w.dilation[d];
+        count += at >= lo && at < hi;
+      }
+      per_dim[d].push_back(static_cast<double>(count));
+    }
+    plane.push_back(out);
+  }
+  Tensor inverse = Tensor::empty(DType::float64, plane);
+  auto* v = static_cast<double*>(inverse.raw_data());
+  for (std::int64_t i = 0; i < inverse.numel(); ++i) {
+    double count = 1;
+    for (std::size_t d = s, rest = static_cast<std::size_t>(i); d-- > 0;) {
+      const std::size_t extent = per_dim[d].size();
+      count *= per_dim[d][rest % extent];
+      rest /= extent;
+    }
+    v[i] = count > 0 ? 1.0 / count : 0.0;  // a window of padding alone (count_include_pad off) averages to 0
+  }
+  return sums * x.graph().constant(inverse.astype(x.dtype()));
 }
 
 }  // namespace xgrad

@@ -39,6 +39,7 @@ Shape with_known_dims(Shape out, const Attrs& attrs) {
   if (dims.size() != out.size())
     throw ValueError("the output has " + std::to_string(out.size()) + " dims, but the graph was built for " + to_string(dims));
   for (std::size_t i = 0; i < out.size(); ++i) {
+    if (dims[i] < kDynamic) throw ValueError("invalid dim " + std::to_string(dims[i]) + " in the shape " + to_string(dims));
     if (dims[i] == kDynamic) continue;
     if (out[i] != kDynamic && out[i] != dims[i])
       throw ValueError("the output shape " + to_string(out) + " contradicts the shape " + to_string(dims) + " the graph was built with");
@@ -250,10 +251,11 @@ Var slice(Var x, Var starts, Var stops, const Axes& axes, const Axes& steps) {
                      " must be 1-D with one entry per axis " + to_string(axes));
   if (steps.size() != axes.size()) throw ValueError("slice: " + std::to_string(steps.size()) + " steps for " + std::to_string(axes.size()) + " axes");
   const auto rank = static_cast<std::int64_t>(x.shape().size());
+  const Axes normalized = normalize_axes(axes, rank, "slice");  // a repeated axis is an error there
   const Var dims = shape_of(x);
   auto entry = [](Var v, std::int64_t i) { return known_now(reshape(slice(v, {i}, {i + 1}, {1}), Shape{})); };
   for (std::size_t i = 0; i < axes.size(); ++i) {
-    const std::int64_t axis = normalize_axis(axes[i], rank, "slice");
+    const std::int64_t axis = normalized[i];
     const auto k = static_cast<std::int64_t>(i);
     Var picked = x.graph().apply(slice_indices_op, {entry(dims, axis), entry(astype(starts, DType::int64), k), entry(astype(stops, DType::int64), k)},
                                  {{"step", steps[i]}});

@@ -144,3 +144,8 @@ def test_pool_dilation_and_ceil_mode_errors_name_the_op():
         xg.max_pool2d(g.input("z", (1, 1, 6, 6)), 2, dilation=0)
     with pytest.raises(ValueError, match=r"the window \(7\) is larger than the padded input"):
         xg.max_pool1d(g.input("w", (1, 1, 5)), 3, dilation=3)
+    with pytest.raises(TypeError, match="expects a float32 or float64 input, got int64"):
+        xg.max_pool2d(g.input("i", (1, 1, 5, 5), dtype=np.int64), 2, dilation=2)
+    x = g.input("s", (None, 4))
+    with pytest.raises(ValueError, match="slice: axis -1 is repeated"):
+        xg.slice(x, [0, 0], [3, 3], axes=(1, -1))

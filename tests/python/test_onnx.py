@@ -538,3 +538,42 @@ def test_a_pytorch_export_with_a_dynamic_batch_runs_at_any_batch_size(ort, tmp_p
             assert g.shape == w.shape == o.shape
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
             np.testing.assert_allclose(g, o, rtol=1e-5, atol=1e-5)
+
+
+def test_shape_value_edge_cases_import_faithfully(ort, tmp_path):
+    """Casts that change shape values, empty operands, constant repeats of a symbolic input, duplicate axes."""
+    from onnx import helper, numpy_helper, TensorProto
+    i64 = lambda name, v: numpy_helper.from_array(np.array(v, np.int64), name)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Cast", ["s"], ["nonzero"], to=TensorProto.BOOL),  # (N, 3, 4) -> (True, True, True)
+        helper.make_node("Cast", ["nonzero"], ["ones"], to=TensorProto.INT64),
+        helper.make_node("Slice", ["ones", "one1", "three1"], ["tail_ones"]),
+        helper.make_node("Slice", ["s", "zero1", "one1"], ["batch1"]),
+        helper.make_node("Add", ["batch1", "empty"], ["nothing"]),
+        helper.make_node("Tile", ["x", "reps"], ["tiled"]),
+    ]
+    inits = [i64("zero1", [0]), i64("one1", [1]), i64("three1", [3]), i64("empty", np.zeros(0, np.int64)), i64("reps", [1, 2, 1])]
+    outs = [helper.make_tensor_value_info("tail_ones", TensorProto.INT64, [2]),
+            helper.make_tensor_value_info("nothing", TensorProto.INT64, [0]),
+            helper.make_tensor_value_info("tiled", TensorProto.FLOAT, ["N", 6, 4])]
+    graph = helper.make_graph(nodes, "edges", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4])], outs, inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m)
+    path = _saved(m, tmp_path / "edges.onnx")
+    model = xg.onnx.load(path)
+    assert tuple(model.outputs[2].shape) == (None, 6, 4)  # constant repeats keep the static dims
+    X = np.random.default_rng(7).standard_normal((2, 3, 4)).astype(np.float32)
+    got = model(x=X)
+    np.testing.assert_array_equal(got[0], [1, 1])
+    assert got[1].shape == (0,)
+    np.testing.assert_array_equal(got[2], np.tile(X, (1, 2, 1)))
+    for g, w in zip(got, ort.run(path, {"x": X})):
+        np.testing.assert_array_equal(g, w)
+    dup = helper.make_model(helper.make_graph(
+        [helper.make_node("Slice", ["x", "zero2", "one2", "axes"], ["y"])], "dup",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [i64("zero2", [0, 0]), i64("one2", [1, 1]), i64("axes", [1, 1])]), opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ValueError, match="axis 1 is given twice"):
+        xg.onnx.load_bytes(dup.SerializeToString())
